@@ -1,0 +1,22 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_delete
+
+
+class PersistenceSyncConfig(AppConfig):
+    name = "persistence_sync"
+    verbose_name = "Persistence sync"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.apps import apps
+
+        from persistence_sync import checks  # noqa: F401  (registers the checks)
+        from persistence_sync.models import SyncableModel, record_deletion
+
+        # Tombstones for every syncable model, registered or not, so that a
+        # model registered later has a complete deletion history.
+        for model in apps.get_models():
+            if issubclass(model, SyncableModel):
+                post_delete.connect(
+                    record_deletion, sender=model, dispatch_uid=f"persistence_sync:{model._meta.label}"
+                )

@@ -1,0 +1,116 @@
+"""The server clock: how every change gets its ``_lastChange`` and why no pull misses one.
+
+The protocol's hard rule: a pull answers ``{"now": N, "updates": [...]}`` and
+the client asks ``since=N`` next time, so any write that is not in the answer
+must later carry a ``_lastChange`` greater than ``N``. A server that reads the
+wall clock breaks it: a push that took its timestamp before the pull but
+commits after the pull's query is invisible to the pull and below its ``now``,
+so it is lost for ever.
+
+The design, one counter per model (the ``persistence_sync.Clock`` table):
+
+1. A writer (a push, a ``save()``, ``QuerySet.update()``, ``bulk_create()``,
+   a delete) first *ticks* the model's counter inside its transaction::
+
+       UPDATE clock SET value = GREATEST(value + 1, <wall-clock ms>) WHERE model = ...
+
+   and stamps everything it writes with the new value. The UPDATE takes the
+   counter row's write lock, held until the transaction ends. So writers of
+   one model run one after another and commit in the order of their stamps,
+   and no two of them ever get the same stamp (every push gets a fresh one).
+   Writers of different models use different rows and never wait for each
+   other. Ticking comes first so that, on MySQL/MariaDB's REPEATABLE READ,
+   the writer's snapshot is taken after the previous writer committed.
+
+2. A reader reads the counter's *committed* value ``C`` and then, in the same
+   database snapshot, the rows stamped in ``(since, C]``, and answers
+   ``now = C``. Because stamps are taken under the lock and commit in order,
+   a committed counter at ``C`` means every writer stamped ``<= C`` has
+   committed, so the snapshot holds all of them; every writer still running
+   holds a stamp ``> C`` and will be in the next pull. Readers take no lock
+   and never wait for writers.
+
+This holds across threads, processes and hosts, on PostgreSQL (READ
+COMMITTED, the default, for writers), MySQL/MariaDB (InnoDB) and SQLite
+(whose writers are serialised anyway). Stamps follow the wall clock in
+milliseconds when it is ahead and never go backwards when it is not.
+"""
+
+import time
+from contextlib import contextmanager
+
+from django.db import connections, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
+
+
+def wall_ms():
+    return time.time_ns() // 1_000_000
+
+
+def clock_key(model):
+    """The counter a model's writes share (proxies share their concrete model's)."""
+    return model._meta.concrete_model._meta.label_lower
+
+
+def tick(model, using):
+    """Advance ``model``'s counter and return the new stamp.
+
+    Must run inside ``transaction.atomic(using=using)``: the counter's row lock
+    is what orders writers, and it is only held until that transaction ends.
+    """
+    from persistence_sync.models import Clock
+
+    if not connections[using].in_atomic_block:
+        raise RuntimeError(
+            "persistence_sync.clock.tick() must run inside transaction.atomic(): "
+            "the clock's row lock must be held until the stamped rows commit."
+        )
+    key = clock_key(model)
+    counter = Clock.objects.using(using).filter(model=key)
+    advance = {"value": Greatest(F("value") + 1, Value(wall_ms()))}
+    if not counter.update(**advance):
+        # First write ever for this model: create the row (a concurrent
+        # creator makes this a no-op) and take its lock as usual.
+        Clock.objects.using(using).bulk_create([Clock(model=key, value=0)], ignore_conflicts=True)
+        counter.update(**advance)
+    return counter.values_list("value", flat=True).get()
+
+
+def committed_now(model, using):
+    """The counter's committed value: every stamp up to it has committed."""
+    from persistence_sync.models import Clock
+
+    value = (
+        Clock.objects.using(using)
+        .filter(model=clock_key(model))
+        .values_list("value", flat=True)
+        .first()
+    )
+    return value or 0
+
+
+@contextmanager
+def read_snapshot(using):
+    """A read-only transaction whose queries all see one database snapshot.
+
+    The clock value and the rows read with it must come from the same
+    snapshot, or a row re-stamped in between would drop out of both this pull
+    and the next one's window (it is still delivered later, but a pull would
+    no longer hold every write stamped inside its window).
+    """
+    connection = connections[using]
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=using):
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # Must be the transaction's first statement. Read-only
+                # REPEATABLE READ transactions never fail to serialise.
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            elif connection.vendor == "mysql":
+                # Applies to the transaction the next statement starts, in
+                # case the project configured READ COMMITTED for MySQL.
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield

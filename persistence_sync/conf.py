@@ -1,0 +1,85 @@
+"""Settings of persistence_sync, read from the ``PERSISTENCE_SYNC`` dict.
+
+Every key and its default is listed in :data:`DEFAULTS`; settings are read
+lazily (never at import time) and re-read when a test overrides them::
+
+    PERSISTENCE_SYNC = {
+        "MAX_BODY_SIZE": 64 * 1024 * 1024,
+    }
+"""
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+DEFAULTS = {
+    # Largest push body accepted, in bytes; a larger one gets 413. The classic
+    # client sends all its local changes in one POST, so this is generous:
+    # 100,000 small objects fit easily.
+    "MAX_BODY_SIZE": 32 * 1024 * 1024,
+    # Rows per SQL statement when a push or pull touches many objects.
+    "BATCH_SIZE": 2000,
+    # How often a push is retried after a transient database error (deadlock,
+    # serialization failure, lock wait timeout, "database is locked").
+    "TRANSIENT_RETRIES": 8,
+    # --- the sync client (manage.py syncall) ---
+    # Base URL of the remote server, e.g. "https://central.example.com/sync/".
+    "SERVER_URL": None,
+    # Extra HTTP headers for every request, e.g. {"Authorization": "Token ..."}.
+    "HEADERS": {},
+    # Name of an environment variable holding a bearer token for the remote.
+    "TOKEN_ENV": "PERSISTENCE_SYNC_TOKEN",
+    # Remote endpoint per model label when it differs from the registered URI:
+    # {"todo.task": "https://other.example.com/taskUpdates"}.
+    "ENDPOINTS": {},
+    # Conflict handler: "prefer-local", "prefer-remote" or a dotted path.
+    "CONFLICT_HANDLER": "prefer-remote",
+    # Seconds before an HTTP request to the remote gives up.
+    "TIMEOUT": 30,
+    # Attempts for transient HTTP failures (connection errors, 5xx).
+    "RETRIES": 3,
+}
+
+# Keys whose value is a dotted path to import (callables).
+IMPORT_STRINGS = ()
+
+
+class Settings:
+    """Attribute access to the merged PERSISTENCE_SYNC settings."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def __getattr__(self, name):
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid persistence_sync setting: {name!r}")
+        if name not in self._cache:
+            user = getattr(django_settings, "PERSISTENCE_SYNC", {}) or {}
+            value = user.get(name, DEFAULTS[name])
+            if name in IMPORT_STRINGS and isinstance(value, str):
+                value = import_setting(value, name)
+            self._cache[name] = value
+        return self._cache[name]
+
+    def reload(self):
+        self._cache.clear()
+
+
+def import_setting(path, setting_name):
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImportError(
+            f"Could not import {path!r} for PERSISTENCE_SYNC[{setting_name!r}]: {exc}"
+        ) from exc
+
+
+sync_settings = Settings()
+
+
+def _reload(*, setting, **kwargs):
+    if setting == "PERSISTENCE_SYNC":
+        sync_settings.reload()
+
+
+setting_changed.connect(_reload)

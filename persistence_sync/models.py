@@ -1,0 +1,208 @@
+"""SyncableModel, the mixin that makes a model syncable, and the app's own tables.
+
+Every write path stamps the object through the server clock
+(:mod:`persistence_sync.clock`), so a write done by the site's own code
+reaches clients exactly like a push does:
+
+* ``save()`` (also with ``update_fields``), hence the admin and ``create()``;
+* ``QuerySet.update()``, ``bulk_create()`` and ``bulk_update()``;
+* ``delete()`` and ``QuerySet.delete()`` leave a :class:`Tombstone` that later
+  pulls return as ``{"id": ..., "_removed": true}``.
+
+What cannot be intercepted: raw SQL, and the ``on_delete=SET_NULL`` /
+``SET_DEFAULT`` updates Django's deletion collector makes without signals.
+"""
+
+import contextvars
+import uuid
+
+from django.db import models, router, transaction
+
+from persistence_sync import clock
+
+
+def new_id():
+    """A fresh id in persistence.js's format: 32 upper-case hex digits."""
+    return uuid.uuid4().hex.upper()
+
+
+# (model label, pk) of objects whose tombstone a bulk delete already wrote, so
+# the post_delete receiver does not write it again, one query per object.
+_tombstoned = contextvars.ContextVar("persistence_sync_tombstoned", default=frozenset())
+
+
+def bulk_create_at(queryset, objs, stamp, **kwargs):
+    """``bulk_create`` with every object stamped ``stamp`` (already ticked)."""
+    for obj in objs:
+        obj.last_change = stamp
+    if kwargs.get("update_fields"):
+        kwargs["update_fields"] = [*kwargs["update_fields"], "last_change"]
+    Tombstone.forget(queryset.model, [obj.pk for obj in objs], queryset.db)
+    return models.QuerySet.bulk_create(queryset, objs, **kwargs)
+
+
+def delete_at(queryset, stamp):
+    """Delete ``queryset``'s objects, leaving tombstones stamped ``stamp``."""
+    model = queryset.model
+    pks = list(queryset.values_list("pk", flat=True))
+    if not pks:
+        return 0, {}
+    Tombstone.record(model, pks, stamp, queryset.db)
+    label = model._meta.label_lower
+    token = _tombstoned.set(_tombstoned.get() | {(label, pk) for pk in pks})
+    try:
+        # Delete by pk so that a filter on related rows cannot change the set
+        # between the listing above and the delete.
+        return models.QuerySet.delete(
+            models.QuerySet(model, using=queryset.db).filter(pk__in=pks)
+        )
+    finally:
+        _tombstoned.reset(token)
+
+
+class SyncableQuerySet(models.QuerySet):
+    """A QuerySet whose bulk write paths stamp ``_lastChange`` and leave tombstones."""
+
+    def update(self, **kwargs):
+        with transaction.atomic(using=self.db, savepoint=False):
+            kwargs["last_change"] = clock.tick(self.model, self.db)
+            return super().update(**kwargs)
+
+    update.alters_data = True
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        if not objs:
+            return objs
+        if args:  # batch_size, ignore_conflicts, ... given positionally
+            names = ["batch_size", "ignore_conflicts", "update_conflicts", "update_fields"]
+            kwargs.update(zip(names, args))
+        with transaction.atomic(using=self.db, savepoint=False):
+            return bulk_create_at(self, objs, clock.tick(self.model, self.db), **kwargs)
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        objs = list(objs)
+        if not objs:
+            return 0
+        with transaction.atomic(using=self.db, savepoint=False):
+            stamp = clock.tick(self.model, self.db)
+            for obj in objs:
+                obj.last_change = stamp
+            return super().bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
+
+    bulk_update.alters_data = True
+
+    def delete(self):
+        with transaction.atomic(using=self.db, savepoint=False):
+            return delete_at(self, clock.tick(self.model, self.db))
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class SyncableManager(models.Manager.from_queryset(SyncableQuerySet)):
+    """The default manager of syncable models; subclass it for your own."""
+
+
+class SyncableModel(models.Model):
+    """Mixin for a model that persistence.js clients (and ``syncall``) sync.
+
+    Adds two fields:
+
+    ``id``
+        The primary key: a string that fits persistence.js. New objects get 32
+        upper-case hex digits (:func:`new_id`); ids received from clients are
+        stored and echoed exactly.
+    ``last_change``
+        ``_lastChange`` on the wire: integer milliseconds, the server clock's
+        stamp of the object's latest change (column ``last_change``).
+        Set by every write path; never edit it by hand.
+
+    A model with its own manager should build it on :class:`SyncableQuerySet`
+    (``SyncableManager`` or ``SyncableQuerySet.as_manager()``), or
+    ``QuerySet.update()`` and bulk writes bypass the clock (check W001).
+    """
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    last_change = models.BigIntegerField(
+        default=0,
+        db_index=True,
+        editable=False,
+        help_text="_lastChange: the server clock's stamp (ms) of the latest change.",
+    )
+
+    objects = SyncableManager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and not update_fields:
+            return super().save(*args, **kwargs)  # Django saves nothing
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            self.last_change = clock.tick(type(self), using)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "last_change"}
+            if self._state.adding:
+                # An id that was deleted and is now created again.
+                Tombstone.forget(type(self), [self.pk], using)
+            return super().save(*args, **kwargs)
+
+    save.alters_data = True
+
+
+def record_deletion(sender, instance, using, **kwargs):
+    """post_delete receiver: leave a tombstone for a deleted syncable object."""
+    label = sender._meta.label_lower
+    if (label, instance.pk) in _tombstoned.get():
+        return
+    with transaction.atomic(using=using, savepoint=False):
+        Tombstone.record(sender, [instance.pk], clock.tick(sender, using), using)
+
+
+class Clock(models.Model):
+    """One counter per syncable model; see :mod:`persistence_sync.clock`."""
+
+    model = models.CharField(max_length=100, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "sync clock"
+
+    def __str__(self):
+        return f"{self.model} @ {self.value}"
+
+
+class Tombstone(models.Model):
+    """A deleted syncable object, returned by pulls as ``_removed``."""
+
+    model = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255)
+    last_change = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "object_id"], name="persistence_sync_tomb_uniq")
+        ]
+        indexes = [models.Index(fields=["model", "last_change"], name="persistence_sync_tomb_ts")]
+
+    def __str__(self):
+        return f"{self.model} {self.object_id} removed @ {self.last_change}"
+
+    @classmethod
+    def record(cls, model, pks, stamp, using):
+        label = model._meta.label_lower
+        cls.forget(model, pks, using)
+        cls.objects.using(using).bulk_create(
+            [cls(model=label, object_id=pk, last_change=stamp) for pk in pks],
+            batch_size=1000,
+        )
+
+    @classmethod
+    def forget(cls, model, pks, using):
+        label = model._meta.label_lower
+        for start in range(0, len(pks), 1000):
+            chunk = [str(pk) for pk in pks[start : start + 1000]]
+            cls.objects.using(using).filter(model=label, object_id__in=chunk).delete()

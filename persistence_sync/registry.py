@@ -1,0 +1,289 @@
+"""Which models are synced, at which URI, with which options.
+
+In the spirit of persistence.js's ``Task.enableSync('/taskChanges')``::
+
+    import persistence_sync
+
+    @persistence_sync.register(uri="taskChanges", fields=["name", "done", "project"])
+    class Task(SyncableModel):
+        ...
+
+    persistence_sync.register(Project, uri="projectChanges")   # or as a call
+
+Options are stored in an immutable :class:`Registration` keyed by the
+model's label; :func:`urls` builds one DRF view per registration. A model
+may also be given as an ``"app_label.Model"`` string, resolved once the app
+registry is ready; mistakes in such a registration are reported by the
+system checks (``manage.py check``) instead of at the call.
+"""
+
+import traceback
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from django.apps import apps
+from django.core.checks import Error
+from django.core.exceptions import FieldDoesNotExist
+from django.urls import clear_url_caches
+
+from persistence_sync.exceptions import RegistrationError
+
+
+@dataclass(frozen=True, eq=False)
+class Registration:
+    """One registered model and its sync options (immutable)."""
+
+    model: type
+    uri: str
+    fields: tuple  # names of the synced fields
+    queryset: object = None  # a QuerySet limiting what requests see and touch
+    get_queryset: object = None  # or a hook: get_queryset(request) -> QuerySet
+    authentication_classes: tuple = None  # None: the project's DRF defaults
+    permission_classes: tuple = None
+    throttle_classes: tuple = None
+    registered_at: str = field(default="", compare=False)
+
+    @property
+    def label(self):
+        return self.model._meta.label_lower
+
+    @cached_property
+    def codecs(self):
+        from persistence_sync.serializers import build_codec
+
+        return tuple(build_codec(self.model._meta.get_field(name)) for name in self.fields)
+
+    @cached_property
+    def view(self):
+        from persistence_sync.views import sync_view_factory
+
+        return sync_view_factory(self)
+
+    def queryset_for(self, request):
+        """The objects ``request`` may see and touch."""
+        if self.get_queryset is not None:
+            return self.get_queryset(request)
+        if self.queryset is not None:
+            return self.queryset.all()
+        return self.model._default_manager.all()
+
+
+# label -> Registration, for resolved registrations.
+_registry = {}
+# Registrations given by label, resolved when the app registry is ready.
+_pending = []
+
+
+def _caller():
+    for frame in reversed(traceback.extract_stack()[:-3]):
+        if not frame.filename.endswith(("persistence_sync/registry.py", "persistence_sync/__init__.py")):
+            return f"{frame.filename}:{frame.lineno}"
+    return "unknown"
+
+
+def _label(model):
+    return model.lower() if isinstance(model, str) else model._meta.label_lower
+
+
+def default_uri(model):
+    name = model._meta.object_name
+    return f"{name[0].lower()}{name[1:]}Changes"
+
+
+def default_fields(model):
+    from persistence_sync.serializers import unsupported_reason
+
+    return tuple(
+        f.name
+        for f in model._meta.concrete_fields
+        if not f.primary_key and f.name != "last_change" and unsupported_reason(f) is None
+    )
+
+
+def problems(model, uri, fields, exclude=None, others=()):
+    """Everything wrong with a registration, as system-check Errors."""
+    from persistence_sync.models import SyncableModel
+    from persistence_sync.serializers import unsupported_reason
+
+    name = model._meta.label if hasattr(model, "_meta") else repr(model)
+    if not (isinstance(model, type) and issubclass(model, SyncableModel)):
+        return [Error(
+            f"{name} is registered for sync but is not a SyncableModel.",
+            hint=f"Make {name} inherit from persistence_sync.models.SyncableModel.",
+            obj=model, id="persistence_sync.E001",
+        )]
+    if model._meta.abstract:
+        return [Error(
+            f"{name} is abstract and cannot be registered for sync.",
+            hint="Register its concrete subclasses instead.", obj=model, id="persistence_sync.E001",
+        )]
+    errors = []
+    for other in others:
+        if other.uri == uri and other.model is not model:
+            errors.append(Error(
+                f"{name} and {other.model._meta.label} are both registered on the URI {uri!r} "
+                f"(the first at {other.registered_at}).",
+                hint=f"Give {name} its own uri=... in register().",
+                obj=model, id="persistence_sync.E002",
+            ))
+    valid = default_fields(model)
+    for field_name in [*(fields or ()), *(exclude or ())]:
+        try:
+            model_field = model._meta.get_field(field_name)
+        except FieldDoesNotExist:
+            errors.append(Error(
+                f"{name} has no field {field_name!r} to sync.",
+                hint=f"Choose among: {', '.join(valid)}.", obj=model, id="persistence_sync.E003",
+            ))
+            continue
+        reason = unsupported_reason(model_field)
+        if field_name in (fields or ()) and (reason or model_field.primary_key
+                                             or field_name == "last_change"):
+            errors.append(Error(
+                f"{name}.{field_name} cannot be synced: "
+                f"{reason or 'the id and _lastChange always travel'}.",
+                hint=f"Remove {field_name!r} from fields=; choose among: {', '.join(valid)}.",
+                obj=model, id="persistence_sync.E004",
+            ))
+    return errors
+
+
+def register(model=None, *, uri=None, fields=None, exclude=None, queryset=None,
+             get_queryset=None, authentication_classes=None, permission_classes=None,
+             throttle_classes=None):
+    """Register ``model`` for sync. Returns the model, so it works as a decorator.
+
+    ``uri``: the endpoint path under the included URLs (default:
+    ``"<modelName>Changes"``). ``fields`` / ``exclude``: which fields are
+    synced (default: every concrete field the protocol can carry).
+    ``queryset`` or ``get_queryset(request)``: the objects a request may see
+    and touch. ``authentication_classes``, ``permission_classes``,
+    ``throttle_classes``: DRF classes (default: the project's DRF settings).
+    """
+    options = dict(uri=uri, fields=fields, exclude=exclude, queryset=queryset,
+                   get_queryset=get_queryset, authentication_classes=authentication_classes,
+                   permission_classes=permission_classes, throttle_classes=throttle_classes)
+    if queryset is not None and get_queryset is not None:
+        raise RegistrationError("Pass either queryset= or get_queryset= to register(), not both.")
+    if model is None:
+        return lambda model: register(model, **options)
+    where = _caller()
+    if isinstance(model, str):
+        if _label(model) in _registry or any(_label(m) == _label(model) for m, _, _ in _pending):
+            raise RegistrationError(f"{model} is already registered for sync.")
+        _pending.append((model, options, where))
+        if apps.ready:
+            _resolve_pending()
+        return model
+    _add(model, options, where, raise_errors=True)
+    return model
+
+
+def _add(model, options, where, raise_errors):
+    label = _label(model)
+    if label in _registry:
+        raise RegistrationError(
+            f"{model._meta.label} is already registered for sync "
+            f"(at {_registry[label].registered_at}); unregister it first to change its options."
+        )
+    uri = (options["uri"] or (default_uri(model) if hasattr(model, "_meta") else "")).lstrip("/")
+    errors = problems(model, uri, options["fields"], options["exclude"], _registry.values())
+    if not uri:
+        raise RegistrationError(f"register({model!r}): uri must not be empty.")
+    if errors:
+        if raise_errors:
+            raise RegistrationError(f"{errors[0].msg} {errors[0].hint}")
+        return errors
+    fields = tuple(options["fields"] or default_fields(model))
+    fields = tuple(name for name in fields if name not in (options["exclude"] or ()))
+    _registry[label] = Registration(
+        model=model, uri=uri, fields=fields,
+        queryset=options["queryset"], get_queryset=options["get_queryset"],
+        authentication_classes=_tuple(options["authentication_classes"]),
+        permission_classes=_tuple(options["permission_classes"]),
+        throttle_classes=_tuple(options["throttle_classes"]),
+        registered_at=where,
+    )
+    clear_url_caches()
+    return []
+
+
+def _tuple(value):
+    return None if value is None else tuple(value)
+
+
+def _resolve_pending():
+    """Resolve label registrations; return the check Errors of those that fail."""
+    errors = []
+    while _pending:
+        label, options, where = _pending.pop(0)
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError):
+            errors.append(Error(
+                f"{label!r} (registered for sync at {where}) is not an installed model.",
+                hint="Use 'app_label.ModelName' of a model in INSTALLED_APPS.",
+                id="persistence_sync.E005",
+            ))
+            continue
+        try:
+            errors += _add(model, options, where, raise_errors=False)
+        except RegistrationError as exc:
+            errors.append(Error(str(exc), obj=model, id="persistence_sync.E002"))
+    _failed.extend(errors)
+    return errors
+
+
+# Errors of label registrations that could not be resolved, for the checks.
+_failed = []
+
+
+def unregister(model):
+    label = _label(model)
+    if label not in _registry:
+        raise RegistrationError(f"{model} is not registered for sync; nothing to unregister.")
+    del _registry[label]
+    clear_url_caches()
+
+
+def is_registered(model):
+    if apps.ready:
+        _resolve_pending()
+    return _label(model) in _registry
+
+
+def get_registration(model):
+    if apps.ready:
+        _resolve_pending()
+    try:
+        return _registry[_label(model)]
+    except KeyError:
+        raise RegistrationError(f"{model} is not registered for sync.") from None
+
+
+def registrations():
+    """All registrations, parents before children (following foreign keys)."""
+    if apps.ready:
+        _resolve_pending()
+    ordered, seen = [], set()
+
+    def visit(reg, path=()):
+        if reg.label in seen or reg.label in path:
+            return  # cycles are broken in registration order
+        for codec in reg.codecs:
+            target = codec.related_model
+            if target is not None and target._meta.label_lower in _registry:
+                visit(_registry[target._meta.label_lower], (*path, reg.label))
+        seen.add(reg.label)
+        ordered.append(reg)
+
+    for reg in list(_registry.values()):
+        visit(reg)
+    return ordered
+
+
+def urls():
+    """One URL pattern per registration (see ``persistence_sync.urls``)."""
+    from django.urls import path
+
+    return [path(reg.uri, reg.view, name=reg.label) for reg in registrations()]

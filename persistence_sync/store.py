@@ -1,0 +1,180 @@
+"""Reading and writing a registered model's changes, set-based.
+
+:func:`pull` answers ``{"now", "updates"}`` with a fixed number of queries
+(the clock, the objects, the tombstones) whatever the number of objects.
+:func:`push` stores a whole batch under one stamp with a fixed number of
+queries per ``BATCH_SIZE`` objects, or stores nothing.
+"""
+
+from operator import itemgetter
+
+from django.db import connections
+
+from persistence_sync import clock
+from persistence_sync.conf import sync_settings
+from persistence_sync.db import run_with_retries
+from persistence_sync.exceptions import ProtocolError
+from persistence_sync.models import Tombstone, bulk_create_at, delete_at
+from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, raise_item_errors
+
+
+def chunks(values, size=None):
+    size = size or sync_settings.BATCH_SIZE
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def pull(registration, queryset, since, using):
+    """The protocol's pull answer for objects of ``queryset`` changed after ``since``."""
+    codecs = registration.codecs
+    with clock.read_snapshot(using):
+        now = clock.committed_now(registration.model, using)
+        rows = list(
+            queryset.using(using)
+            .filter(last_change__gt=since, last_change__lte=now)
+            .values_list("pk", "last_change", *(codec.attname for codec in codecs))
+        )
+        removed = list(
+            Tombstone.objects.using(using)
+            .filter(model=registration.label, last_change__gt=since, last_change__lte=now)
+            .values_list("object_id", "last_change")
+        )
+    names = [codec.name for codec in codecs]
+    converters = [codec.to_wire for codec in codecs]
+    # Ascending _lastChange, then id, by Python's ordering, so the order does
+    # not depend on the database's collation.
+    entries = [(row[1], row[0], row) for row in rows]
+    entries += [(stamp, pk, None) for pk, stamp in removed]
+    entries.sort(key=itemgetter(0, 1))
+    updates = []
+    for stamp, pk, row in entries:
+        if row is None:
+            updates.append({ID: pk, REMOVED: True, LAST_CHANGE: stamp})
+            continue
+        update = {ID: pk}
+        for name, convert, value in zip(names, converters, row[2:]):
+            update[name] = None if value is None else convert(value)
+        update[LAST_CHANGE] = stamp
+        updates.append(update)
+    return {"now": now, "updates": updates}
+
+
+def push(registration, queryset, changes, using):
+    """Store ``changes`` (from :func:`serializers.parse_push`) whole; return the stamp."""
+
+    def apply():
+        stamp = clock.tick(registration.model, using)
+        _apply(registration, queryset.using(using), changes, stamp, using)
+        return stamp
+
+    return run_with_retries(apply, using)
+
+
+def _apply(registration, queryset, changes, stamp, using):
+    model = registration.model
+    base = model._base_manager.db_manager(using)
+    concrete = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
+    stored = {}
+    for chunk in chunks(changes):
+        for row in base.filter(pk__in=chunk).values_list("pk", *concrete):
+            stored[row[0]] = dict(zip(concrete, row[1:]))
+    _check_visibility(registration, queryset, changes, stored)
+    _check_relations(registration, changes, stored, using)
+
+    to_wire = {codec.attname: codec.to_wire for codec in registration.codecs}
+    writes, removals = [], []
+    for pk, change in changes.items():
+        if change.removed:
+            if pk in stored:
+                removals.append(pk)
+            continue
+        if pk in stored:
+            old = stored[pk]
+            if all(
+                _wire(to_wire[name], value) == _wire(to_wire[name], old[name])
+                for name, value in change.values.items()
+            ):
+                continue  # nothing changes: the object keeps its stamp
+            writes.append(model(pk=pk, **{**old, **change.values}))
+        else:
+            writes.append(model(pk=pk, **change.values))
+
+    if writes:
+        connection = connections[using]
+        synced = [codec.attname for codec in registration.codecs]
+        if connection.features.supports_update_conflicts:
+            options = {"update_conflicts": True, "update_fields": synced}
+            if connection.features.supports_update_conflicts_with_target:
+                options["unique_fields"] = [model._meta.pk.name]
+            for chunk in chunks(writes):
+                bulk_create_at(base.all(), chunk, stamp, **options)
+        else:  # pragma: no cover - every backend Django ships supports upserts
+            new = [obj for obj in writes if obj.pk not in stored]
+            bulk_create_at(base.all(), new, stamp)
+            old = [obj for obj in writes if obj.pk in stored]
+            for obj in old:
+                obj.last_change = stamp
+            base.all().bulk_update(old, synced)
+    for chunk in chunks(removals):
+        delete_at(base.filter(pk__in=chunk), stamp)
+
+
+def _wire(to_wire, value):
+    return None if value is None else to_wire(value)
+
+
+def _check_visibility(registration, queryset, changes, stored):
+    """Refuse changes to stored objects this request may not touch."""
+    if registration.queryset is None and registration.get_queryset is None:
+        return
+    visible = set()
+    for chunk in chunks(stored):
+        visible.update(queryset.filter(pk__in=chunk).values_list("pk", flat=True))
+    errors = [
+        {"index": changes[pk].index, "id": pk, "field": None,
+         "message": "you may not change this object"}
+        for pk in stored
+        if pk not in visible
+    ]
+    if errors:
+        raise_item_errors("The push was refused; nothing was stored.", errors, status_code=403)
+
+
+def _check_relations(registration, changes, stored, using):
+    """Every pushed relation must name an object that exists (or is created here)."""
+    errors = []
+    for codec in registration.codecs:
+        target = codec.related_model
+        if target is None:
+            continue
+        wanted = {}
+        for pk, change in changes.items():
+            value = change.values.get(codec.attname) if not change.removed else None
+            if value is not None:
+                wanted.setdefault(value, []).append(pk)
+        if not wanted:
+            continue
+        found = set()
+        to_field = codec.field.target_field.attname
+        for chunk in chunks(wanted):
+            found.update(
+                target._base_manager.db_manager(using)
+                .filter(**{f"{to_field}__in": chunk})
+                .values_list(to_field, flat=True)
+            )
+        if target is registration.model:  # a parent created in the same batch
+            found.update(pk for pk, change in changes.items() if not change.removed)
+        for value, pks in wanted.items():
+            if value not in found:
+                for pk in pks:
+                    errors.append({
+                        "index": changes[pk].index, "id": pk, "field": codec.name,
+                        "message": f"no {target._meta.object_name} with id {value!r}",
+                    })
+    if errors:
+        errors.sort(key=itemgetter("index"))
+        raise_item_errors("The push was refused; nothing was stored.", errors)
+
+
+__all__ = ["ProtocolError", "pull", "push"]
