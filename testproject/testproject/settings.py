@@ -1,0 +1,117 @@
+"""Settings of the example site (also used by the test suite).
+
+The database comes from environment variables, SQLite by default:
+
+=====================  ==========================================================
+PS_DB                  ``sqlite`` (default), ``postgresql`` or ``mysql``
+PS_DB_NAME             database name (SQLite: a file path; default ``db.sqlite3``
+                       next to manage.py; servers: ``persistence_sync``)
+PS_DB_HOST / PS_DB_PORT  server address (default 127.0.0.1 and the usual port)
+PS_DB_USER / PS_DB_PASSWORD  credentials (default ``root`` and empty)
+=====================  ==========================================================
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-site-not-secret")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "persistence_sync",
+    "todo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "testproject.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "testproject.wsgi.application"
+
+
+def database_from_environment():
+    engine = os.environ.get("PS_DB", "sqlite").lower()
+    if engine == "sqlite":
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("PS_DB_NAME", str(BASE_DIR / "db.sqlite3")),
+            # Concurrent writers wait for the database lock instead of failing.
+            "OPTIONS": {"timeout": 30},
+            "TEST": {"NAME": os.environ.get("PS_DB_TEST_NAME", str(BASE_DIR / "test.sqlite3"))},
+        }
+    common = {
+        "NAME": os.environ.get("PS_DB_NAME", "persistence_sync"),
+        "HOST": os.environ.get("PS_DB_HOST", "127.0.0.1"),
+        "USER": os.environ.get("PS_DB_USER", "root"),
+        "PASSWORD": os.environ.get("PS_DB_PASSWORD", ""),
+    }
+    if engine in ("postgresql", "postgres"):
+        return {"ENGINE": "django.db.backends.postgresql",
+                "PORT": os.environ.get("PS_DB_PORT", "5432"), **common}
+    if engine in ("mysql", "mariadb"):
+        return {"ENGINE": "django.db.backends.mysql",
+                "PORT": os.environ.get("PS_DB_PORT", "3306"),
+                "OPTIONS": {"charset": "utf8mb4"},
+                "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_bin"},
+                **common}
+    raise ValueError(f"PS_DB must be sqlite, postgresql or mysql, not {engine!r}")
+
+
+DATABASES = {"default": database_from_environment()}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    # The to-do page syncs as the logged-in user (session + CSRF); scripts and
+    # syncall may use HTTP Basic. Anonymous access keeps the demo open.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+}
+
+PERSISTENCE_SYNC = {}

@@ -1,0 +1,34 @@
+"""Fixtures shared by the whole suite.
+
+The example site (``testproject``) is the test project: its to-do models are
+registered at /projectUpdates, /taskUpdates and /tagUpdates.
+"""
+
+import json
+
+import pytest
+from django.test import Client
+
+
+class SyncClient:
+    """A protocol client over Django's test client: pull() and push()."""
+
+    def __init__(self, client=None):
+        self.client = client or Client()
+
+    def pull(self, uri, since=0, expect=200):
+        response = self.client.get(f"/{uri}", {"since": since})
+        assert response.status_code == expect, response.content
+        return response.json()
+
+    def push(self, uri, items, expect=200):
+        response = self.client.post(
+            f"/{uri}", data=json.dumps(items), content_type="application/json"
+        )
+        assert response.status_code == expect, response.content
+        return response.json()
+
+
+@pytest.fixture
+def sync():
+    return SyncClient()
