@@ -1,0 +1,95 @@
+"""Helpers for tests that drive the real persistence.js client in headless Chromium.
+
+Browser tests need three things this project does not install for you:
+Debian's Chromium (never a browser downloaded by ``playwright install``),
+Playwright for Python, and npm (to fetch persistence.js and sql.js into the
+cache of ``todo.clientlib``). ``require_browser()`` skips the test, saying what
+is missing and how to get it, when any of them is absent::
+
+    @pytest.fixture(scope="module")
+    def chromium():
+        executable = browser.require_browser()
+        with browser.launch_chromium(executable) as chromium:
+            yield chromium
+
+Mark such tests ``@pytest.mark.browser``.
+"""
+
+import contextlib
+import os
+import shutil
+
+import pytest
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def find_chromium():
+    """Path of the system Chromium, or None."""
+    for candidate in CHROMIUM_CANDIDATES:
+        path = candidate if os.path.isabs(candidate) else shutil.which(candidate)
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def require_browser():
+    """Return the Chromium path, or skip the calling test naming what is missing."""
+    from todo import clientlib
+
+    missing = []
+    executable = find_chromium()
+    if executable is None:
+        missing.append("Chromium (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append(
+            "Playwright for Python (pip install playwright; no 'playwright install', "
+            "the system chromium is used)"
+        )
+    if shutil.which("npm") is None and not clientlib.is_installed():
+        missing.append(
+            "npm on PATH to fetch persistence.js and sql.js (apt-get install -y npm), "
+            f"or a filled cache named by {clientlib.CACHE_ENV_VAR}"
+        )
+    if missing:
+        pytest.skip("browser tests need " + "; ".join(missing))
+    return executable
+
+
+def require_client_files():
+    """Paths of the npm client files (see ``todo.clientlib``), or skip saying why."""
+    from todo import clientlib
+
+    try:
+        return clientlib.client_file_paths()
+    except clientlib.ClientLibUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@contextlib.contextmanager
+def launch_chromium(executable=None):
+    """Start headless Chromium through Playwright; yields the Browser."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable or find_chromium(),
+            headless=True,
+            args=CHROMIUM_ARGS,
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
