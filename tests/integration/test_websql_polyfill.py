@@ -94,6 +94,10 @@ def base_url():
     )
     routes["/static/todo/websql.js"] = (POLYFILL.read_bytes(), "application/javascript")
     routes["/"] = (PAGE, "text/html; charset=utf-8")
+    routes["/persist"] = (
+        PAGE.replace(b"data-wasm-url=", b'data-persist="localStorage" data-wasm-url='),
+        "text/html; charset=utf-8",
+    )
     server = serve(routes)
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -285,3 +289,31 @@ def test_web_sql_transaction_semantics(page):
     assert result["thrown"] == "error: callback failed"
     assert result["readOnly"].startswith("error: ") and "readonly" in result["readOnly"]
     assert result["rows"] == [{"x": 1, "label": None}, {"x": 2, "label": "c"}]
+
+
+def test_opt_in_local_storage_keeps_the_database_across_reloads(chromium, base_url):
+    context = chromium.new_context()
+    page = context.new_page()
+    write = """async () => {
+      await webSqlReady;
+      await new Promise((resolve, reject) => openDatabase("kept", "1.0", "", 0).transaction(
+        (tx) => {
+          tx.executeSql("CREATE TABLE IF NOT EXISTS t (label TEXT)");
+          tx.executeSql("INSERT INTO t VALUES ('survives')");
+        }, reject, resolve));
+    }"""
+    read = """async () => {
+      await webSqlReady;
+      return await new Promise((resolve) => openDatabase("kept", "1.0", "", 0).readTransaction(
+        (tx) => tx.executeSql("SELECT label FROM t", [], (_, rs) => resolve(rs.rows.length ?
+          rs.rows.item(0).label : null)),
+        (error) => resolve("error: " + error.message)));
+    }"""
+    page.goto(base_url + "/persist")
+    page.evaluate(write)
+    assert page.evaluate("() => localStorage.getItem('websql:kept') !== null")
+    page.reload()
+    assert page.evaluate(read) == "survives"
+    page.goto(base_url + "/")  # without data-persist the database starts empty
+    assert page.evaluate(read) == "error: no such table: t"
+    context.close()
