@@ -51,6 +51,7 @@
   };
 
   var SQL = null; // the sql.js module, once loaded
+  var loadError = null; // why it could not be loaded
   var databases = {}; // name -> Database: every openDatabase(name) shares one file and one queue
 
   // Web SQL callbacks run in later tasks, never inside the caller's stack.
@@ -284,7 +285,7 @@
 
   function openDatabase(name, version, displayName, estimatedSize, creationCallback) {
     if (!SQL) {
-      throw new Error(
+      throw loadError || new Error(
         "websql.js: sql.js is still loading; wait for window.webSqlReady before openDatabase()"
       );
     }
@@ -315,7 +316,8 @@
     typeof initSqlJs !== "function"
       ? Promise.reject(new Error("websql.js: load sql-wasm.js (sql.js) before websql.js"))
       : initSqlJs({ locateFile: function () { return options.wasmUrl; } }).catch(function (error) {
-          throw new Error("websql.js: could not start sql.js with " + options.wasmUrl + ": " + error);
+          loadError = new Error("websql.js: could not start sql.js with " + options.wasmUrl + ": " + error);
+          throw loadError;
         })
   ).then(function (module) {
     SQL = module;
