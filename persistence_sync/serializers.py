@@ -8,7 +8,8 @@ BooleanField           true / false                 0 / 1 accepted on push
 Integer fields         integer
 FloatField             number
 DecimalField           number
-DateTimeField          integer seconds since 1970   a number > 10^12 is read as ms
+DateTimeField          integer seconds since 1970   on push: a number > 10^12 is read as
+                                                    ms, an ISO 8601 string is accepted
 DateField              integer seconds since 1970   midnight UTC
 JSONField              any JSON value
 UUIDField              string
@@ -29,6 +30,7 @@ from typing import Any, Callable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.dateparse import parse_datetime
 
 from persistence_sync.exceptions import ProtocolError
 
@@ -96,6 +98,14 @@ def _seconds(value):
 
 
 def _datetime_from_wire(value):
+    if isinstance(value, str):
+        # The classic preferLocal conflict handler pushes a Date as ISO 8601.
+        parsed = parse_datetime(value)
+        if parsed is None:
+            raise WireTypeError("expected seconds since 1970 or an ISO 8601 date-time")
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        return parsed if settings.USE_TZ else parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     try:
         moment = datetime.datetime.fromtimestamp(_seconds(value), tz=datetime.timezone.utc)
     except (OverflowError, OSError, ValueError) as exc:
@@ -112,7 +122,8 @@ def _datetime_to_wire(value):
 
 
 def _date_from_wire(value):
-    return _datetime_from_wire(value).date()
+    moment = _datetime_from_wire(value)
+    return (moment.astimezone(datetime.timezone.utc) if moment.tzinfo else moment).date()
 
 
 def _date_to_wire(value):
@@ -241,7 +252,7 @@ def parse_push(items, codecs, id_max_length):
             continue
         obj_id = item.get(ID)
         if not isinstance(obj_id, str) or not obj_id:
-            error(index, obj_id if isinstance(obj_id, (int, float)) else None, ID,
+            error(index, obj_id if isinstance(obj_id, (str, int, float)) else None, ID,
                   "every item needs a non-empty string id")
             continue
         if len(obj_id) > id_max_length:

@@ -128,9 +128,13 @@ class SyncView(APIView):
         if len(body) > limit:
             raise too_big
         try:
-            return json.loads(body)
+            return json.loads(body, parse_constant=_refuse_constant)
         except (UnicodeDecodeError, ValueError) as exc:
             raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def sync_view_factory(registration):
