@@ -22,6 +22,12 @@ DEFAULTS = {
     # How often a push is retried after a transient database error (deadlock,
     # serialization failure, lock wait timeout, "database is locked").
     "TRANSIENT_RETRIES": 8,
+    # Send DATE values as milliseconds instead of the protocol's seconds. The
+    # classic client 0.3.0 stores a pulled object that is new to it without
+    # converting seconds (its dates land in January 1970) but reads any number
+    # above 10^12 as ms everywhere, so browser clients want True; syncall and
+    # other protocol clients understand both.
+    "DATES_IN_MILLISECONDS": False,
     # --- the sync client (manage.py syncall) ---
     # Base URL of the remote server, e.g. "https://central.example.com/sync/".
     "SERVER_URL": None,

@@ -32,6 +32,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.dateparse import parse_datetime
 
+from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
 
 # Keys of a pushed item that are not model fields.
@@ -113,12 +114,19 @@ def _datetime_from_wire(value):
     return moment if settings.USE_TZ else moment.replace(tzinfo=None)
 
 
+def _epoch(seconds, microseconds=0):
+    """Seconds since 1970 on the wire, or ms with DATES_IN_MILLISECONDS."""
+    if sync_settings.DATES_IN_MILLISECONDS:
+        return seconds * 1000 + microseconds // 1000
+    return seconds
+
+
 def _datetime_to_wire(value):
     if value is None:
         return None
     if value.tzinfo is not None:
-        return int(value.timestamp())
-    return calendar.timegm(value.timetuple())  # naive values are taken as UTC
+        value = value.astimezone(datetime.timezone.utc)
+    return _epoch(calendar.timegm(value.timetuple()), value.microsecond)  # naive is UTC
 
 
 def _date_from_wire(value):
@@ -127,7 +135,7 @@ def _date_from_wire(value):
 
 
 def _date_to_wire(value):
-    return None if value is None else calendar.timegm(value.timetuple())
+    return None if value is None else _epoch(calendar.timegm(value.timetuple()))
 
 
 def _decimal_from_wire(value):

@@ -84,6 +84,7 @@ def test_without_npm_the_view_answers_503_saying_how_to_enable(rf, tmp_path, mon
         ("sql-wasm.wasm", "application/wasm"),
     ],
 )
+@pytest.mark.django_db  # closing a response sends request_finished, which checks connections
 def test_serves_client_files_with_their_content_type(installed, rf, name, content_type):
     response = clientlib.serve_client_file(rf.get(f"/vendor/{name}"), name)
     assert response.status_code == 200
