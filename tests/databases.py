@@ -110,7 +110,8 @@ def unavailable_reason():
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
             pass
     except OSError as exc:
-        return f"{label} not reachable at {host}:{port} ({exc.strerror or exc}): start it or unset PS_DB"
+        why = exc.strerror or exc
+        return f"{label} not reachable at {host}:{port} ({why}): start it or unset PS_DB"
     return None
 
 
