@@ -44,6 +44,11 @@ DEFAULTS = {
     "TIMEOUT": 30,
     # Attempts for transient HTTP failures (connection errors, 5xx).
     "RETRIES": 3,
+    # Seconds before the first retry; doubled (with jitter) for each further one.
+    "RETRY_BACKOFF": 0.5,
+    # Authorization scheme for the TOKEN_ENV token: "Bearer", or "Token" for
+    # DRF's TokenAuthentication.
+    "TOKEN_KEYWORD": "Bearer",
 }
 
 # Keys whose value is a dotted path to import (callables).

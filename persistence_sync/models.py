@@ -206,3 +206,42 @@ class Tombstone(models.Model):
         for start in range(0, len(pks), 1000):
             chunk = [str(pk) for pk in pks[start : start + 1000]]
             cls.objects.using(using).filter(model=label, object_id__in=chunk).delete()
+
+
+class SyncState(models.Model):
+    """Where the sync client (``syncall``) stands with one model and one remote.
+
+    persistence.js's ``_Sync`` record, kept per (model, remote endpoint) and
+    advanced only when a sync of that model both pulled and pushed. The local
+    side is measured with the local clock (:mod:`persistence_sync.clock`), not
+    wall time, so that a local write committed while a sync runs is never
+    taken for synced.
+    """
+
+    model = models.CharField(max_length=100, help_text="Label of the synced model.")
+    remote = models.CharField(max_length=500, help_text="The remote endpoint URL.")
+    server_date = models.BigIntegerField(
+        default=0, help_text="serverDate: the remote's `now` of the last pull."
+    )
+    server_push_date = models.BigIntegerField(
+        default=0, help_text="serverPushDate: the remote's `now` of the last push."
+    )
+    local_date = models.BigIntegerField(
+        default=0,
+        help_text="localDate: the local clock's committed value read before the last sync "
+        "collected local changes; later stamps are local changes.",
+    )
+    applied_stamp = models.BigIntegerField(
+        default=0,
+        help_text="The local stamp of the values the last sync took from the remote; "
+        "objects still carrying it are not local changes.",
+    )
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "remote"], name="persistence_sync_state_uniq")
+        ]
+
+    def __str__(self):
+        return f"{self.model} with {self.remote}"

@@ -17,6 +17,7 @@ registry is ready; mistakes in such a registration are reported by the
 system checks (``manage.py check``) instead of at the call.
 """
 
+import sys
 import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -204,8 +205,35 @@ def _add(model, options, where, raise_errors):
         throttle_classes=_tuple(options["throttle_classes"]),
         registered_at=where,
     )
-    clear_url_caches()
+    _refresh_urls()
     return []
+
+
+def _refresh_urls():
+    """Make a (un)registration after the URLs were loaded take effect.
+
+    ``include("persistence_sync.urls")`` makes a resolver that caches its
+    patterns; Django's ``clear_url_caches()`` drops only the root resolver, so
+    the included ones are reset here too. Before the URLs are first used
+    (registrations at import time) there is nothing to reset.
+    """
+    from django.conf import settings
+    from django.urls import get_resolver
+    from django.urls.resolvers import URLResolver
+
+    if getattr(settings, "ROOT_URLCONF", None) in sys.modules:
+        pending = list(get_resolver().url_patterns)
+        while pending:
+            pattern = pending.pop()
+            if not isinstance(pattern, URLResolver):
+                continue
+            if getattr(pattern.urlconf_name, "__name__", None) == "persistence_sync.urls":
+                pattern.__dict__.pop("url_patterns", None)
+                pattern.__init__(pattern.pattern, pattern.urlconf_name, pattern.default_kwargs,
+                                 pattern.app_name, pattern.namespace)
+            else:
+                pending.extend(pattern.url_patterns)
+    clear_url_caches()
 
 
 def _tuple(value):
@@ -243,7 +271,7 @@ def unregister(model):
     if label not in _registry:
         raise RegistrationError(f"{model} is not registered for sync; nothing to unregister.")
     del _registry[label]
-    clear_url_caches()
+    _refresh_urls()
 
 
 def is_registered(model):
@@ -270,9 +298,8 @@ def registrations():
     def visit(reg, path=()):
         if reg.label in seen or reg.label in path:
             return  # cycles are broken in registration order
-        for codec in reg.codecs:
-            target = codec.related_model
-            if target is not None and target._meta.label_lower in _registry:
+        for target in _related_models(reg):
+            if target._meta.label_lower in _registry:
                 visit(_registry[target._meta.label_lower], (*path, reg.label))
         seen.add(reg.label)
         ordered.append(reg)
@@ -280,6 +307,16 @@ def registrations():
     for reg in list(_registry.values()):
         visit(reg)
     return ordered
+
+
+def _related_models(reg):
+    for name in reg.fields:
+        try:
+            model_field = reg.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue  # reported by the system checks
+        if model_field.is_relation and model_field.related_model is not None:
+            yield model_field.related_model
 
 
 def urls():

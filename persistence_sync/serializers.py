@@ -24,12 +24,14 @@ import calendar
 import datetime
 import decimal
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils.dateparse import parse_datetime
 
 from persistence_sync.conf import sync_settings
@@ -84,6 +86,21 @@ def _check_int(value):
     if type(value) is float and value.is_integer():
         return int(value)
     raise WireTypeError(f"expected an integer, got {_json_type(value)}")
+
+
+def _integer_checker(field):
+    """Integer check with the field's range on every backend (SQLite has none)."""
+    low, high = BaseDatabaseOperations.integer_field_ranges.get(
+        field.get_internal_type(), (None, None)
+    )
+
+    def check(value):
+        value = _check_int(value)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise WireTypeError(f"{value} is out of range [{low}, {high}]")
+        return value
+
+    return check
 
 
 def _check_number(value):
@@ -180,6 +197,8 @@ CONVERTERS = [
 def _converters(field):
     for field_class, to_wire, from_wire in CONVERTERS:
         if isinstance(field, field_class):
+            if from_wire is _check_int:
+                from_wire = _integer_checker(field)
             return to_wire, from_wire
     return None
 

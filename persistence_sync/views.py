@@ -10,7 +10,7 @@ model (``TaskSyncView``), so a traceback says which model it is about.
 import json
 import re
 
-from django.db import DatabaseError, IntegrityError, router, transaction
+from django.db import DatabaseError, DataError, IntegrityError, router, transaction
 from django.http import HttpResponse
 from rest_framework import exceptions
 from rest_framework.views import APIView
@@ -75,6 +75,10 @@ class SyncView(APIView):
         changes = parse_push(items, self.registration.codecs, self.id_max_length())
         try:
             stamp = store.push(self.registration, self.get_queryset(), changes, self.get_db(True))
+        except DataError as exc:
+            raise ProtocolError(
+                f"A value does not fit its database column; nothing was stored: {exc}"
+            ) from exc
         except IntegrityError as exc:
             raise ProtocolError(
                 f"The push conflicts with a database constraint; nothing was stored: {exc}",

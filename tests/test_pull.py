@@ -1,7 +1,6 @@
 """GET <uri>?since=<ms>: the pull answer's shape, window, order and tombstones."""
 
 import pytest
-
 from todo.models import Project, Task
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from todo.models import Project, Task
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,6 @@ import json
 
 import pytest
 from django.test import override_settings
-
 from todo.models import Project, Task
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,6 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-
 from todo.models import Project, Task
 
 pytestmark = pytest.mark.django_db

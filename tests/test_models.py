@@ -1,0 +1,127 @@
+"""Every ORM write path stamps through the server clock and reaches clients like a push."""
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import transaction
+from todo.models import Project, Tag, Task
+
+from persistence_sync import clock
+from persistence_sync.models import Tombstone
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def mark(sync):
+    """The current `now` of /taskUpdates: changes after it are pulled with since=mark."""
+    sync.push("taskUpdates", [])
+    return sync.pull("taskUpdates")["now"]
+
+
+def pulled(sync, since):
+    return {u["id"]: u for u in sync.pull("taskUpdates", since=since)["updates"]}
+
+
+def test_new_ids_are_32_upper_case_hex_digits():
+    task = Task.objects.create(name="x")
+    assert re.fullmatch(r"[0-9A-F]{32}", task.pk)
+    assert Task().pk != Task().pk
+
+
+def test_save_stamps_and_is_pulled(sync, mark):
+    task = Task(name="new")
+    task.save()
+    assert task.last_change > mark
+    assert pulled(sync, mark)[task.pk]["_lastChange"] == task.last_change
+
+
+def test_save_with_update_fields_still_stamps(sync, mark):
+    task = Task.objects.create(name="a")
+    after_create = sync.pull("taskUpdates")["now"]
+    task.done = True
+    task.save(update_fields=["done"])
+    assert Task.objects.get().last_change == task.last_change > after_create
+    assert pulled(sync, after_create)[task.pk]["done"] is True
+
+
+def test_queryset_update_stamps(sync, mark):
+    tasks = Task.objects.bulk_create([Task(name="a"), Task(name="b")])
+    since = sync.pull("taskUpdates")["now"]
+    assert Task.objects.filter(name="a").update(done=True) == 1
+    assert list(pulled(sync, since)) == [tasks[0].pk]
+
+
+def test_bulk_create_and_bulk_update_stamp(sync, mark):
+    tasks = Task.objects.bulk_create([Task(name=f"t{i}") for i in range(3)])
+    assert set(pulled(sync, mark)) == {t.pk for t in tasks}
+    since = sync.pull("taskUpdates")["now"]
+    for task in tasks[:2]:
+        task.name += "!"
+    Task.objects.bulk_update(tasks[:2], ["name"])
+    assert {u["name"] for u in pulled(sync, since).values()} == {"t0!", "t1!"}
+
+
+def test_instance_and_queryset_deletes_leave_tombstones(sync, mark):
+    one, two, three = Task.objects.bulk_create([Task(name=f"t{i}") for i in range(3)])
+    ids = [one.pk, two.pk, three.pk]
+    since = sync.pull("taskUpdates")["now"]
+    one.delete()
+    Task.objects.filter(pk__in=ids[1:]).delete()
+    updates = pulled(sync, since)
+    assert set(updates) == set(ids)
+    assert all(u["_removed"] for u in updates.values())
+    assert Tombstone.objects.filter(model="todo.task").count() == 3
+
+
+def test_cascaded_deletes_leave_tombstones_for_the_children(sync):
+    project = Project.objects.create(name="p")
+    task = Task.objects.create(name="t", project=project)
+    since = sync.pull("taskUpdates")["now"]
+    Project.objects.filter(pk=project.pk).delete()
+    assert pulled(sync, since) == {
+        task.pk: {"id": task.pk, "_removed": True, "_lastChange": pulled(sync, since)[task.pk]["_lastChange"]}
+    }
+
+
+def test_admin_edits_reach_clients(sync, client):
+    admin = User.objects.create_superuser("admin", "a@example.com", "pw")
+    client.force_login(admin)
+    task = Task.objects.create(name="before")
+    since = sync.pull("taskUpdates")["now"]
+    response = client.post(f"/admin/todo/task/{task.pk}/change/", {"name": "after", "done": "on",
+                                                                   "project": "", "tags": []})
+    assert response.status_code == 302, response.content[:2000]
+    assert pulled(sync, since)[task.pk]["name"] == "after"
+    since = sync.pull("taskUpdates")["now"]
+    response = client.post("/admin/todo/task/", {"action": "delete_selected",
+                                                 "_selected_action": [task.pk], "post": "yes"})
+    assert response.status_code == 302
+    assert pulled(sync, since)[task.pk]["_removed"] is True
+
+
+def test_m2m_changes_do_not_break_sync(sync):
+    task = Task.objects.create(name="t")
+    task.tags.add(Tag.objects.create(name="x"))
+    assert "tags" not in sync.pull("taskUpdates")["updates"][0]
+
+
+def test_stamps_are_strictly_increasing_across_writes():
+    stamps = []
+    for i in range(20):
+        stamps.append(Task.objects.create(name=str(i)).last_change)
+    assert stamps == sorted(set(stamps))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tick_outside_a_transaction_is_refused():
+    with pytest.raises(RuntimeError, match="transaction.atomic"):
+        clock.tick(Task, "default")
+
+
+def test_a_rolled_back_write_leaves_no_trace(sync, mark):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Task.objects.create(name="never")
+        raise RuntimeError("roll back")
+    assert pulled(sync, mark) == {}

@@ -1,0 +1,155 @@
+"""register() / unregister() / is_registered() and the options of a registration."""
+
+import pytest
+from django.urls import reverse
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.throttling import BaseThrottle
+from todo.models import Project, Task
+
+import persistence_sync
+from persistence_sync import registry
+from persistence_sync.exceptions import RegistrationError
+from tests.testapp.models import Gadget, Node, Note, Plain
+
+
+@pytest.fixture
+def restore_registry():
+    """Undo whatever a test registers or unregisters."""
+    saved = dict(registry._registry)
+    yield
+    registry._registry.clear()
+    registry._registry.update(saved)
+    registry._pending.clear()
+    registry._failed.clear()
+    from django.urls import clear_url_caches
+
+    clear_url_caches()
+
+
+pytestmark = pytest.mark.usefixtures("restore_registry")
+
+
+def test_register_as_a_call_returns_the_model_and_serves_it(sync, db):
+    persistence_sync.unregister(Gadget)
+    assert not persistence_sync.is_registered(Gadget)
+    assert sync.client.get("/gadgets").status_code == 404
+    assert persistence_sync.register(Gadget, uri="/gizmos") is Gadget
+    assert persistence_sync.is_registered("testapp.Gadget")
+    assert sync.pull("gizmos")["updates"] == []
+    assert reverse("persistence_sync:testapp.gadget") == "/gizmos"
+
+
+def test_register_as_a_class_decorator():
+    persistence_sync.unregister(Node)
+    decorated = persistence_sync.register(uri="nodes2", fields=["label"])(Node)
+    assert decorated is Node
+    assert persistence_sync.get_registration(Node).fields == ("label",)
+
+
+def test_default_uri_and_fields():
+    persistence_sync.unregister(Gadget)
+    persistence_sync.register(Gadget)
+    reg = persistence_sync.get_registration(Gadget)
+    assert reg.uri == "gadgetChanges"
+    assert "secret" in reg.fields and "last_change" not in reg.fields and "id" not in reg.fields
+
+
+def test_a_second_registration_of_a_model_is_refused_and_says_where_the_first_was():
+    with pytest.raises(RegistrationError, match=r"testapp.Gadget is already registered.*models.py"):
+        persistence_sync.register(Gadget, uri="other")
+
+
+def test_a_second_registration_of_a_uri_is_refused():
+    persistence_sync.unregister(Node)
+    with pytest.raises(RegistrationError, match=r"both registered on the URI 'gadgets'.*uri="):
+        persistence_sync.register(Node, uri="gadgets")
+
+
+def test_a_model_that_is_not_syncable_is_refused():
+    with pytest.raises(RegistrationError, match=r"testapp.Plain .*not a SyncableModel.*inherit"):
+        persistence_sync.register(Plain)
+
+
+@pytest.mark.parametrize("option", ["fields", "exclude"])
+def test_an_unknown_field_is_refused_with_the_valid_names(option):
+    persistence_sync.unregister(Gadget)
+    with pytest.raises(RegistrationError, match=r"testapp.Gadget has no field 'colour'.*Choose among: name"):
+        persistence_sync.register(Gadget, **{option: ["colour"]})
+
+
+def test_unregistering_an_unregistered_model_is_refused():
+    persistence_sync.unregister(Gadget)
+    with pytest.raises(RegistrationError, match="not registered"):
+        persistence_sync.unregister(Gadget)
+
+
+def test_registrations_are_ordered_parents_before_children():
+    labels = [reg.label for reg in persistence_sync.registrations()]
+    assert labels.index("todo.project") < labels.index("todo.task")
+
+
+def test_the_generated_view_is_named_after_its_model():
+    view = persistence_sync.get_registration(Task).view
+    assert view.view_class.__name__ == "TaskSyncView"
+    assert persistence_sync.get_registration(Project).view.view_class.__name__ == "ProjectSyncView"
+
+
+def test_drf_classes_default_to_the_project_settings_and_can_be_set(sync, db):
+    view_class = persistence_sync.get_registration(Task).view.view_class
+    from rest_framework.settings import api_settings
+
+    assert view_class().get_permissions()[0].__class__ in api_settings.DEFAULT_PERMISSION_CLASSES
+
+    class NoMore(BaseThrottle):
+        def allow_request(self, request, view):
+            return False
+
+    persistence_sync.unregister(Gadget)
+    persistence_sync.register(Gadget, uri="gadgets", permission_classes=[IsAuthenticated])
+    response = sync.client.get("/gadgets")
+    assert response.status_code in (401, 403) and response.json()["status"] == "error"
+    persistence_sync.unregister(Gadget)
+    persistence_sync.register(Gadget, uri="gadgets", throttle_classes=[NoMore])
+    assert sync.client.get("/gadgets").status_code == 429
+
+
+class TestVisibility:
+    """get_queryset(request) limits what a request sees and touches (see testapp.Note)."""
+
+    def headers(self, owner):
+        return {"HTTP_X_OWNER": owner}
+
+    def test_pulls_see_only_the_visible_objects(self, sync, db):
+        Note.objects.create(id="A1", owner="ann", text="a")
+        Note.objects.create(id="B1", owner="bob", text="b")
+        response = sync.client.get("/notes", {"since": 0}, **self.headers("ann"))
+        assert [u["id"] for u in response.json()["updates"]] == ["A1"]
+
+    def test_pushes_may_not_touch_invisible_objects(self, sync, db):
+        Note.objects.create(id="B1", owner="bob", text="b")
+        response = sync.client.post("/notes", '[{"id": "B1", "text": "mine now"}]',
+                                    content_type="application/json", **self.headers("ann"))
+        assert response.status_code == 403
+        assert response.json()["errors"][0]["id"] == "B1"
+        response = sync.client.post("/notes", '[{"id": "B1", "_removed": true}]',
+                                    content_type="application/json", **self.headers("ann"))
+        assert response.status_code == 403
+        assert Note.objects.get().text == "b"
+
+    def test_a_queryset_option_filters_like_the_hook(self, sync, db):
+        persistence_sync.unregister(Note)
+        persistence_sync.register(Note, uri="notes", queryset=Note.objects.filter(owner="bob"))
+        Note.objects.create(id="A1", owner="ann")
+        Note.objects.create(id="B1", owner="bob")
+        assert [u["id"] for u in sync.pull("notes")["updates"]] == ["B1"]
+
+
+def test_queryset_and_get_queryset_together_are_refused():
+    with pytest.raises(RegistrationError, match="either"):
+        persistence_sync.register(Note, queryset=Note.objects.all(), get_queryset=lambda r: None)
+
+
+def test_a_label_registration_is_resolved_lazily():
+    persistence_sync.unregister(Node)
+    persistence_sync.register("testapp.Node", uri="nodes-by-label")
+    assert persistence_sync.get_registration(Node).uri == "nodes-by-label"
