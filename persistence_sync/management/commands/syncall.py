@@ -1,0 +1,128 @@
+"""``manage.py syncall``: make this site a replica of a remote persistence.sync server.
+
+A thin command over :func:`persistence_sync.client.sync_all`::
+
+    python manage.py syncall                           # every registered model
+    python manage.py syncall todo todo.Task --server https://central.example.com/
+    python manage.py syncall --conflicts prefer-local --dry-run --json
+"""
+
+import json
+import sys
+
+from django.apps import apps
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS
+
+from persistence_sync import client, registry
+
+
+class Command(BaseCommand):
+    help = (
+        "Sync registered models with a remote persistence.sync server, parents first: "
+        "pull its changes, resolve conflicts, push local changes."
+    )
+    requires_system_checks = ["models", "database"]
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "labels", nargs="*", metavar="app_label[.Model]",
+            help="Models to sync (default: every registered model).",
+        )
+        parser.add_argument(
+            "--server", help="Base URL of the remote (default: PERSISTENCE_SYNC['SERVER_URL']).",
+        )
+        parser.add_argument(
+            "--conflicts", metavar="prefer-local|prefer-remote|dotted.path",
+            help="Conflict handler (default: PERSISTENCE_SYNC['CONFLICT_HANDLER']).",
+        )
+        parser.add_argument(
+            "--database", default=DEFAULT_DB_ALIAS, help="Local database alias (default: default).",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true",
+            help="Pull and report what would happen; write nothing locally or remotely.",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print a machine-readable summary on stdout.",
+        )
+
+    def handle(self, **options):
+        self.verbosity = options["verbosity"]
+        models = self.get_models(options["labels"])
+        handler = options["conflicts"]
+        if handler:
+            try:
+                handler = client.get_conflict_handler(handler, "--conflicts")
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+        show_progress = self.verbosity >= 1 and not options["json"] and sys.stderr.isatty()
+        try:
+            results = client.sync_all(
+                server_url=options["server"], models=models, conflict_handler=handler,
+                using=options["database"], dry_run=options["dry_run"],
+                progress=self.show_progress if show_progress else None,
+            )
+        except ValueError as exc:  # a bad CONFLICT_HANDLER setting
+            raise CommandError(str(exc)) from None
+        self.report(results, options["json"])
+        failed = [result for result in results if not result.ok]
+        if failed:
+            raise CommandError(
+                f"{len(failed)} of {len(results)} models failed: "
+                + ", ".join(result.model for result in failed)
+            )
+
+    def get_models(self, labels):
+        """Registrations named by ``app_label`` or ``app_label.Model``; None means all."""
+        if not labels:
+            return None
+        registered = registry.registrations()
+        selected = []
+        for label in labels:
+            app_label, _, model_name = label.partition(".")
+            try:
+                app_config = apps.get_app_config(app_label)
+            except LookupError:
+                raise CommandError(
+                    f"Unknown app in {label!r}: no installed app {app_label!r}."
+                ) from None
+            if model_name:
+                try:
+                    model = app_config.get_model(model_name)
+                except LookupError:
+                    raise CommandError(
+                        f"Unknown model {label!r}: {app_label} has no such model."
+                    ) from None
+                matches = [reg for reg in registered if reg.model is model]
+                if not matches:
+                    raise CommandError(f"{label!r} is not registered for sync.")
+            else:
+                matches = [reg for reg in registered if reg.model._meta.app_label == app_label]
+                if not matches:
+                    raise CommandError(f"App {label!r} has no model registered for sync.")
+            selected.extend(reg for reg in matches if reg not in selected)
+        return selected
+
+    def show_progress(self, result, stage):
+        # One line rewritten in place on a terminal; cleared when the model is done.
+        line = "" if stage == "done" else f"{result.model}: {stage}..."
+        self.stderr.write(f"\r\033[K{line}", ending="")
+        self.stderr.flush()
+
+    def report(self, results, as_json):
+        for result in results:
+            if not result.ok:  # errors are shown even at -v 0
+                self.stderr.write(result.summary())
+        if as_json:
+            self.stdout.write(json.dumps([result.as_dict() for result in results], indent=2))
+            return
+        for result in results:
+            if result.ok and self.verbosity >= 1:
+                self.stdout.write(result.summary())
+            if self.verbosity >= 2:
+                for conflict in result.conflicts:
+                    props = ", ".join(conflict["properties"]) or "deleted on one side"
+                    self.stdout.write(
+                        f"  conflict {conflict['id']} ({props}): {conflict['resolution']}"
+                    )
