@@ -43,6 +43,12 @@ ID, LAST_CHANGE, REMOVED = "id", "_lastChange", "_removed"
 MAX_REPORTED_ERRORS = 50
 
 
+# The classic client sends null for every property a new object never had;
+# for a field that is not nullable but has a default, that means the default.
+# (Only for new objects: the store refuses it on an existing one.)
+USE_DEFAULT = type("UseDefault", (), {"__repr__": lambda self: "USE_DEFAULT"})()
+
+
 class WireTypeError(ValueError):
     """A JSON value that does not fit the field."""
 
@@ -223,6 +229,8 @@ def _validated(field, from_wire):
         if value is None:
             if field.null:
                 return None
+            if field.has_default():
+                return USE_DEFAULT
             raise WireTypeError("may not be null")
         result = from_wire(value)
         try:

@@ -15,7 +15,7 @@ from persistence_sync.conf import sync_settings
 from persistence_sync.db import run_with_retries
 from persistence_sync.exceptions import ProtocolError
 from persistence_sync.models import Tombstone, bulk_create_at, delete_at
-from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, raise_item_errors
+from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
 
 
 def chunks(values, size=None):
@@ -83,12 +83,20 @@ def _apply(registration, queryset, changes, stamp, using):
     _check_relations(registration, changes, stored, using)
 
     to_wire = {codec.attname: codec.to_wire for codec in registration.codecs}
-    writes, removals = [], []
+    names = {codec.attname: codec.name for codec in registration.codecs}
+    writes, removals, errors = [], [], []
     for pk, change in changes.items():
         if change.removed:
             if pk in stored:
                 removals.append(pk)
             continue
+        defaulted = [name for name, value in change.values.items() if value is USE_DEFAULT]
+        if defaulted and pk in stored:
+            errors += [{"index": change.index, "id": pk, "field": names[name],
+                        "message": "may not be null"} for name in defaulted]
+            continue
+        for name in defaulted:
+            del change.values[name]  # a new object: the model's default applies
         if pk in stored:
             old = stored[pk]
             if all(
@@ -100,6 +108,8 @@ def _apply(registration, queryset, changes, stamp, using):
         else:
             writes.append(model(pk=pk, **change.values))
 
+    if errors:
+        raise_item_errors("The push was refused; nothing was stored.", errors)
     if writes:
         connection = connections[using]
         synced = [codec.attname for codec in registration.codecs]

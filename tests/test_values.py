@@ -53,13 +53,22 @@ def test_dates_in_milliseconds_setting(sync):
 
 def test_null_is_accepted_only_where_the_field_allows_it(sync):
     sync.push("gadgets", [{"id": "G", "name": "g", "ratio": None, "due": None, "data": None}])
-    response = sync.push("gadgets", [{"id": "H", "name": "h", "count": None}], expect=400)
+    response = sync.push("gadgets", [{"id": "G", "count": None}], expect=400)
     assert response["errors"][0]["field"] == "count"
+    response = sync.push("nodes", [{"id": "N", "label": None}], expect=400)  # no default
+    assert response["errors"][0]["field"] == "label"
+
+
+def test_null_for_a_new_object_means_the_default(sync):
+    """The classic client sends null for every property a new object never set."""
+    sync.push("gadgets", [{"id": "G", "name": "g", "count": None, "price": None, "active": None}])
+    gadget = Gadget.objects.get()
+    assert (gadget.count, gadget.price, gadget.active) == (0, 0, True)
 
 
 @pytest.mark.parametrize("field, value", [
     ("count", 1.5), ("count", True), ("count", "3"), ("price", "1"), ("ratio", "x"),
-    ("active", None), ("due", "tomorrow"), ("price", 12345678.9), ("count", 2**40),
+    ("active", "no"), ("due", "tomorrow"), ("price", 12345678.9), ("count", 2**40),
 ])
 def test_wrong_values_are_refused_and_name_the_field(sync, field, value):
     response = sync.push("gadgets", [{"id": "G", "name": "g", field: value}], expect=400)
