@@ -12,6 +12,7 @@ PS_DB_USER / PS_DB_PASSWORD  credentials (default ``root`` and empty)
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -70,7 +71,12 @@ def database_from_environment():
             "NAME": os.environ.get("PS_DB_NAME", str(BASE_DIR / "db.sqlite3")),
             # Concurrent writers wait for the database lock instead of failing.
             "OPTIONS": {"timeout": 30},
-            "TEST": {"NAME": os.environ.get("PS_DB_TEST_NAME", str(BASE_DIR / "test.sqlite3"))},
+            # A file, not memory, so that test threads and server processes
+            # share it; one per test process, so parallel runs do not collide.
+            "TEST": {"NAME": os.environ.get(
+                "PS_DB_TEST_NAME",
+                os.path.join(tempfile.gettempdir(), f"persistence_sync_test_{os.getpid()}.sqlite3"),
+            )},
         }
     common = {
         "NAME": os.environ.get("PS_DB_NAME", "persistence_sync"),
