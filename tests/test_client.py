@@ -1,0 +1,339 @@
+"""The sync client's decisions, against an in-memory protocol server (no HTTP).
+
+``FakeServer`` keeps objects per endpoint URL and follows PROTOCOL.md: pulls
+answer what changed after ``since`` in stamp order, every push gets a fresh
+stamp that its changed objects carry. Tests edit it directly to play "another
+client".
+"""
+
+import http.server
+import json
+import threading
+
+import pytest
+from todo.models import Project, Tag, Task
+
+from persistence_sync import client
+from persistence_sync.client import HttpTransport, TransportError, sync_all
+from persistence_sync.models import SyncState, Tombstone
+
+SERVER = "http://remote.example/"
+PROJECTS = SERVER + "projectUpdates"
+TASKS = SERVER + "taskUpdates"
+TAGS = SERVER + "tagUpdates"
+
+
+class FakeServer:
+    def __init__(self):
+        self.stamp = 10_000
+        self.objects = {}  # url -> id -> item (with _lastChange)
+        self.removed = {}  # url -> id -> stamp
+        self.pushes = []  # (url, items)
+        self.fail_pull = self.fail_push = None
+        self.on_push = None
+
+    def tick(self):
+        self.stamp += 10
+        return self.stamp
+
+    def put(self, url, obj_id, **values):
+        """A change made on the server by someone else."""
+        stamp = self.tick()
+        item = self.objects.setdefault(url, {}).setdefault(obj_id, {"id": obj_id})
+        item.update(values, _lastChange=stamp)
+        self.removed.get(url, {}).pop(obj_id, None)
+        return stamp
+
+    def delete(self, url, obj_id):
+        self.objects.get(url, {}).pop(obj_id, None)
+        self.removed.setdefault(url, {})[obj_id] = self.tick()
+
+    def pull(self, url, since):
+        if self.fail_pull:
+            raise TransportError(self.fail_pull)
+        updates = [dict(item) for item in self.objects.get(url, {}).values()
+                   if item["_lastChange"] > since]
+        updates += [{"id": pk, "_removed": True, "_lastChange": stamp}
+                    for pk, stamp in self.removed.get(url, {}).items() if stamp > since]
+        updates.sort(key=lambda item: (item["_lastChange"], item["id"]))
+        return {"now": self.stamp, "updates": updates}
+
+    def push(self, url, items):
+        if self.on_push:
+            self.on_push()
+        if self.fail_push:
+            raise TransportError(self.fail_push)
+        self.pushes.append((url, items))
+        stamp = self.tick()
+        for item in items:
+            if item.get("_removed"):
+                if self.objects.get(url, {}).pop(item["id"], None) is not None:
+                    self.removed.setdefault(url, {})[item["id"]] = stamp
+                continue
+            stored = self.objects.setdefault(url, {}).setdefault(item["id"], {"id": item["id"]})
+            stored.update({k: v for k, v in item.items() if k != "_lastChange"})
+            stored["_lastChange"] = stamp
+        return stamp
+
+    def values(self, url, obj_id):
+        item = dict(self.objects[url][obj_id])
+        item.pop("_lastChange")
+        return item
+
+
+@pytest.fixture
+def server():
+    return FakeServer()
+
+
+def run(server, handler="prefer-remote", models=("todo.project", "todo.task"), **kwargs):
+    results = sync_all(server_url=SERVER, models=list(models), conflict_handler=handler,
+                       transport=server, **kwargs)
+    for result in results:
+        assert result.ok or kwargs.get("expect_error"), result.error
+    return {result.model: result for result in results}
+
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_first_sync_creates_remote_objects_then_a_second_run_does_nothing(server):
+    server.put(PROJECTS, "P1", name="Home")
+    server.put(TASKS, "T1", name="Dishes", done=False, project="P1")
+    first = run(server)
+    assert first["todo.project"].created == 1 and first["todo.task"].created == 1
+    assert Task.objects.get(pk="T1").project_id == "P1"
+    second = run(server)
+    for result in second.values():
+        assert (result.pulled, result.pushed, result.conflicts) == (0, 0, [])
+    assert server.pushes == []
+
+
+def test_local_changes_and_deletions_are_pushed_once(server):
+    run(server)
+    project = Project.objects.create(name="Work")
+    task = Task.objects.create(name="Report", project=project)
+    first = run(server)
+    assert first["todo.project"].pushed == 1 and first["todo.task"].pushed == 1
+    assert server.values(TASKS, task.pk) == {
+        "id": task.pk, "name": "Report", "done": False, "project": project.pk}
+    task_id = task.pk
+    task.delete()
+    assert Tombstone.objects.filter(object_id=task_id).exists()
+    second = run(server)
+    assert second["todo.task"].pushed == 1
+    assert task_id not in server.objects[TASKS]
+    third = run(server)
+    assert all(r.pushed == 0 and r.pulled == 0 for r in third.values())
+
+
+def test_remote_values_taken_are_not_local_changes(server):
+    project = Project.objects.create(name="Old")
+    run(server)
+    server.put(PROJECTS, project.pk, name="New")
+    result = run(server)["todo.project"]
+    assert (result.updated, result.pushed, result.conflicts) == (1, 0, [])
+    assert Project.objects.get().name == "New"
+    pushes = len(server.pushes)
+    again = run(server)["todo.project"]
+    assert (again.pulled, again.pushed) == (0, 0) and len(server.pushes) == pushes
+
+
+def test_own_echo_is_not_a_conflict(server):
+    project = Project.objects.create(name="A")
+    run(server)  # pushes A; serverPushDate = that push
+    Project.objects.filter(pk=project.pk).update(name="B")
+    # Our push's echo (name A, _lastChange == serverPushDate) comes back with this pull.
+    state = SyncState.objects.get(model="todo.project")
+    assert server.objects[PROJECTS][project.pk]["_lastChange"] == state.server_push_date
+    state.server_date = 0  # make the pull bring the echo back
+    state.save()
+    result = run(server)["todo.project"]
+    assert result.conflicts == []
+    assert server.values(PROJECTS, project.pk)["name"] == "B"
+
+
+@pytest.fixture
+def conflicted(server):
+    project = Project.objects.create(name="base")
+    run(server)
+    server.put(PROJECTS, project.pk, name="remote")
+    Project.objects.filter(pk=project.pk).update(name="local")
+    return project
+
+
+def test_conflict_prefer_remote(server, conflicted):
+    result = run(server, "prefer-remote")["todo.project"]
+    assert result.conflicts == [
+        {"id": conflicted.pk, "properties": ["name"], "resolution": "remote"}]
+    assert Project.objects.get().name == "remote"
+    assert server.values(PROJECTS, conflicted.pk)["name"] == "remote"
+    again = run(server)["todo.project"]
+    assert (again.conflicts, again.pushed) == ([], 0)
+
+
+def test_conflict_prefer_local(server, conflicted):
+    result = run(server, "prefer-local")["todo.project"]
+    assert result.conflicts[0]["resolution"] == "local"
+    assert Project.objects.get().name == "local"
+    assert server.values(PROJECTS, conflicted.pk)["name"] == "local"
+    again = run(server, "prefer-local")["todo.project"]
+    assert (again.conflicts, again.pushed) == ([], 0)
+
+
+def join_names(conflicts, updates_to_push):
+    for conflict in conflicts:
+        conflict.local.name = f"{conflict.local.name}+{conflict.remote['name']}"
+
+
+def test_custom_handler_changing_local_objects_is_pushed(server, conflicted):
+    result = run(server, join_names)["todo.project"]
+    assert result.conflicts[0]["resolution"] == "custom"
+    assert Project.objects.get().name == "local+remote"
+    assert server.values(PROJECTS, conflicted.pk)["name"] == "local+remote"
+    again = run(server, join_names)["todo.project"]
+    assert (again.conflicts, again.pushed, again.pulled) == ([], 0, 0)
+
+
+def test_remote_removed_ids_we_lack_are_ignored(server):
+    project = Project.objects.create(name="keep")
+    run(server)
+    server.removed[PROJECTS] = {"6DC57EE5D8C14B0284A9096E84DC84F1": server.tick()}
+    result = run(server)["todo.project"]
+    assert result.removed == 0 and Project.objects.filter(pk=project.pk).exists()
+
+
+def test_remote_deletion_is_applied_and_not_pushed_back(server):
+    project = Project.objects.create(name="gone soon")
+    run(server)
+    server.delete(PROJECTS, project.pk)
+    result = run(server)["todo.project"]
+    assert result.removed == 1 and not Project.objects.exists()
+    again = run(server)["todo.project"]
+    assert again.pushed == 0
+
+
+def test_failed_push_changes_nothing_locally_and_a_rerun_converges(server):
+    project = Project.objects.create(name="mine")
+    run(server)
+    server.put(PROJECTS, "R1", name="theirs")
+    project_id = project.pk
+    project.delete()
+    server.fail_push = "HTTP 500 Internal Server Error"
+    before = list(SyncState.objects.values())
+    result = sync_all(server_url=SERVER, models=["todo.project"], transport=server)[0]
+    assert not result.ok and "todo.project" in result.error and PROJECTS in result.error
+    assert list(SyncState.objects.values()) == before
+    assert not Project.objects.filter(pk="R1").exists()
+    server.fail_push = None
+    result = run(server)["todo.project"]
+    assert result.created == 1 and result.pushed == 1
+    assert project_id not in server.objects[PROJECTS]
+
+
+def test_failed_pull_names_model_and_url(server):
+    server.fail_pull = "cannot connect: refused"
+    result = sync_all(server_url=SERVER, models=["todo.tag"], transport=server)[0]
+    assert result.error == f"todo.tag ({TAGS}): cannot connect: refused"
+    assert not SyncState.objects.exists()
+
+
+def test_bad_remote_value_is_an_error_not_corruption(server):
+    server.put(TASKS, "T1", name="x", done="maybe")
+    result = sync_all(server_url=SERVER, models=["todo.task"], transport=server)[0]
+    assert "'done'" in result.error and not Task.objects.exists()
+
+
+def test_dry_run_writes_nothing(server, conflicted):
+    Tag.objects.create(name="new")
+    results = sync_all(server_url=SERVER, transport=server, dry_run=True)
+    by_model = {r.model: r for r in results}
+    assert by_model["todo.project"].conflicts and by_model["todo.tag"].pushed == 1
+    assert server.pushes[-1][0] != TAGS and Project.objects.get().name == "local"
+
+
+def test_write_between_collect_and_apply_is_merged_not_lost(server, monkeypatch):
+    project = Project.objects.create(name="v1")
+    task = Task.objects.create(name="t", project=project)
+    run(server)
+    server.put(TASKS, task.pk, name="t", done=True, project=project.pk)  # remote: done
+    Project.objects.create(name="p2")
+    real_collect = client.collect_local
+
+    def collect_then_edit(*args, **kwargs):
+        snapshot = real_collect(*args, **kwargs)
+        if args[0].model is Task:
+            Task.objects.filter(pk=task.pk).update(name="renamed here")
+        return snapshot
+
+    monkeypatch.setattr(client, "collect_local", collect_then_edit)
+    run(server, models=["todo.task"])
+    monkeypatch.undo()
+    task.refresh_from_db()
+    assert (task.name, task.done) == ("renamed here", True)
+    run(server, models=["todo.task"])
+    assert server.values(TASKS, task.pk)["name"] == "renamed here"
+
+
+# --- HttpTransport over a real socket --------------------------------------------------
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    answers = []  # (status, body) popped per request
+
+    def do_GET(self):
+        status, body = self.answers.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/x", Handler.answers
+    httpd.shutdown()
+    Handler.answers.clear()
+
+
+@pytest.mark.django_db(transaction=False)
+def test_transport_retries_5xx_but_not_4xx(http_server):
+    url, answers = http_server
+    transport = HttpTransport(retries=3, backoff=0, timeout=5)
+    answers[:] = [(503, "{}"), (502, "{}"), (200, json.dumps({"now": 5, "updates": []}))]
+    assert transport.pull(url, 0) == {"now": 5, "updates": []}
+    answers[:] = [(400, '{"status":"error"}'), (200, "{}")]
+    with pytest.raises(TransportError, match="HTTP 400"):
+        transport.push(url, [])
+    assert len(answers) == 1
+
+
+@pytest.mark.django_db(transaction=False)
+@pytest.mark.parametrize("body, message", [
+    ("<html>", "not JSON"),
+    ('{"now": "x", "updates": []}', "not {"),
+    ('{"now": 1, "updates": [{"name": 1}]}', "string id"),
+])
+def test_transport_refuses_malformed_answers(http_server, body, message):
+    url, answers = http_server
+    answers[:] = [(200, body)]
+    with pytest.raises(TransportError, match=message):
+        HttpTransport(retries=3, backoff=0).pull(url, 0)
+    assert answers == []  # not retried
+
+
+@pytest.mark.django_db(transaction=False)
+def test_transport_connection_refused_is_retried_then_reported():
+    sleeps = []
+    transport = HttpTransport(retries=3, backoff=0.1, sleep=sleeps.append)
+    with pytest.raises(TransportError, match="cannot connect.*after 3 attempts"):
+        transport.pull("http://127.0.0.1:1/x", 0)
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 0.5
