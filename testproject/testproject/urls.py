@@ -1,8 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
+from todo import clientlib
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The persistence.js client from the npm cache (see todo.clientlib), for the
+    # to-do page and the browser tests.
+    path("vendor/<str:name>", clientlib.serve_client_file, name="client-file"),
     path("", include("todo.urls")),
     # /projectUpdates, /taskUpdates, /tagUpdates: one endpoint per registered model.
     path("", include("persistence_sync.urls")),
