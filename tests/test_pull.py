@@ -86,3 +86,13 @@ def test_other_methods_get_405(sync, method):
     response = getattr(sync.client, method)("/taskUpdates")
     assert response.status_code == 405
     assert response.json()["status"] == "error"
+
+
+def test_a_first_sync_includes_rows_that_never_went_through_the_clock(sync):
+    """Fixtures and data migrations (historical models) write the default stamp 0."""
+    Task.objects.create(name="stamped")
+    Task.objects.bulk_create([Task(id="RAW", name="raw")])
+    from django.db.models import QuerySet
+
+    QuerySet(Task).filter(pk="RAW").update(last_change=0)  # a write past the clock
+    assert {u["id"] for u in sync.pull("taskUpdates", since=0)["updates"]} >= {"RAW"}
