@@ -1,0 +1,432 @@
+"""``syncall`` over real HTTP: a live server site, and client sites with their own databases.
+
+* the server: the example site under ``manage.py runserver`` in a subprocess,
+  on its own SQLite file (``PS_DB_NAME``);
+* client A: this pytest process (its test database), calling ``sync_all``;
+* client B: ``manage.py syncall`` (or a small Python script) in subprocesses,
+  on another SQLite file.
+
+Every database is a copy of one migrated template, so a test costs a server
+start (about a second), not three migrations. The last test syncs with the
+original node.js sample server, ``lib/persistence.sync.server.js`` of npm
+``persistencejs@0.3.0``, unmodified; see :data:`NODE_HOST`.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from todo.models import Project, Tag, Task
+
+from persistence_sync.client import HttpTransport, sync_all
+from persistence_sync.models import SyncState
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+REPO = Path(__file__).resolve().parents[2]
+MANAGE = REPO / "testproject" / "manage.py"
+TODO = ["todo.project", "todo.tag", "todo.task"]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def site_env(db_path):
+    env = dict(os.environ, PS_DB="sqlite", PS_DB_NAME=str(db_path),
+               DJANGO_SETTINGS_MODULE="testproject.settings",
+               PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "testproject")]),
+               PYTHONWARNINGS="ignore")
+    env.pop("PERSISTENCE_SYNC_TOKEN", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("template") / "migrated.sqlite3"
+    subprocess.run([sys.executable, str(MANAGE), "migrate", "-v", "0"], env=site_env(path),
+                   check=True, timeout=120)
+    return path
+
+
+def wait_until_serving(url, process, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture
+def server(template_db, tmp_path):
+    """The example site served over HTTP, on its own database; yields its base URL."""
+    db = tmp_path / "server.sqlite3"
+    shutil.copy(template_db, db)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"],
+        env=site_env(db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_serving(base + "projectUpdates?since=0", process)
+        yield base
+    finally:
+        process.kill()
+        process.wait()
+
+
+class ClientB:
+    """A second client site in subprocesses, on its own database."""
+
+    def __init__(self, db):
+        self.db = db
+        self.env = site_env(db)
+
+    def syncall(self, *args, expect=0):
+        result = subprocess.run([sys.executable, str(MANAGE), "syncall", *args],
+                                env=self.env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == expect, result.stderr
+        return result
+
+    def python(self, code):
+        """Run ``code`` with Django set up; returns what it assigned to ``out``."""
+        script = "import django, json\ndjango.setup()\nout = None\n" + textwrap.dedent(code)
+        script += "\nprint(json.dumps(out))\n"
+        result = subprocess.run([sys.executable, "-c", script], env=self.env, cwd=REPO,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def dump(self):
+        return self.python("""
+            from todo.models import Project, Tag, Task
+            out = {m._meta.label_lower: sorted([list(r) for r in
+                   m.objects.values_list('id', *[f for f in fields])])
+                   for m, fields in [(Project, ['name']), (Tag, ['name']),
+                                     (Task, ['name', 'done', 'project_id'])]}
+        """)
+
+
+@pytest.fixture
+def client_b(template_db, tmp_path):
+    db = tmp_path / "client_b.sqlite3"
+    shutil.copy(template_db, db)
+    return ClientB(db)
+
+
+def dump_local():
+    return {
+        "todo.project": sorted([list(r) for r in Project.objects.values_list("id", "name")]),
+        "todo.tag": sorted([list(r) for r in Tag.objects.values_list("id", "name")]),
+        "todo.task": sorted([list(r) for r in
+                             Task.objects.values_list("id", "name", "done", "project_id")]),
+    }
+
+
+def dump_remote(base):
+    """The server's data, read over the protocol (a pull since 0)."""
+    transport = HttpTransport(retries=1)
+    out = {}
+    for label, uri, fields in [("todo.project", "projectUpdates", ["name"]),
+                               ("todo.tag", "tagUpdates", ["name"]),
+                               ("todo.task", "taskUpdates", ["name", "done", "project"])]:
+        updates = transport.pull(base + uri, 0)["updates"]
+        out[label] = sorted([[u["id"], *(u.get(f) for f in fields)]
+                             for u in updates if not u.get("_removed")])
+    return out
+
+
+def sync_a(base, handler="prefer-remote"):
+    results = sync_all(server_url=base, models=TODO, conflict_handler=handler)
+    for result in results:
+        assert result.ok, result.error
+    return {result.model: result for result in results}
+
+
+def push_raw(base, uri, items):
+    """Another client's push, straight over HTTP."""
+    return HttpTransport(retries=1).push(base + uri, items)
+
+
+def assert_clean_run(results):
+    for result in results.values():
+        assert (result.pulled, result.pushed, result.conflicts) == (0, 0, []), result.summary()
+
+
+def join_names(conflicts, updates_to_push):
+    """A custom handler: both names, local first."""
+    for conflict in conflicts:
+        conflict.local.name = f"{conflict.local.name}|{conflict.remote['name']}"
+
+
+def test_create_update_delete_in_both_directions(server):
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "Remote project"}])
+    push_raw(server, "taskUpdates", [
+        {"id": "T1", "name": "remote task", "done": False, "project": "P1"},
+        {"id": "T2", "name": "doomed", "done": False, "project": "P1"},
+    ])
+    first = sync_a(server)
+    assert first["todo.task"].created == 2 and Task.objects.get(pk="T1").project_id == "P1"
+    assert_clean_run(sync_a(server))
+
+    # Local edits travel up.
+    local_project = Project.objects.create(name="Local project")
+    Task.objects.create(id="T3", name="local task", project=local_project)
+    Task.objects.filter(pk="T1").update(done=True)
+    Tag.objects.create(name="urgent")
+    results = sync_a(server)
+    assert results["todo.task"].pushed == 2 and results["todo.project"].pushed == 1
+    # Remote edits travel down: an update and a deletion.
+    push_raw(server, "taskUpdates", [{"id": "T1", "name": "renamed remotely"},
+                                     {"id": "T2", "_removed": True}])
+    results = sync_a(server)
+    assert (results["todo.task"].updated, results["todo.task"].removed) == (1, 1)
+    # A local deletion travels up.
+    Tag.objects.all().delete()
+    assert sync_a(server)["todo.tag"].pushed == 1
+    assert dump_local() == dump_remote(server)
+    assert Task.objects.get(pk="T1").done is True
+    assert_clean_run(sync_a(server))
+
+
+@pytest.mark.parametrize("handler, local_wins, expected", [
+    ("prefer-remote", False, "remote"),
+    ("prefer-local", True, "local"),
+    (join_names, None, "local|remote"),
+])
+def test_conflicts_with_each_handler(server, handler, local_wins, expected):
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "base"}])
+    sync_a(server)
+    Project.objects.filter(pk="P1").update(name="local")
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "remote"}])
+    result = sync_a(server, handler)["todo.project"]
+    assert [c["properties"] for c in result.conflicts] == [["name"]]
+    assert Project.objects.get().name == expected
+    assert dump_remote(server)["todo.project"] == [["P1", expected]]
+    assert_clean_run(sync_a(server, handler))
+
+
+def test_conflicts_in_the_command_with_a_dotted_handler(server, client_b):
+    push_raw(server, "tagUpdates", [{"id": "G1", "name": "base"}])
+    client_b.syncall("--server", server, "-v", "0")
+    client_b.python("from todo.models import Tag; Tag.objects.filter(pk='G1').update(name='b')")
+    push_raw(server, "tagUpdates", [{"id": "G1", "name": "server"}])
+    out = client_b.syncall("todo.Tag", "--server", server, "--json",
+                           "--conflicts", "tests.integration.test_syncall_live.join_names")
+    [summary] = json.loads(out.stdout)
+    assert summary["conflicts"] == [{"id": "G1", "properties": ["name"], "resolution": "custom"}]
+    assert client_b.dump()["todo.tag"] == dump_remote(server)["todo.tag"] == [["G1", "b|server"]]
+    again = client_b.syncall("--server", server, "--json")
+    assert all(r["pushed"] == r["pulled"] == 0 and not r["conflicts"]
+               for r in json.loads(again.stdout))
+
+
+def test_dry_run_and_output(server, client_b):
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "remote"}])
+    client_b.python("from todo.models import Tag; Tag.objects.create(id='G1', name='b')")
+    dry = client_b.syncall("--server", server, "--dry-run")
+    assert "todo.project: would be: pulled 1, created 1" in dry.stdout
+    assert client_b.dump()["todo.project"] == [] and dump_remote(server)["todo.tag"] == []
+    assert client_b.syncall("--server", server, "-v", "0").stdout == ""
+    assert client_b.dump() == dump_remote(server)
+
+
+def test_failures_name_model_and_url_and_a_rerun_converges(server, client_b):
+    port = free_port()  # nothing listens there
+    failed = client_b.syncall("todo.project", "--server", f"http://127.0.0.1:{port}/",
+                              expect=1)
+    assert f"todo.project (http://127.0.0.1:{port}/projectUpdates): cannot connect" \
+        in failed.stderr
+    wrong = client_b.syncall("todo.tag", "--server", server + "nowhere/", expect=1)
+    assert "HTTP 404" in wrong.stderr and "todo.tag" in wrong.stderr
+    assert client_b.python("""
+        from persistence_sync.models import SyncState
+        out = SyncState.objects.count()""") == 0
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "p"}])
+    client_b.syncall("--server", server)
+    assert client_b.dump() == dump_remote(server)
+
+
+def test_killed_between_pull_and_push_then_rerun(server, client_b):
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "from server"}])
+    client_b.python("""
+        from todo.models import Project, Task
+        Project.objects.create(id='P2', name='from b')
+        Task.objects.create(id='T1', name='b task', project_id='P2')
+    """)
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import os, django
+        django.setup()
+        from django.core.management import call_command
+        from persistence_sync import client
+        client.HttpTransport.push = lambda *args: os._exit(9)  # dies after its first pull
+        call_command("syncall", "--server", os.environ["SERVER"])
+    """)], env={**client_b.env, "SERVER": server}, timeout=60)
+    assert killed.returncode == 9
+    assert client_b.dump()["todo.project"] == [["P2", "from b"]]  # nothing was written
+    client_b.syncall("--server", server)
+    assert client_b.dump() == dump_remote(server)
+    assert len(dump_remote(server)["todo.project"]) == 2
+    again = client_b.syncall("--server", server, "--json")
+    assert all(r["pushed"] == r["pulled"] == 0 for r in json.loads(again.stdout))
+
+
+def test_two_clients_editing_the_same_objects_converge(server, client_b):
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "shared"}])
+    push_raw(server, "taskUpdates", [{"id": f"T{i}", "name": f"task {i}", "done": False,
+                                      "project": "P1"} for i in range(4)])
+    sync_a(server)
+    client_b.syncall("--server", server, "-v", "0")
+    for round_number in range(2):
+        # Both edit the same objects, differently, and each adds and deletes one.
+        Task.objects.filter(pk__in=["T0", "T1"]).update(name=f"a{round_number}")
+        Task.objects.filter(pk="T2").update(done=True)
+        Project.objects.filter(pk="P1").update(name=f"project a{round_number}")
+        Task.objects.create(id=f"A{round_number}", name="from a", project_id="P1")
+        client_b.python(f"""
+            from todo.models import Project, Task
+            Task.objects.filter(pk__in=['T1', 'T3']).update(name='b{round_number}')
+            Project.objects.filter(pk='P1').update(name='project b{round_number}')
+            Task.objects.create(id='B{round_number}', name='from b', project_id='P1')
+            Task.objects.filter(pk='T2').delete() if {round_number} == 1 else None
+        """)
+        sync_a(server, "prefer-local")
+        client_b.syncall("--server", server, "--conflicts", "prefer-remote", "-v", "0")
+        sync_a(server, "prefer-local")
+    expected = dump_remote(server)
+    assert dump_local() == expected == client_b.dump()
+    assert {"A0", "A1", "B0", "B1"} <= {row[0] for row in expected["todo.task"]}
+    assert "T2" not in {row[0] for row in expected["todo.task"]}
+    assert_clean_run(sync_a(server))
+
+
+def test_state_is_per_model_and_remote(server):
+    sync_a(server)
+    assert sorted(SyncState.objects.values_list("model", flat=True)) == sorted(TODO)
+    assert set(SyncState.objects.values_list("remote", flat=True)) == {
+        server + uri for uri in ("projectUpdates", "tagUpdates", "taskUpdates")}
+
+
+# --- the original node.js sample server -------------------------------------------------
+
+# The host app for lib/persistence.sync.server.js. The package's own host
+# (test/node/test.sync.server.js) needs express 1.x/connect 0.x and a MySQL
+# server; this one serves the same three routes with node's http module on
+# persistence.js's in-memory store. The sync server file is loaded unmodified;
+# the only fix is to the memory store's destroyAll, which empties a local copy
+# instead of deleting (the SQL stores DELETE the rows, as the sync server expects).
+NODE_HOST = r"""
+var lib = process.argv[2], port = +process.argv[3];
+var persistence = require(lib + '/persistence').persistence;
+require(lib + '/persistence.store.memory').config(persistence);
+persistence.DbQueryCollection.prototype.destroyAll = function (tx, callback) {
+  if (typeof tx === 'function') { callback = tx; }
+  var session = this._session, name = this._entityName;
+  this.list(null, function (items) {
+    items.forEach(function (obj) {
+      persistence.getAllObjects()[name].remove(obj);
+      delete session.trackedObjects[obj.id];
+    });
+    if (callback) callback();
+  });
+};
+var sync = require(lib + '/persistence.sync.server');
+sync.config(persistence);
+var Project = persistence.define('Project', {name: "TEXT"});
+var Task = persistence.define('Task', {name: "TEXT", done: "BOOL"});
+var Tag = persistence.define('Tag', {name: "TEXT"});
+Project.hasMany('tasks', Task, 'project');
+Project.enableSync(); Task.enableSync(); Tag.enableSync();
+var entities = {'/projectUpdates': Project, '/taskUpdates': Task, '/tagUpdates': Tag};
+require('http').createServer(function (req, res) {
+  var url = require('url').parse(req.url, true), Entity = entities[url.pathname];
+  function send(obj) {
+    res.writeHead(200, {'Content-Type': 'application/json'});
+    res.end(JSON.stringify(obj));
+  }
+  if (!Entity) { res.writeHead(404); return res.end('not found'); }
+  if (req.method === 'GET') {
+    return sync.pushUpdates(persistence, null, Entity, url.query.since || 0, send);
+  }
+  var body = '';
+  req.on('data', function (chunk) { body += chunk; });
+  req.on('end', function () {
+    sync.receiveUpdates(persistence, null, Entity, JSON.parse(body), send);
+  });
+}).listen(port, '127.0.0.1', function () { console.log('ready'); });
+"""
+
+
+@pytest.fixture
+def node_server(tmp_path):
+    if shutil.which("node") is None:
+        pytest.skip("the node.js sample server test needs node on PATH (apt-get install nodejs)")
+    from todo import clientlib
+
+    try:
+        prefix = clientlib.ensure_installed()  # npm persistencejs@0.3.0, cached outside the repo
+    except clientlib.ClientLibUnavailable as exc:
+        pytest.skip(f"the node.js sample server test needs npm persistencejs: {exc}")
+    host = tmp_path / "host.js"
+    host.write_text(NODE_HOST)
+    port = free_port()
+    lib = prefix / "node_modules" / "persistencejs" / "lib"
+    process = subprocess.Popen(["node", "--no-deprecation", str(host), str(lib), str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_against_the_original_node_sample_server(node_server, client_b):
+    base = node_server
+    push_raw(base, "projectUpdates", [{"id": "P1", "name": "node project"}])
+    push_raw(base, "taskUpdates", [{"id": "T1", "name": "node task", "done": False,
+                                    "project": "P1"}])
+    first = sync_a(base)
+    assert Task.objects.get(pk="T1").project_id == "P1"
+    assert first["todo.task"].created == 1
+
+    Project.objects.create(id="P2", name="django project")
+    Task.objects.create(id="T2", name="django task", project_id="P2")
+    Task.objects.filter(pk="T1").update(done=True)
+    sync_a(base)
+    assert_clean_run(sync_a(base))
+
+    # A local deletion reaches the node server; its pulls then carry the
+    # tombstone's own id, which the client ignores.
+    Task.objects.filter(pk="T2").delete()
+    sync_a(base)
+    tombstone_ids = [u["id"] for u in HttpTransport().pull(base + "taskUpdates", 0)["updates"]
+                     if u.get("_removed")]
+    assert tombstone_ids and "T2" not in tombstone_ids
+    assert_clean_run(sync_a(base))
+
+    # Conflicts against wall-clock stamps, and a second client.
+    Project.objects.filter(pk="P1").update(name="a says")
+    push_raw(base, "projectUpdates", [{"id": "P1", "name": "node says"}])
+    result = sync_a(base, "prefer-local")["todo.project"]
+    assert result.conflicts[0]["resolution"] == "local"
+    client_b.syncall("--server", base, "-v", "0")
+    assert dump_local() == dump_remote(base) == client_b.dump()
+    assert Project.objects.get(pk="P1").name == "a says"
+    assert_clean_run(sync_a(base))
