@@ -1,10 +1,38 @@
-from django.http import HttpResponse
+"""The example site's to-do page: the real persistence.js client, synced with this site.
+
+The page keeps the tasks in the browser (persistence.js on the Web SQL
+polyfill, saved in localStorage) and syncs them with /projectUpdates and
+/taskUpdates when the user presses Sync. Everything it needs in the browser
+is in ``todo/templates/todo/index.html`` and ``todo/static/todo/app.js``; the
+client itself is served from the npm cache at ``/vendor/<name>`` (see
+:mod:`todo.clientlib`).
+"""
+
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from todo import clientlib
+from todo.models import Project
+
+DEFAULT_PROJECT_NAME = "My tasks"
 
 
+@ensure_csrf_cookie  # the page sends the cookie's token with every push
 def index(request):
-    return HttpResponse(
-        "<h1>django-persistence-sync example</h1>"
-        '<p>Sync endpoints: <a href="/projectUpdates">/projectUpdates</a>, '
-        '<a href="/taskUpdates">/taskUpdates</a>, <a href="/tagUpdates">/tagUpdates</a>; '
-        'the <a href="/admin/">admin</a>.</p>'
+    try:
+        clientlib.ensure_installed()
+        client_unavailable = None
+    except clientlib.ClientLibUnavailable as exc:
+        client_unavailable = str(exc)
+    if not Project.objects.exists():
+        # Made here, once, rather than by every browser that finds no project.
+        Project.objects.create(name=DEFAULT_PROJECT_NAME)
+    return render(
+        request,
+        "todo/index.html",
+        {
+            "client_unavailable": client_unavailable,
+            "persistencejs_version": clientlib.PERSISTENCEJS_VERSION,
+            "sqljs_version": clientlib.SQLJS_VERSION,
+        },
     )

@@ -1,0 +1,278 @@
+/*
+ * app.js: the example site's to-do page, on the real persistence.js client.
+ *
+ * Tasks live in the browser: persistence.js 0.3.0 with its SQL store on the
+ * Web SQL polyfill (websql.js, kept in localStorage). Sync pulls and pushes
+ * them with the classic persistence.sync.js plug-in: projects first, then
+ * tasks (a pushed task names its project, which the server must have).
+ *
+ * Two things the page adds around the unmodified client:
+ *  - persistence.sync.postJSON is replaced by the same request plus the
+ *    X-CSRFToken header. Django REST framework's SessionAuthentication
+ *    refuses a logged-in user's POST without it; anonymous pushes pass
+ *    either way.
+ *  - Failed requests are reported on the page. The classic client has no
+ *    error path for a push (and the pull's is optional): without this the
+ *    page would wait for ever.
+ *
+ * Options, as attributes of this script tag: data-project-uri,
+ * data-task-uri (the sync endpoints), data-database (the local database).
+ * State for tests and curious users: window.todoApp.
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript;
+  var options = {
+    projectUri: script.dataset.projectUri || "/projectUpdates",
+    taskUri: script.dataset.taskUri || "/taskUpdates",
+    database: script.dataset.database || "todo",
+  };
+  var SELECTED_PROJECT_KEY = "todo:project";
+
+  var $ = function (id) { return document.getElementById(id); };
+  var statusLine = $("sync-status");
+  var app = (window.todoApp = {syncs: 0, lastSync: null, syncing: false});
+  var Project, Task;
+  var current = null; // the selected Project
+
+  function setStatus(text, state) {
+    statusLine.textContent = text;
+    statusLine.className = state || "";
+    statusLine.dataset.state = state || "";
+    statusLine.dataset.syncs = String(app.syncs);
+  }
+
+  function csrfToken() {
+    // The cookie first: logging in rotates the token after this page was made.
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (match) return decodeURIComponent(match[1]);
+    var field = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return field ? field.value : "";
+  }
+
+  // --- what the page wraps around the client's requests -------------------
+
+  var failSync = null; // set while a sync runs: reports a failed request
+
+  function describe(xhr, what) {
+    var detail = xhr.responseText || "";
+    try {
+      var body = JSON.parse(detail);
+      detail = body.error || body.detail || detail;
+      if (body.errors && body.errors.length) {
+        detail += " " + body.errors.map(function (e) {
+          return (e.field ? e.field + ": " : "") + e.message;
+        }).join("; ");
+      }
+    } catch (e) { /* not JSON: show it as it is */ }
+    return what + " failed: HTTP " + (xhr.status || "error (no answer)") +
+      (detail ? " — " + detail.slice(0, 300) : "");
+  }
+
+  var counts = {}; // uri -> {received, sent} of the running sync
+
+  persistence.sync.postJSON = function (uri, data, callback) {
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", uri, true);
+    xhr.setRequestHeader("Content-Type", "application/json");
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    xhr.onreadystatechange = function () {
+      if (xhr.readyState !== 4) return;
+      if (xhr.status === 200) {
+        (counts[uri] = counts[uri] || {}).sent = JSON.parse(data).length;
+        callback(JSON.parse(xhr.responseText));
+      } else if (failSync) {
+        failSync(describe(xhr, "Sending changes to " + uri));
+      }
+    };
+    xhr.send(data);
+  };
+
+  var getJSON = persistence.sync.getJSON;
+  persistence.sync.getJSON = function (uri, callback, errorCallback) {
+    getJSON(uri, function (answer) {
+      var path = uri.split("?")[0];
+      (counts[path] = counts[path] || {}).received = answer.updates.length;
+      callback(answer);
+    }, errorCallback);
+  };
+
+  // --- the model ------------------------------------------------------------
+
+  function list(collection) {
+    return new Promise(function (resolve) { collection.list(resolve); });
+  }
+
+  function flush() {
+    return new Promise(function (resolve) { persistence.flush(resolve); });
+  }
+
+  function syncEntity(Entity, handler) {
+    return new Promise(function (resolve, reject) {
+      var conflicts = 0;
+      failSync = reject;
+      Entity.syncAll(
+        function (found, updatesToPush, next) {
+          conflicts += found.length;
+          persistence.sync[handler](found, updatesToPush, next);
+        },
+        function () { resolve(conflicts); },
+        function (xhr) { reject(describe(xhr, "Fetching " + Entity.meta.syncUri)); }
+      );
+    });
+  }
+
+  function sync() {
+    if (app.syncing) return Promise.resolve();
+    app.syncing = true;
+    counts = {};
+    var handler = $("conflicts").value;
+    var started = performance.now();
+    var result = {conflicts: 0};
+    enable(false);
+    setStatus("Syncing…", "syncing");
+    return syncEntity(Project, handler)
+      .then(function (n) { result.conflicts += n; return syncEntity(Task, handler); })
+      .then(function (n) {
+        result.conflicts += n;
+        var p = counts[options.projectUri] || {}, t = counts[options.taskUri] || {};
+        result.projects = {received: p.received || 0, sent: p.sent || 0};
+        result.tasks = {received: t.received || 0, sent: t.sent || 0};
+        result.ms = Math.round(performance.now() - started);
+        result.at = new Date();
+        result.ok = true;
+        app.syncs += 1;
+        app.lastSync = result;
+        $("pending").textContent = "";
+        setStatus(
+          "Synced at " + result.at.toLocaleTimeString() + " in " + result.ms + " ms: tasks " +
+          result.tasks.received + " received, " + result.tasks.sent + " sent; projects " +
+          result.projects.received + " received, " + result.projects.sent + " sent; " +
+          result.conflicts + (result.conflicts === 1 ? " conflict" : " conflicts") +
+          (result.conflicts ? " (" + $("conflicts").selectedOptions[0].text + ")" : "") + ".",
+          "ok");
+      }, function (error) {
+        app.syncs += 1;
+        app.lastSync = {ok: false, error: String(error)};
+        setStatus("Sync failed. " + String(error), "error");
+      })
+      .then(function () {
+        failSync = null;
+        app.syncing = false;
+        return render();
+      })
+      .then(function () { enable(true); });
+  }
+
+  // --- the page ---------------------------------------------------------------
+
+  function enable(on) {
+    $("sync").disabled = !on;
+    $("new-task").disabled = !on || !current;
+    $("add").disabled = !on || !current;
+  }
+
+  function changed() {
+    $("pending").textContent = "Changes not synced yet: press Sync.";
+    return flush().then(render);
+  }
+
+  function render() {
+    return list(Project.all().order("name", true)).then(function (projects) {
+      var wanted = current ? current.id : localStorage.getItem(SELECTED_PROJECT_KEY);
+      current = projects.filter(function (p) { return p.id === wanted; })[0] || projects[0] || null;
+      var select = $("project");
+      select.textContent = "";
+      projects.forEach(function (p) {
+        var option = document.createElement("option");
+        option.value = p.id;
+        option.textContent = p.name;
+        option.selected = p === current;
+        select.appendChild(option);
+      });
+      if (!current) {
+        $("tasks").innerHTML = '<li class="empty">No project yet: press Sync.</li>';
+        return;
+      }
+      localStorage.setItem(SELECTED_PROJECT_KEY, current.id);
+      var tasks = Task.all().filter("project", "=", current.id).order("done", true).order("name", true);
+      return list(tasks).then(renderTasks);
+    });
+  }
+
+  function renderTasks(tasks) {
+    var ul = $("tasks");
+    ul.textContent = "";
+    if (!tasks.length) {
+      ul.innerHTML = '<li class="empty">Nothing to do.</li>';
+    }
+    tasks.forEach(function (task) {
+      var li = document.createElement("li");
+      li.dataset.id = task.id;
+      li.className = task.done ? "done" : "";
+      var box = document.createElement("input");
+      box.type = "checkbox";
+      box.checked = !!task.done;
+      box.title = "done";
+      box.addEventListener("change", function () {
+        task.done = box.checked;
+        changed();
+      });
+      var name = document.createElement("span");
+      name.className = "name";
+      name.textContent = task.name;
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "delete";
+      remove.title = "delete";
+      remove.textContent = "×";
+      remove.addEventListener("click", function () {
+        persistence.remove(task);
+        changed();
+      });
+      li.appendChild(box);
+      li.appendChild(name);
+      li.appendChild(remove);
+      ul.appendChild(li);
+    });
+  }
+
+  function start() {
+    persistence.store.websql.config(persistence, options.database, "To-do", 5 * 1024 * 1024);
+    Project = persistence.define("Project", {name: "TEXT"});
+    Task = persistence.define("Task", {name: "TEXT", done: "BOOL"});
+    Task.hasOne("project", Project);
+    Project.enableSync(options.projectUri);
+    Task.enableSync(options.taskUri);
+    app.Project = Project;
+    app.Task = Task;
+
+    $("sync").addEventListener("click", sync);
+    $("project").addEventListener("change", function () {
+      current = null;
+      localStorage.setItem(SELECTED_PROJECT_KEY, $("project").value);
+      render();
+    });
+    $("add-task").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var name = $("new-task").value.trim();
+      if (!name || !current) return;
+      persistence.add(new Task({name: name, done: false, project: current}));
+      $("new-task").value = "";
+      changed();
+    });
+    $("forget").addEventListener("click", function () {
+      localStorage.removeItem("websql:" + options.database);
+      localStorage.removeItem(SELECTED_PROJECT_KEY);
+      location.reload();
+    });
+    return new Promise(function (resolve) { persistence.schemaSync(resolve); })
+      .then(render)
+      .then(sync); // the first visit finds the server's projects and tasks
+  }
+
+  app.ready = window.webSqlReady.then(start, function (error) {
+    setStatus("The local database could not start: " + error.message, "error");
+  });
+})();

@@ -1,0 +1,242 @@
+"""The example site's to-do page at ``/``, clicked through in headless Chromium.
+
+The page (``todo/templates/todo/index.html`` + ``todo/static/todo/app.js``)
+runs the real persistence.js client on the live server of the example site;
+these tests use it as a person would (typing, ticking, pressing Sync) and
+check the server's database through the ORM.
+
+Set ``TODO_PAGE_SCREENSHOT=<file.png>`` to save a 900x600 screenshot of the
+page with a few tasks (docs/todo-page.png is made that way).
+"""
+
+import os
+
+import pytest
+
+from tests.integration import browser
+
+VIEWPORT = {"width": 900, "height": 600}
+
+# A server bug, reported for persistence_sync/views.py: SyncView sets
+# parser_classes = [] and reads the body itself, but DRF's SessionAuthentication
+# runs Django's CSRF check on a logged-in POST, which reads request.POST; DRF's
+# Request then looks for a parser for application/json, finds none and answers
+# 415. So no logged-in browser can push, with or without the CSRF token.
+SESSION_PUSH_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="server bug: a logged-in session's push gets 415 from the CSRF check (see above)",
+)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    executable = browser.require_browser()
+    browser.require_client_files()
+    with pytest.MonkeyPatch.context() as patch:
+        # Playwright's sync API keeps an asyncio loop running in this thread,
+        # which makes Django refuse ORM calls; they are plain synchronous calls.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with browser.launch_chromium(executable) as chromium:
+            yield chromium
+
+
+@pytest.fixture
+def context(chromium):
+    context = chromium.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+class TodoPage:
+    """The to-do page in one browser tab, driven through its controls."""
+
+    def __init__(self, page):
+        self.page = page
+        self.errors = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def wait_for_sync(self, number):
+        """Wait until the page has finished its ``number``-th sync; return its result."""
+        self.page.wait_for_selector(f"#sync-status[data-syncs='{number}']:not([data-state=syncing])")
+        result = self.page.evaluate("() => todoApp.lastSync")
+        assert result["ok"], result["error"]
+        return result
+
+    def sync(self):
+        done = self.page.evaluate("() => todoApp.syncs")
+        self.page.click("#sync")
+        return self.wait_for_sync(done + 1)
+
+    def add(self, name):
+        self.page.fill("#new-task", name)
+        self.page.press("#new-task", "Enter")
+        self.page.wait_for_selector(f"#tasks li:has-text('{name}')")
+
+    def row(self, name):
+        return self.page.locator("#tasks li", has_text=name)
+
+    def tick(self, name):
+        self.row(name).locator("input[type=checkbox]").check()
+        self.page.wait_for_selector(f"#tasks li.done:has-text('{name}')")
+
+    def delete(self, name):
+        self.row(name).locator("button.delete").click()
+        self.row(name).wait_for(state="detached")
+
+    def tasks(self):
+        """{name: done} as the page shows them."""
+        return self.page.evaluate(
+            """() => Object.fromEntries([...document.querySelectorAll("#tasks li[data-id]")]
+                .map((li) => [li.querySelector(".name").textContent, li.classList.contains("done")]))"""
+        )
+
+    def status(self):
+        return self.page.text_content("#sync-status")
+
+
+def open_page(context, url):
+    page = TodoPage(context.new_page())
+    page.page.goto(url)
+    page.wait_for_sync(1)  # the page syncs once when it opens
+    return page
+
+
+def server_tasks():
+    from todo.models import Task
+
+    return {t.name: (t.done, t.project.name if t.project else None) for t in Task.objects.all()}
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_add_complete_and_sync_reach_the_server(context, live_server):
+    from todo.models import Project
+    from todo.views import DEFAULT_PROJECT_NAME
+
+    page = open_page(context, live_server.url + "/")
+    # The page made the default project on the server and synced it down.
+    assert list(Project.objects.values_list("name", flat=True)) == [DEFAULT_PROJECT_NAME]
+    assert page.page.text_content("#project option:checked") == DEFAULT_PROJECT_NAME
+    assert "Not logged in" in page.page.text_content("#user")
+
+    page.add("Buy milk")
+    page.add("Write the report")
+    page.add("Water the plants")
+    page.tick("Buy milk")
+    assert server_tasks() == {}  # nothing leaves the browser before Sync
+
+    result = page.sync()
+
+    assert result["tasks"] == {"received": 0, "sent": 3} and result["conflicts"] == 0
+    assert server_tasks() == {
+        "Buy milk": (True, DEFAULT_PROJECT_NAME),
+        "Write the report": (False, DEFAULT_PROJECT_NAME),
+        "Water the plants": (False, DEFAULT_PROJECT_NAME),
+    }
+    assert "3 sent" in page.status() and "0 conflicts" in page.status()
+    if os.environ.get("TODO_PAGE_SCREENSHOT"):
+        page.page.screenshot(path=os.environ["TODO_PAGE_SCREENSHOT"])
+    assert page.errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_orm_changes_and_deletions_travel_both_ways(context, live_server):
+    from todo.models import Project, Task
+
+    home = Project.objects.create(name="Home")
+    paint = Task.objects.create(name="Paint the fence", project=home)
+    shop = Task.objects.create(name="Shop", project=home)
+    Task.objects.create(name="Call mum", project=home)
+
+    page = open_page(context, live_server.url + "/")
+    assert page.tasks() == {"Call mum": False, "Paint the fence": False, "Shop": False}
+
+    # The site's own code changes and deletes tasks: the page follows on Sync.
+    paint.name = "Paint the fence green"
+    paint.save()
+    Task.objects.filter(pk=shop.pk).update(done=True)
+    Task.objects.filter(name="Call mum").delete()
+    result = page.sync()
+    assert result["tasks"]["received"] == 3
+    assert page.tasks() == {"Paint the fence green": False, "Shop": True}
+
+    # Deleted on the page: gone from the server after Sync.
+    page.delete("Shop")
+    result = page.sync()
+    assert result["tasks"]["sent"] == 1
+    assert server_tasks() == {"Paint the fence green": (False, "Home")}
+    assert page.tasks() == {"Paint the fence green": False}
+    assert page.errors == []
+
+
+@SESSION_PUSH_BUG
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_logged_in_user_syncs_with_csrf_enforced(context, live_server, django_user_model):
+    django_user_model.objects.create_superuser("ada", "ada@example.com", "secret-pass")
+    tab = context.new_page()
+    tab.goto(live_server.url + "/admin/login/?next=/")
+    tab.fill("#id_username", "ada")
+    tab.fill("#id_password", "secret-pass")
+    tab.click("input[type=submit]")
+    tab.wait_for_url(live_server.url + "/")
+    page = TodoPage(tab)
+    page.wait_for_sync(1)
+    assert page.page.text_content("#username") == "ada"
+
+    # Without the token DRF refuses a logged-in session's push...
+    refused = tab.evaluate(
+        """async (uri) => (await fetch(uri, {method: "POST", body: "[]",
+            headers: {"Content-Type": "application/json"}})).status""",
+        "/taskUpdates",
+    )
+    assert refused == 403
+
+    # ...and the page's push carries it.
+    page.add("Signed task")
+    with tab.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/taskUpdates")) as push:
+        result = page.sync()
+    assert push.value.status == 200
+    assert push.value.request.headers.get("x-csrftoken")
+    assert result["tasks"]["sent"] == 1
+    assert list(server_tasks()) == ["Signed task"]
+    assert page.errors == []
+
+
+@pytest.mark.django_db
+def test_the_page_says_how_to_enable_the_client_when_npm_is_missing(client, monkeypatch):
+    from todo import clientlib
+
+    def unavailable():
+        raise clientlib.ClientLibUnavailable(f"npm is not on PATH. {clientlib.HOW_TO_ENABLE}")
+
+    monkeypatch.setattr(clientlib, "ensure_installed", unavailable)
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="client-unavailable"' in html
+    assert "apt-get install npm" in html and clientlib.CACHE_ENV_VAR in html
+    assert "/vendor/persistence.js" not in html  # no scripts that cannot load
+
+
+@SESSION_PUSH_BUG
+@pytest.mark.django_db
+def test_a_logged_in_push_with_the_csrf_token_is_accepted(django_user_model):
+    """POST /taskUpdates as a logged-in user, X-CSRFToken set: 200; without it: 403."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(django_user_model.objects.create_user("ada", password="x"))
+    client.get("/admin/login/")  # any page rendering {% csrf_token %} sets the cookie
+    token = client.cookies["csrftoken"].value
+
+    def push(**headers):
+        return client.post("/taskUpdates", "[]", content_type="application/json", **headers)
+
+    without = push()
+    assert (without.status_code, without.json()["status"]) == (403, "error")
+    accepted = push(HTTP_X_CSRFTOKEN=token)
+    assert accepted.status_code == 200, accepted.content  # today: 415 Unsupported media type
+    assert accepted.json()["status"] == "ok"
