@@ -168,6 +168,12 @@ def test_orm_changes_and_deletions_travel_both_ways(context, live_server):
     assert result["tasks"]["sent"] == 1
     assert server_tasks() == {"Paint the fence green": (False, "Home")}
     assert page.tasks() == {"Paint the fence green": False}
+
+    # The browser's copy survives a reload (localStorage) and syncs on from it.
+    page.page.reload()
+    result = page.wait_for_sync(1)
+    assert page.tasks() == {"Paint the fence green": False}
+    assert result["tasks"]["sent"] == 0 and result["conflicts"] == 0
     assert page.errors == []
 
 
