@@ -13,6 +13,7 @@ import re
 from django.db import DatabaseError, DataError, IntegrityError, router, transaction
 from django.http import HttpResponse
 from rest_framework import exceptions
+from rest_framework.parsers import BaseParser, DataAndFiles
 from rest_framework.views import APIView
 
 from persistence_sync import store
@@ -48,12 +49,26 @@ def error_response(exc, context):
     return None  # a server error: let Django report it
 
 
+class UnreadBodyParser(BaseParser):
+    """Leaves the body unread, whatever its type, for post() to read itself.
+
+    DRF parses on first access to ``request.data`` / ``request.POST``, which
+    SessionAuthentication's CSRF check makes; with no parser that access
+    would answer 415 to every logged-in push.
+    """
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return DataAndFiles({}, {})
+
+
 class SyncView(APIView):
     """Pull (GET) and push (POST) for one registered model."""
 
     registration = None  # set on the generated subclass
     http_method_names = ["get", "post", "head", "options"]
-    parser_classes = []  # the push body is read and parsed by post() itself
+    parser_classes = [UnreadBodyParser]  # post() reads and parses the body itself
 
     def get_exception_handler(self):
         return error_response

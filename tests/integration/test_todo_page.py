@@ -17,17 +17,6 @@ from tests.integration import browser
 
 VIEWPORT = {"width": 900, "height": 600}
 
-# A server bug, reported for persistence_sync/views.py: SyncView sets
-# parser_classes = [] and reads the body itself, but DRF's SessionAuthentication
-# runs Django's CSRF check on a logged-in POST, which reads request.POST; DRF's
-# Request then looks for a parser for application/json, finds none and answers
-# 415. So no logged-in browser can push, with or without the CSRF token.
-SESSION_PUSH_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="server bug: a logged-in session's push gets 415 from the CSRF check (see above)",
-)
-
-
 @pytest.fixture(scope="module")
 def chromium():
     executable = browser.require_browser()
@@ -177,7 +166,6 @@ def test_orm_changes_and_deletions_travel_both_ways(context, live_server):
     assert page.errors == []
 
 
-@SESSION_PUSH_BUG
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_a_logged_in_user_syncs_with_csrf_enforced(context, live_server, django_user_model):
@@ -225,24 +213,3 @@ def test_the_page_says_how_to_enable_the_client_when_npm_is_missing(client, monk
     assert 'id="client-unavailable"' in html
     assert "apt-get install npm" in html and clientlib.CACHE_ENV_VAR in html
     assert "/vendor/persistence.js" not in html  # no scripts that cannot load
-
-
-@SESSION_PUSH_BUG
-@pytest.mark.django_db
-def test_a_logged_in_push_with_the_csrf_token_is_accepted(django_user_model):
-    """POST /taskUpdates as a logged-in user, X-CSRFToken set: 200; without it: 403."""
-    from django.test import Client
-
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(django_user_model.objects.create_user("ada", password="x"))
-    client.get("/admin/login/")  # any page rendering {% csrf_token %} sets the cookie
-    token = client.cookies["csrftoken"].value
-
-    def push(**headers):
-        return client.post("/taskUpdates", "[]", content_type="application/json", **headers)
-
-    without = push()
-    assert (without.status_code, without.json()["status"]) == (403, "error")
-    accepted = push(HTTP_X_CSRFTOKEN=token)
-    assert accepted.status_code == 200, accepted.content  # today: 415 Unsupported media type
-    assert accepted.json()["status"] == "ok"
