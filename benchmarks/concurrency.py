@@ -380,7 +380,7 @@ def reader(base_url, uri, number, go, writers_done, results):
     results.put(("log", log))
 
 
-def clock_holder(env, model, go, stop, results, hold=0.05, pause=0.01):
+def clock_holder(env, model, go, stop, results, hold=0.2, pause=0.01):
     """Hold ``model``'s clock row (a tick in an open transaction) most of the time."""
     os.environ.update(env)
     sys.path[:0] = [str(ROOT), str(SITE)]
