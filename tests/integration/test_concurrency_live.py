@@ -54,16 +54,17 @@ def test_every_acknowledged_write_reaches_every_reader(site_env, capsys):
         print(f"\n[{databases.vendor()}, gunicorn -w 4, {load.seconds:.0f} s] {rates}")
         print(f"[{databases.vendor()}] {report.summary()}")
 
+    summary = report.summary()
     assert report.writes > 0 and report.pulls > 0, "the load did nothing"
-    assert not report.failures, report.failures[:10]
-    assert report.server_errors == 0
-    assert not report.misses, report.misses[:10]
-    assert not report.unexpected, report.unexpected[:10]
-    assert not report.unreached, report.unreached[:10]
-    assert not report.chain_breaks, report.chain_breaks[:10]
-    assert not report.shared_stamps, report.shared_stamps
-    assert report.order_errors == 0
-    assert "Traceback" not in server.final_log, server.final_log[-3000:]
+    assert not report.failures, (summary, report.failures[:10])
+    assert report.server_errors == 0, summary
+    assert not report.misses, (summary, report.misses[:10])
+    assert not report.unexpected, (summary, report.unexpected[:10])
+    assert not report.unreached, (summary, report.unreached[:10])
+    assert not report.chain_breaks, (summary, report.chain_breaks[:10])
+    assert not report.shared_stamps, (summary, report.shared_stamps)
+    assert report.order_errors == 0, summary
+    assert "Traceback" not in server.final_log, f"gunicorn logged an error:\n{server.final_log[-3000:]}"
 
 
 def synthetic_load(pulled):
