@@ -2,6 +2,12 @@
 
 from testproject.settings import *  # noqa: F403
 
+from tests import databases
+
+# Without the chosen server's driver, Django could not even start; the suite
+# then skips with a hint instead (see tests/databases.py).
+DATABASES = databases.without_missing_driver(DATABASES)  # noqa: F405
+
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
 
 # Fast password hashing for tests that log users in.
