@@ -8,7 +8,7 @@ queries per ``BATCH_SIZE`` objects, or stores nothing.
 
 from operator import itemgetter
 
-from django.db import connections
+from django.db import connections, models
 
 from persistence_sync import clock
 from persistence_sync.conf import sync_settings
@@ -115,6 +115,9 @@ def _apply(registration, queryset, changes, stamp, using):
         raise_item_errors("The push was refused; nothing was stored.", errors)
     if writes:
         connection = connections[using]
+        relinks = []
+        if not connection.features.can_defer_constraint_checks:
+            writes, relinks = _parents_first(registration, writes, stored)
         synced = [codec.attname for codec in registration.codecs]
         if connection.features.supports_update_conflicts:
             options = {"update_conflicts": True, "update_fields": synced}
@@ -129,8 +132,50 @@ def _apply(registration, queryset, changes, stamp, using):
             for obj in old:
                 obj.last_change = stamp
             base.all().bulk_update(old, synced)
+        if relinks:  # links inside a cycle of new objects, set once all exist
+            models.QuerySet.bulk_update(base.all(), [obj for obj, _ in relinks],
+                                        sorted({attname for _, attname in relinks}))
     for chunk in chunks(removals):
         delete_at(base.filter(pk__in=chunk), stamp)
+
+
+def _parents_first(registration, writes, stored):
+    """Order ``writes`` so a parent created in the batch is written before its children.
+
+    For databases that check foreign keys row by row (MySQL/MariaDB): a batch
+    may name a parent that comes later in it. Links inside a cycle of new
+    objects are written as NULL first; returns ``(writes, [(obj, attname)])``
+    for the caller to set them once every object exists.
+    """
+    model = registration.model
+    links = [codec.attname for codec in registration.codecs if codec.related_model is model]
+    if not links:
+        return writes, []
+    pending = {obj.pk: obj for obj in writes if obj.pk not in stored}
+    ordered, relinks, state = [], [], {}
+    for root in writes:  # depth-first, without recursion: chains may be long
+        if root.pk in state:
+            continue
+        state[root.pk] = "visiting"
+        stack = [(root, iter(links))]
+        while stack:
+            obj, remaining = stack[-1]
+            for attname in remaining:
+                parent = pending.get(getattr(obj, attname))
+                if parent is None or state.get(parent.pk) == "done":
+                    continue
+                if state.get(parent.pk) == "visiting":  # a cycle: link it afterwards
+                    relinks.append((model(pk=obj.pk, **{attname: parent.pk}), attname))
+                    setattr(obj, attname, None)
+                    continue
+                state[parent.pk] = "visiting"
+                stack.append((parent, iter(links)))
+                break
+            else:
+                stack.pop()
+                state[obj.pk] = "done"
+                ordered.append(obj)
+    return ordered, relinks
 
 
 def _wire(to_wire, value):

@@ -82,7 +82,10 @@ class SyncView(APIView):
 
     def get(self, request, *args, **kwargs):
         since = self.parse_since(request.query_params.get("since"))
-        answer = store.pull(self.registration, self.get_queryset(), since, self.get_db(False))
+        try:
+            answer = store.pull(self.registration, self.get_queryset(), since, self.get_db(False))
+        except DatabaseError as exc:
+            raise ProtocolError(f"The database is unavailable, retry later: {exc}", status_code=503) from exc
         return json_response(answer)
 
     def post(self, request, *args, **kwargs):

@@ -112,3 +112,14 @@ def test_a_push_of_100000_small_objects_is_accepted_by_default(sync):
     assert answer.status_code == 200, answer.content[:500]
     assert Task.objects.count() == 100_000
     assert set(Task.objects.values_list("last_change", flat=True).distinct()) == {answer.json()["now"]}
+
+
+def test_a_chain_and_a_cycle_of_new_objects_in_one_batch(sync):
+    """MariaDB checks foreign keys row by row: parents are written first, cycles relinked."""
+    chain = [{"id": f"n{i}", "label": "c", "parent": f"n{i + 1}" if i < 300 else None}
+             for i in range(301)]
+    cycle = [{"id": "x", "label": "x", "parent": "y"}, {"id": "y", "label": "y", "parent": "x"}]
+    sync.push("nodes", chain + cycle)
+    parents = {u["id"]: u["parent"] for u in sync.pull("nodes")["updates"]}
+    assert parents["n0"] == "n1" and parents["n300"] is None
+    assert (parents["x"], parents["y"]) == ("y", "x")
