@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, pre_delete
 
 
 class PersistenceSyncConfig(AppConfig):
@@ -11,12 +11,18 @@ class PersistenceSyncConfig(AppConfig):
         from django.apps import apps
 
         from persistence_sync import checks  # noqa: F401  (registers the checks)
-        from persistence_sync.models import SyncableModel, record_deletion
+        from persistence_sync.models import (
+            SyncableModel,
+            record_deletion,
+            relations_reset_on_delete,
+            stamp_before_set_on_delete,
+        )
 
-        # Tombstones for every syncable model, registered or not, so that a
-        # model registered later has a complete deletion history.
+        # Every syncable model, registered or not, so that a model registered
+        # later has a complete history.
         for model in apps.get_models():
+            uid = f"persistence_sync:{model._meta.label}"
             if issubclass(model, SyncableModel):
-                post_delete.connect(
-                    record_deletion, sender=model, dispatch_uid=f"persistence_sync:{model._meta.label}"
-                )
+                post_delete.connect(record_deletion, sender=model, dispatch_uid=uid)
+            if relations_reset_on_delete(model):
+                pre_delete.connect(stamp_before_set_on_delete, sender=model, dispatch_uid=uid)

@@ -9,8 +9,9 @@ reaches clients exactly like a push does:
 * ``delete()`` and ``QuerySet.delete()`` leave a :class:`Tombstone` that later
   pulls return as ``{"id": ..., "_removed": true}``.
 
-What cannot be intercepted: raw SQL, and the ``on_delete=SET_NULL`` /
-``SET_DEFAULT`` updates Django's deletion collector makes without signals.
+What cannot be intercepted: raw SQL, and writes through a plain
+``QuerySet`` (a custom default manager not built on :class:`SyncableQuerySet`,
+reported by check W001).
 """
 
 import contextvars
@@ -151,6 +152,32 @@ class SyncableModel(models.Model):
             return super().save(*args, **kwargs)
 
     save.alters_data = True
+
+
+def stamp_before_set_on_delete(sender, instance, using, **kwargs):
+    """pre_delete receiver: stamp syncable objects whose relation Django will reset.
+
+    For ``on_delete=SET_NULL``, ``SET_DEFAULT`` or ``SET(...)`` Django's
+    deletion collector updates the children with no signal and past any
+    manager. Stamping them here, in the same transaction and before the
+    collector's update, gives that change a stamp that clients pull.
+    """
+    for field in relations_reset_on_delete(sender):
+        SyncableQuerySet(field.model, using=using).filter(**{field.name: instance}).update()
+
+
+def relations_reset_on_delete(parent):
+    """Foreign keys of syncable models to ``parent`` that deleting it resets."""
+    kept = {models.CASCADE, models.PROTECT, models.RESTRICT, models.DO_NOTHING}
+    return [
+        field
+        for field in parent._meta.get_fields(include_hidden=True)
+        if field.one_to_many or field.one_to_one
+        if field.auto_created and not field.concrete
+        if issubclass(field.related_model, SyncableModel)
+        and field.on_delete not in kept
+        for field in [field.remote_field]
+    ]
 
 
 def record_deletion(sender, instance, using, **kwargs):

@@ -85,6 +85,18 @@ def test_cascaded_deletes_leave_tombstones_for_the_children(sync):
     }
 
 
+def test_relations_reset_by_on_delete_set_null_are_stamped(sync):
+    """Django's collector updates SET_NULL children with no signal; clients must still see it."""
+    from tests.testapp.models import Gadget, Note
+
+    gadget = Gadget.objects.create(name="g")
+    Note.objects.create(id="N", owner="ann", gadget=gadget)
+    since = sync.client.get("/notes", HTTP_X_OWNER="ann").json()["now"]
+    gadget.delete()
+    answer = sync.client.get("/notes", {"since": since}, HTTP_X_OWNER="ann").json()
+    assert [(u["id"], u["gadget"]) for u in answer["updates"]] == [("N", None)]
+
+
 def test_admin_edits_reach_clients(sync, client):
     admin = User.objects.create_superuser("admin", "a@example.com", "pw")
     client.force_login(admin)

@@ -32,6 +32,7 @@ class Note(SyncableModel):
 
     owner = models.CharField(max_length=20)
     text = models.TextField(blank=True)
+    gadget = models.ForeignKey(Gadget, null=True, blank=True, on_delete=models.SET_NULL)
 
 
 class Plain(models.Model):
