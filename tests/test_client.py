@@ -14,8 +14,9 @@ import pytest
 from todo.models import Project, Tag, Task
 
 from persistence_sync import client
-from persistence_sync.client import HttpTransport, TransportError, sync_all
+from persistence_sync.client import sync_all
 from persistence_sync.models import SyncState, Tombstone
+from persistence_sync.transport import HttpTransport, TransportError
 
 SERVER = "http://remote.example/"
 PROJECTS = SERVER + "projectUpdates"

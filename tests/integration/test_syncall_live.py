@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 from todo.models import Project, Tag, Task
 
-from persistence_sync.client import HttpTransport, sync_all
+from persistence_sync.client import sync_all
 from persistence_sync.models import SyncState
+from persistence_sync.transport import HttpTransport
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
