@@ -1,6 +1,6 @@
 """The sync client: makes this site a replica of a remote persistence.sync server.
 
-It decides exactly like the classic persistence.js client (``PROTOCOL.md``,
+It decides exactly like the classic persistence.js client (``docs/protocol.md``,
 "How the classic client decides"), one registered model at a time, parents
 before children::
 

@@ -1,6 +1,6 @@
 """The sync client's decisions, against an in-memory protocol server (no HTTP).
 
-``FakeServer`` keeps objects per endpoint URL and follows PROTOCOL.md: pulls
+``FakeServer`` keeps objects per endpoint URL and follows docs/protocol.md: pulls
 answer what changed after ``since`` in stamp order, every push gets a fresh
 stamp that its changed objects carry. Tests edit it directly to play "another
 client".
