@@ -230,9 +230,16 @@ class Tombstone(models.Model):
     @classmethod
     def forget(cls, model, pks, using):
         label = model._meta.label_lower
+        tombstones = cls.objects.using(using)
         for start in range(0, len(pks), 1000):
             chunk = [str(pk) for pk in pks[start : start + 1000]]
-            cls.objects.using(using).filter(model=label, object_id__in=chunk).delete()
+            # Find first, then delete by primary key: a DELETE by (model,
+            # object_id) of absent rows takes InnoDB gap locks, on which
+            # writers of *other* models (sharing this table) would deadlock.
+            # A plain read is exact here: the caller holds the model's clock.
+            found = list(tombstones.filter(model=label, object_id__in=chunk).values_list("pk", flat=True))
+            if found:
+                tombstones.filter(pk__in=found).delete()
 
 
 class SyncState(models.Model):
