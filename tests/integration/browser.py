@@ -4,15 +4,9 @@ Browser tests need three things this project does not install for you:
 Debian's Chromium (never a browser downloaded by ``playwright install``),
 Playwright for Python, and npm (to fetch persistence.js and sql.js into the
 cache of ``todo.clientlib``). ``require_browser()`` skips the test, saying what
-is missing and how to get it, when any of them is absent::
-
-    @pytest.fixture(scope="module")
-    def chromium():
-        executable = browser.require_browser()
-        with browser.launch_chromium(executable) as chromium:
-            yield chromium
-
-Mark such tests ``@pytest.mark.browser``.
+is missing and how to get it, when any of them is absent; the ``chromium``
+fixture of ``tests/integration/conftest.py`` does that for you. Mark such
+tests ``@pytest.mark.browser``.
 """
 
 import contextlib
@@ -20,6 +14,19 @@ import os
 import shutil
 
 import pytest
+
+# A page that loads the real client on the Web SQL polyfill, in this order;
+# the files come from the example site's /vendor/ (todo.clientlib).
+CLIENT_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>persistence.js test page</title>
+<script src="/vendor/sql-wasm.js"></script>
+<script src="/static/todo/websql.js" data-wasm-url="/vendor/sql-wasm.wasm"></script>
+<script src="/vendor/persistence.js"></script>
+<script src="/vendor/persistence.store.sql.js"></script>
+<script src="/vendor/persistence.store.websql.js"></script>
+<script src="/vendor/persistence.sync.js"></script>
+</head><body></body></html>
+"""
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 CHROMIUM_ARGS = [

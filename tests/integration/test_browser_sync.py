@@ -26,16 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 UTC = datetime.timezone.utc
 PAGE_PATH = "/__browser_sync_test__"
-PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>browser sync test</title>
-<script src="/vendor/sql-wasm.js"></script>
-<script src="/static/todo/websql.js" data-wasm-url="/vendor/sql-wasm.wasm"></script>
-<script src="/vendor/persistence.js"></script>
-<script src="/vendor/persistence.store.sql.js"></script>
-<script src="/vendor/persistence.store.websql.js"></script>
-<script src="/vendor/persistence.sync.js"></script>
-</head><body></body></html>
-"""
+PAGE = browser.CLIENT_PAGE
 
 SETUP_JS = """async () => {
   await webSqlReady;
@@ -113,19 +104,6 @@ SETUP_JS = """async () => {
   window.load = (name, id) => new Promise((resolve) => window[name].load(id, resolve));
   await new Promise((resolve) => persistence.schemaSync(resolve));
 }"""
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    executable = browser.require_browser()
-    browser.require_client_files()
-    with pytest.MonkeyPatch.context() as patch:
-        # Playwright's sync API keeps an asyncio loop running in this thread,
-        # which makes Django refuse ORM calls; they are plain synchronous
-        # calls here, as Django's docs allow for this case.
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with browser.launch_chromium(executable) as chromium:
-            yield chromium
 
 
 @pytest.fixture

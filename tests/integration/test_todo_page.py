@@ -13,21 +13,7 @@ import os
 
 import pytest
 
-from tests.integration import browser
-
 VIEWPORT = {"width": 900, "height": 600}
-
-@pytest.fixture(scope="module")
-def chromium():
-    executable = browser.require_browser()
-    browser.require_client_files()
-    with pytest.MonkeyPatch.context() as patch:
-        # Playwright's sync API keeps an asyncio loop running in this thread,
-        # which makes Django refuse ORM calls; they are plain synchronous calls.
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with browser.launch_chromium(executable) as chromium:
-            yield chromium
-
 
 @pytest.fixture
 def context(chromium):

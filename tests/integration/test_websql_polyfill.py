@@ -19,16 +19,7 @@ pytestmark = pytest.mark.browser
 
 POLYFILL = Path(__file__).resolve().parents[2] / "testproject/todo/static/todo/websql.js"
 
-PAGE = b"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>websql.js test</title>
-<script src="/vendor/sql-wasm.js"></script>
-<script src="/static/todo/websql.js" data-wasm-url="/vendor/sql-wasm.wasm"></script>
-<script src="/vendor/persistence.js"></script>
-<script src="/vendor/persistence.store.sql.js"></script>
-<script src="/vendor/persistence.store.websql.js"></script>
-<script src="/vendor/persistence.sync.js"></script>
-</head><body></body></html>
-"""
+PAGE = browser.CLIENT_PAGE.encode()
 
 # Defines the model every test uses and a helper that reads rows with plain
 # Web SQL, bypassing persistence.js's session cache.
@@ -102,12 +93,6 @@ def base_url():
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with browser.launch_chromium(browser.require_browser()) as chromium:
-        yield chromium
 
 
 @pytest.fixture
