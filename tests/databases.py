@@ -5,18 +5,8 @@ The example site's settings pick the database from ``PS_DB`` (``sqlite``,
 ``testproject/settings.py``). On a machine without the chosen server, or
 without its Python driver, every test is skipped with one reason that says
 what to do, instead of each test erroring while pytest-django creates the
-test database. ``tests/conftest.py`` wires the hooks::
-
-    from tests import databases
-
-    def pytest_configure(config):
-        databases.configure(config)
-
-    def pytest_collection_modifyitems(config, items):
-        databases.skip_all_if_unavailable(config, items)
-
-    def pytest_report_header(config):
-        return databases.report_header(config)
+test database. ``tests/conftest.py`` wires the hooks :func:`configure`,
+:func:`skip_all_if_unavailable` and :func:`report_header`.
 
 A missing driver breaks ``django.setup()`` itself (model classes ask the
 backend for its name length limit), which pytest-django runs before any

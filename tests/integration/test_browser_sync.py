@@ -272,6 +272,15 @@ def make_conflicts(page, home):
     return project, paint, shop, loose, extra
 
 
+def assert_settled(page, expected):
+    """Both sides hold ``expected``, and the next sync (which only pulls the
+    client's own push back) raises no conflict and changes nothing."""
+    assert server_tasks() == expected
+    assert browser_tasks(page) == expected
+    assert sync(page, "Task")["conflicts"] == []
+    assert server_tasks() == browser_tasks(page) == expected
+
+
 def test_conflicts_resolved_by_prefer_local(page, home):
     project, paint, shop, loose, extra = make_conflicts(page, home)
 
@@ -292,11 +301,7 @@ def test_conflicts_resolved_by_prefer_local(page, home):
         loose.id: ("Loose end (browser)", False, None),
         extra.id: ("Extra (server)", False, project.id),
     }
-    assert server_tasks() == expected
-    assert browser_tasks(page) == expected
-    # Settled: the next sync only pulls the client's own push back.
-    assert sync(page, "Task")["conflicts"] == []
-    assert server_tasks() == browser_tasks(page) == expected
+    assert_settled(page, expected)
 
 
 def test_conflicts_resolved_by_prefer_remote(page, home):
@@ -317,10 +322,7 @@ def test_conflicts_resolved_by_prefer_remote(page, home):
         loose.id: ("Loose end (browser)", False, None),
         extra.id: ("Extra (server)", False, project.id),
     }
-    assert server_tasks() == expected
-    assert browser_tasks(page) == expected
-    assert sync(page, "Task")["conflicts"] == []
-    assert server_tasks() == browser_tasks(page) == expected
+    assert_settled(page, expected)
 
 
 def test_removal_in_both_directions(page, home):
