@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from django.utils.module_loading import import_string
 
+from persistence_sync.exceptions import ConflictHandlerError
 from persistence_sync.serializers import ID
 
 
@@ -56,7 +57,7 @@ class Conflict:
         """The local value of property ``name``, as it travels on the wire."""
         codec = self._codec(name)
         value = getattr(self.local, codec.attname)
-        return None if value is None else codec.to_wire(value)
+        return codec.wire(value)
 
     def remote_value(self, name):
         """The remote value of property ``name``, as a Python value for the field."""
@@ -104,16 +105,16 @@ def get_conflict_handler(handler, source="PERSISTENCE_SYNC['CONFLICT_HANDLER']")
     if callable(handler):
         return handler
     if not isinstance(handler, str) or not handler:
-        raise ValueError(f"{source} must be 'prefer-local', 'prefer-remote' or a dotted path.")
+        raise ConflictHandlerError(f"{source} must be 'prefer-local', 'prefer-remote' or a dotted path.")
     if handler in STOCK_HANDLERS:
         return STOCK_HANDLERS[handler]
     try:
         found = import_string(handler)
     except ImportError as exc:
-        raise ValueError(
+        raise ConflictHandlerError(
             f"{source}: cannot import conflict handler {handler!r} ({exc}); use "
             "'prefer-local', 'prefer-remote' or the dotted path of a callable."
         ) from exc
     if not callable(found):
-        raise ValueError(f"{source}: {handler!r} is not callable.")
+        raise ConflictHandlerError(f"{source}: {handler!r} is not callable.")
     return found

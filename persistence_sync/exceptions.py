@@ -1,4 +1,16 @@
-"""The errors this app raises: one base class and a few named kinds."""
+"""Every error this app raises, all under :class:`PersistenceSyncError`.
+
+=====================  ========================================================
+RegistrationError      a model cannot be registered as asked (also an
+                       ``ImproperlyConfigured``, as Django reports set-up errors)
+ClockError             a writer ticked the clock outside a transaction
+ProtocolError          a request breaks the wire protocol: a 4xx JSON answer
+WireTypeError          one JSON value does not fit its field (also a ValueError)
+SyncClientError        the sync client could not complete a model's sync
+TransportError         an HTTP exchange of the sync client failed
+ConflictHandlerError   a conflict handler setting or argument is unusable
+=====================  ========================================================
+"""
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -11,8 +23,29 @@ class RegistrationError(PersistenceSyncError, ImproperlyConfigured):
     """A model cannot be registered (or unregistered) as asked."""
 
 
+class ClockError(PersistenceSyncError, RuntimeError):
+    """The clock was ticked outside ``transaction.atomic()`` (a programming error)."""
+
+
+class WireTypeError(PersistenceSyncError, ValueError):
+    """A JSON value that does not fit the field."""
+
+
 class SyncClientError(PersistenceSyncError):
     """The sync client could not complete a model's sync with a remote server."""
+
+
+class TransportError(SyncClientError):
+    """An HTTP exchange with the remote failed; ``transient`` ones are retried."""
+
+    def __init__(self, message, transient=False, status=None):
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+class ConflictHandlerError(PersistenceSyncError, ValueError):
+    """A conflict handler (setting, ``--conflicts`` or argument) cannot be used."""
 
 
 class ProtocolError(PersistenceSyncError):
@@ -36,3 +69,7 @@ class ProtocolError(PersistenceSyncError):
         if self.errors:
             body["errors"] = self.errors
         return body
+
+
+# The message of every refused push: the 4xx answer says nothing was stored.
+PUSH_REFUSED = "The push was refused; nothing was stored."

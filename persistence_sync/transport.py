@@ -20,18 +20,8 @@ import urllib.parse
 import urllib.request
 
 from persistence_sync.conf import sync_settings
-from persistence_sync.exceptions import SyncClientError
+from persistence_sync.exceptions import TransportError
 from persistence_sync.serializers import ID
-
-
-class TransportError(SyncClientError):
-    """An HTTP exchange with the remote failed; ``transient`` ones are retried."""
-
-    def __init__(self, message, transient=False, status=None):
-        super().__init__(message)
-        self.transient = transient
-        self.status = status
-
 
 # --- HTTP ---------------------------------------------------------------------------
 

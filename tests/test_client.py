@@ -15,8 +15,9 @@ from todo.models import Project, Tag, Task
 
 from persistence_sync import client
 from persistence_sync.client import sync_all
+from persistence_sync.exceptions import TransportError
 from persistence_sync.models import SyncState, Tombstone
-from persistence_sync.transport import HttpTransport, TransportError
+from persistence_sync.transport import HttpTransport
 
 SERVER = "http://remote.example/"
 PROJECTS = SERVER + "projectUpdates"

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from persistence_sync import client, registry
+from persistence_sync.exceptions import ConflictHandlerError
 
 
 class Command(BaseCommand):
@@ -54,7 +55,7 @@ class Command(BaseCommand):
         if handler:
             try:
                 handler = client.get_conflict_handler(handler, "--conflicts")
-            except ValueError as exc:
+            except ConflictHandlerError as exc:
                 raise CommandError(str(exc)) from None
         show_progress = self.verbosity >= 1 and not options["json"] and sys.stderr.isatty()
         try:
@@ -63,7 +64,7 @@ class Command(BaseCommand):
                 using=options["database"], dry_run=options["dry_run"],
                 progress=self.show_progress if show_progress else None,
             )
-        except ValueError as exc:  # a bad CONFLICT_HANDLER setting
+        except ConflictHandlerError as exc:  # a bad CONFLICT_HANDLER setting
             raise CommandError(str(exc)) from None
         self.report(results, options["json"])
         failed = [result for result in results if not result.ok]
