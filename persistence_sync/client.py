@@ -44,14 +44,15 @@ still serve them to its clients.
 import urllib.parse
 from dataclasses import dataclass, field
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 from django.utils import timezone
 
 from persistence_sync import clock
 from persistence_sync.conf import sync_settings
 from persistence_sync.conflicts import Conflict, get_conflict_handler
-from persistence_sync.exceptions import SyncClientError
-from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, WireTypeError
+from persistence_sync.db import chunks
+from persistence_sync.exceptions import SyncClientError, WireTypeError
+from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED
 from persistence_sync.transport import HttpTransport, is_int
 
 # Ids per SQL query when reading local objects by id.
@@ -165,16 +166,10 @@ def parse_remote(registration, updates):
                         f"pulled object {item[ID]!r} has a bad {name!r}: {exc}"
                     ) from None
                 remote.python[codec.attname] = python
-                remote.wire[name] = None if python is None else codec.to_wire(python)
+                remote.wire[name] = codec.wire(python)
         items.pop(remote.id, None)  # a repeated id counts where it last appears
         items[remote.id] = remote
     return items
-
-
-def _chunks(values, size=ID_CHUNK):
-    values = list(values)
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def collect_local(registration, state, pulled_ids, using):
@@ -199,7 +194,7 @@ def collect_local(registration, state, pulled_ids, using):
             removed_qs = removed_qs.exclude(last_change=state.applied_stamp)
         rows = dict(row(values) for values in changed_qs.values_list(*columns))
         changed = set(rows)
-        for chunk in _chunks(set(pulled_ids) - changed):
+        for chunk in chunks(set(pulled_ids) - changed):
             rows.update(row(values) for values in base.filter(pk__in=chunk).values_list(*columns))
         removed = set(removed_qs.values_list("object_id", flat=True))
     return LocalSnapshot(now=now, rows=rows, changed=changed, removed=removed)
@@ -207,8 +202,7 @@ def collect_local(registration, state, pulled_ids, using):
 
 def _wire_values(registration, values):
     return {
-        codec.name: None if values[codec.attname] is None else codec.to_wire(values[codec.attname])
-        for codec in registration.codecs
+        codec.name: codec.wire(values[codec.attname]) for codec in registration.codecs
     }
 
 
@@ -344,16 +338,10 @@ def resolve_conflicts(registration, conflicts, handler, plan, pushed, push, remo
 # --- writing locally ----------------------------------------------------------------
 
 
-def _upsert(registration, base, objs, stamp, using):
-    from persistence_sync.models import bulk_create_at
+def _upsert(registration, base, objs, stamp):
+    from persistence_sync.models import upsert_at
 
-    connection = connections[using]
-    options = {"update_conflicts": True,
-               "update_fields": [codec.attname for codec in registration.codecs]}
-    if connection.features.supports_update_conflicts_with_target:
-        options["unique_fields"] = [registration.model._meta.pk.name]
-    for chunk in _chunks(objs):
-        bulk_create_at(base.all(), chunk, stamp, **options)
+    upsert_at(base.all(), objs, stamp, [codec.attname for codec in registration.codecs], ID_CHUNK)
 
 
 def apply_plan(registration, state, plan, pull_now, push_now, local, using, result):
@@ -371,11 +359,11 @@ def apply_plan(registration, state, plan, pull_now, push_now, local, using, resu
             stamp = clock.tick(model, using)
             ids = [*plan.creates, *plan.updates, *plan.deletes]
             current = {}
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 for values in base.filter(pk__in=chunk).values_list("pk", "last_change", *attnames):
                     current[values[0]] = LocalRow(values[1], dict(zip(attnames, values[2:])))
             late_deletions = set()
-            for chunk in _chunks(plan.creates):
+            for chunk in chunks(plan.creates):
                 late_deletions.update(Tombstone.objects.using(using).filter(
                     model=registration.label, object_id__in=chunk, last_change__gt=local.now,
                 ).values_list("object_id", flat=True))
@@ -401,11 +389,11 @@ def apply_plan(registration, state, plan, pull_now, push_now, local, using, resu
             deletes = [pk for pk, seen in plan.deletes.items()
                        if pk in current and current[pk].stamp == seen]
             if taken:
-                _upsert(registration, base, taken, stamp, using)
+                _upsert(registration, base, taken, stamp)
             if merged:
-                _upsert(registration, base, merged, clock.tick(model, using), using)
+                _upsert(registration, base, merged, clock.tick(model, using))
             if deletes:
-                for chunk in _chunks(deletes):
+                for chunk in chunks(deletes):
                     delete_at(base.filter(pk__in=chunk), stamp)
             result.created = sum(1 for obj in taken if obj.pk in plan.creates)
             result.updated = len(taken) - result.created + len(merged)

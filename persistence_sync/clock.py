@@ -39,9 +39,29 @@ milliseconds when it is ahead and never go backwards when it is not.
 import time
 from contextlib import contextmanager
 
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
+
+from persistence_sync.exceptions import ClockError
+
+
+class Clock(models.Model):
+    """One counter per syncable model: the table behind :func:`tick` and :func:`committed_now`.
+
+    Defined here, beside its only writer, and re-exported by
+    :mod:`persistence_sync.models` so that Django and the migrations find it.
+    """
+
+    model = models.CharField(max_length=100, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        app_label = "persistence_sync"
+        verbose_name = "sync clock"
+
+    def __str__(self):
+        return f"{self.model} @ {self.value}"
 
 
 def wall_ms():
@@ -59,10 +79,8 @@ def tick(model, using):
     Must run inside ``transaction.atomic(using=using)``: the counter's row lock
     is what orders writers, and it is only held until that transaction ends.
     """
-    from persistence_sync.models import Clock
-
     if not connections[using].in_atomic_block:
-        raise RuntimeError(
+        raise ClockError(
             "persistence_sync.clock.tick() must run inside transaction.atomic(): "
             "the clock's row lock must be held until the stamped rows commit."
         )
@@ -79,8 +97,6 @@ def tick(model, using):
 
 def committed_now(model, using):
     """The counter's committed value: every stamp up to it has committed."""
-    from persistence_sync.models import Clock
-
     value = (
         Clock.objects.using(using)
         .filter(model=clock_key(model))

@@ -1,4 +1,4 @@
-"""Database helpers: recognising transient errors and retrying a transaction.
+"""Database helpers: batching ids into queries, and retrying a transaction.
 
 Lock waits, deadlocks and serialisation failures are part of running many
 writers against one database; a push that meets one is retried here, whole,
@@ -16,6 +16,18 @@ from persistence_sync.conf import sync_settings
 POSTGRES_TRANSIENT = {"40001", "40P01", "55P03"}
 # MySQL/MariaDB errors: lock wait timeout, deadlock.
 MYSQL_TRANSIENT = {1205, 1213}
+
+
+def chunks(values, size=None):
+    """``values`` in lists of at most ``size`` (default ``BATCH_SIZE``): one query each.
+
+    Databases cap the parameters of one statement (SQLite: 32766, and far
+    fewer on old builds), so ids are never sent in one unbounded ``IN (...)``.
+    """
+    size = size or sync_settings.BATCH_SIZE
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def is_transient(exc, connection):

@@ -35,7 +35,7 @@ from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils.dateparse import parse_datetime
 
 from persistence_sync.conf import sync_settings
-from persistence_sync.exceptions import ProtocolError
+from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError, WireTypeError
 
 # Keys of a pushed item that are not model fields.
 ID, LAST_CHANGE, REMOVED = "id", "_lastChange", "_removed"
@@ -45,12 +45,8 @@ MAX_REPORTED_ERRORS = 50
 
 # The classic client sends null for every property a new object never had;
 # for a field that is not nullable but has a default, that means the default.
-# (Only for new objects: the store refuses it on an existing one.)
+# (Only for new objects: server.push refuses it on an existing one.)
 USE_DEFAULT = type("UseDefault", (), {"__repr__": lambda self: "USE_DEFAULT"})()
-
-
-class WireTypeError(ValueError):
-    """A JSON value that does not fit the field."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +58,10 @@ class FieldCodec:
     field: models.Field
     to_wire: Callable[[Any], Any]
     from_wire: Callable[[Any], Any]  # raises WireTypeError
+
+    def wire(self, value):
+        """``value`` (a Python value or None) as it travels; None stays null."""
+        return None if value is None else self.to_wire(value)
 
     @property
     def related_model(self):
@@ -313,7 +313,7 @@ def parse_push(items, codecs, id_max_length):
             values = {**previous.values, **values}
         changes[obj_id] = Change(index=index, removed=False, values=values)
     if errors:
-        raise_item_errors("The push was refused; nothing was stored.", errors)
+        raise_item_errors(PUSH_REFUSED, errors)
     return changes
 
 

@@ -1,4 +1,7 @@
-"""Reading and writing a registered model's changes, set-based.
+"""The server side of the protocol against the database: a model's pull and push.
+
+The view (:mod:`persistence_sync.views`) parses the request and calls
+:func:`pull` or :func:`push`; both are set-based.
 
 :func:`pull` answers ``{"now", "updates"}`` with a fixed number of queries
 (the clock, the objects, the tombstones) whatever the number of objects.
@@ -11,18 +14,10 @@ from operator import itemgetter
 from django.db import connections, models
 
 from persistence_sync import clock
-from persistence_sync.conf import sync_settings
-from persistence_sync.db import run_with_retries
-from persistence_sync.exceptions import ProtocolError
-from persistence_sync.models import Tombstone, bulk_create_at, delete_at
+from persistence_sync.db import chunks, run_with_retries
+from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError
+from persistence_sync.models import Tombstone, delete_at, upsert_at
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
-
-
-def chunks(values, size=None):
-    size = size or sync_settings.BATCH_SIZE
-    values = list(values)
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def pull(registration, queryset, since, using):
@@ -57,7 +52,7 @@ def pull(registration, queryset, since, using):
             continue
         update = {ID: pk}
         for name, convert, value in zip(names, converters, row[2:]):
-            update[name] = None if value is None else convert(value)
+            update[name] = None if value is None else convert(value)  # hot loop: no call
         update[LAST_CHANGE] = stamp
         updates.append(update)
     return {"now": now, "updates": updates}
@@ -85,8 +80,7 @@ def _apply(registration, queryset, changes, stamp, using):
     _check_visibility(registration, queryset, changes, stored)
     _check_relations(registration, changes, stored, using)
 
-    to_wire = {codec.attname: codec.to_wire for codec in registration.codecs}
-    names = {codec.attname: codec.name for codec in registration.codecs}
+    codecs = {codec.attname: codec for codec in registration.codecs}
     writes, removals, errors = [], [], []
     for pk, change in changes.items():
         if change.removed:
@@ -95,7 +89,7 @@ def _apply(registration, queryset, changes, stamp, using):
             continue
         defaulted = [name for name, value in change.values.items() if value is USE_DEFAULT]
         if defaulted and pk in stored:
-            errors += [{"index": change.index, "id": pk, "field": names[name],
+            errors += [{"index": change.index, "id": pk, "field": codecs[name].name,
                         "message": "may not be null"} for name in defaulted]
             continue
         for name in defaulted:
@@ -103,7 +97,7 @@ def _apply(registration, queryset, changes, stamp, using):
         if pk in stored:
             old = stored[pk]
             if all(
-                _wire(to_wire[name], value) == _wire(to_wire[name], old[name])
+                codecs[name].wire(value) == codecs[name].wire(old[name])
                 for name, value in change.values.items()
             ):
                 continue  # nothing changes: the object keeps its stamp
@@ -112,26 +106,12 @@ def _apply(registration, queryset, changes, stamp, using):
             writes.append(model(pk=pk, **change.values))
 
     if errors:
-        raise_item_errors("The push was refused; nothing was stored.", errors)
+        raise_item_errors(PUSH_REFUSED, errors)
     if writes:
-        connection = connections[using]
         relinks = []
-        if not connection.features.can_defer_constraint_checks:
+        if not connections[using].features.can_defer_constraint_checks:
             writes, relinks = _parents_first(registration, writes, stored)
-        synced = [codec.attname for codec in registration.codecs]
-        if connection.features.supports_update_conflicts:
-            options = {"update_conflicts": True, "update_fields": synced}
-            if connection.features.supports_update_conflicts_with_target:
-                options["unique_fields"] = [model._meta.pk.name]
-            for chunk in chunks(writes):
-                bulk_create_at(base.all(), chunk, stamp, **options)
-        else:  # pragma: no cover - every backend Django ships supports upserts
-            new = [obj for obj in writes if obj.pk not in stored]
-            bulk_create_at(base.all(), new, stamp)
-            old = [obj for obj in writes if obj.pk in stored]
-            for obj in old:
-                obj.last_change = stamp
-            base.all().bulk_update(old, synced)
+        upsert_at(base.all(), writes, stamp, [codec.attname for codec in registration.codecs])
         if relinks:  # links inside a cycle of new objects, set once all exist
             models.QuerySet.bulk_update(base.all(), [obj for obj, _ in relinks],
                                         sorted({attname for _, attname in relinks}))
@@ -178,10 +158,6 @@ def _parents_first(registration, writes, stored):
     return ordered, relinks
 
 
-def _wire(to_wire, value):
-    return None if value is None else to_wire(value)
-
-
 def _check_visibility(registration, queryset, changes, stored):
     """Refuse changes to stored objects this request may not touch."""
     if registration.queryset is None and registration.get_queryset is None:
@@ -196,7 +172,7 @@ def _check_visibility(registration, queryset, changes, stored):
         if pk not in visible
     ]
     if errors:
-        raise_item_errors("The push was refused; nothing was stored.", errors, status_code=403)
+        raise_item_errors(PUSH_REFUSED, errors, status_code=403)
 
 
 def _check_relations(registration, changes, stored, using):
@@ -232,7 +208,7 @@ def _check_relations(registration, changes, stored, using):
                     })
     if errors:
         errors.sort(key=itemgetter("index"))
-        raise_item_errors("The push was refused; nothing was stored.", errors)
+        raise_item_errors(PUSH_REFUSED, errors)
 
 
 __all__ = ["ProtocolError", "pull", "push"]

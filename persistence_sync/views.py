@@ -16,7 +16,7 @@ from rest_framework import exceptions
 from rest_framework.parsers import BaseParser, DataAndFiles
 from rest_framework.views import APIView
 
-from persistence_sync import store
+from persistence_sync import server
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
 from persistence_sync.serializers import parse_push
@@ -83,7 +83,7 @@ class SyncView(APIView):
     def get(self, request, *args, **kwargs):
         since = self.parse_since(request.query_params.get("since"))
         try:
-            answer = store.pull(self.registration, self.get_queryset(), since, self.get_db(False))
+            answer = server.pull(self.registration, self.get_queryset(), since, self.get_db(False))
         except DatabaseError as exc:
             raise ProtocolError(f"The database is unavailable, retry later: {exc}", status_code=503) from exc
         return json_response(answer)
@@ -92,7 +92,7 @@ class SyncView(APIView):
         items = self.read_json_body(request)
         changes = parse_push(items, self.registration.codecs, self.id_max_length())
         try:
-            stamp = store.push(self.registration, self.get_queryset(), changes, self.get_db(True))
+            stamp = server.push(self.registration, self.get_queryset(), changes, self.get_db(True))
         except DataError as exc:
             raise ProtocolError(
                 f"A value does not fit its database column; nothing was stored: {exc}"
@@ -103,7 +103,7 @@ class SyncView(APIView):
                 status_code=409,
             ) from exc
         except DatabaseError as exc:
-            # Transient errors were retried in store.push; what remains (the
+            # Transient errors were retried in server.push; what remains (the
             # database restarting, say) leaves nothing half-written.
             raise ProtocolError(
                 f"The database is unavailable; nothing was stored, retry later: {exc}",
