@@ -17,8 +17,12 @@ DEFAULTS = {
     # client sends all its local changes in one POST, so this is generous:
     # 100,000 small objects fit easily.
     "MAX_BODY_SIZE": 32 * 1024 * 1024,
-    # Rows per SQL statement when a push or pull touches many objects.
+    # Rows per SQL statement when a push or pull touches many objects; a pull
+    # holds at most this many rows in memory while it streams its answer.
     "BATCH_SIZE": 2000,
+    # Most objects one page of a paged pull (?limit=N) answers; a larger limit
+    # is lowered to it.
+    "MAX_PAGE_SIZE": 10000,
     # How often a push is retried after a transient database error (deadlock,
     # serialization failure, lock wait timeout, "database is locked").
     "TRANSIENT_RETRIES": 8,

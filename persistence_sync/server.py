@@ -9,53 +9,144 @@ The view (:mod:`persistence_sync.views`) parses the request and calls
 queries per ``BATCH_SIZE`` objects, or stores nothing.
 """
 
+import json
 from operator import itemgetter
 
+import orjson
 from django.db import connections, models
 
 from persistence_sync import clock
+from persistence_sync.conf import sync_settings
 from persistence_sync.db import chunks, run_with_retries
 from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError
 from persistence_sync.models import Tombstone, delete_at, upsert_at
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
 
 
-def pull(registration, queryset, since, using):
-    """The protocol's pull answer for objects of ``queryset`` changed after ``since``."""
-    codecs = registration.codecs
-    # Rows that never went through the clock (fixtures, data migrations with
-    # historical models) keep the default stamp 0: a first sync includes them.
-    after = since if since > 0 else -1
+class Page:
+    """Which slice of the changes a pull answers.
+
+    A classic pull answers everything changed in ``(since, now]``, with ``now``
+    the clock's committed value. A paged pull (an extension, see
+    ``docs/protocol.md``) answers at most ``limit`` objects of that window in
+    ascending id order; its next pages name the same ``now`` and the last id
+    they hold (``after``), so every page of one sync reads the same window.
+    """
+
+    def __init__(self, since=0, limit=None, now=None, after=None):
+        self.since, self.limit, self.now, self.after = since, limit, now, after
+
+    @property
+    def paged(self):
+        return self.limit is not None
+
+
+def pull(registration, queryset, since, using, page=None):
+    """The whole pull answer as a dict (tests, small callers); see :func:`pull_chunks`."""
+    return orjson.loads(b"".join(pull_chunks(registration, queryset, page or Page(since), using)))
+
+
+def pull_chunks(registration, queryset, page, using):
+    """The pull answer's JSON, as bytes chunks written while the rows are read.
+
+    The clock and every row come from one database snapshot (the ``now`` rule,
+    :mod:`persistence_sync.clock`), which stays open until the last chunk is
+    produced: memory is bounded by ``BATCH_SIZE`` rows, whatever the answer's
+    size. Objects and tombstones come merged by the database, in ascending id
+    order, so a client that pulls again from scratch rebuilds its rows in the
+    same order, and pages can continue ``after`` an id.
+    """
     with clock.read_snapshot(using):
         now = clock.committed_now(registration.model, using)
-        rows = list(
-            queryset.using(using)
-            .filter(last_change__gt=after, last_change__lte=now)
-            .values_list("pk", "last_change", *(codec.attname for codec in codecs))
-        )
-        removed = list(
-            Tombstone.objects.using(using)
-            .filter(model=registration.label, last_change__gt=since, last_change__lte=now)
-            .values_list("object_id", "last_change")
-        )
-    names = [codec.name for codec in codecs]
-    converters = [codec.to_wire for codec in codecs]
-    # Ascending _lastChange, then id, by Python's ordering, so the order does
-    # not depend on the database's collation.
-    entries = [(row[1], row[0], row) for row in rows]
-    entries += [(stamp, pk, None) for pk, stamp in removed]
-    entries.sort(key=itemgetter(0, 1))
-    updates = []
-    for stamp, pk, row in entries:
-        if row is None:
-            updates.append({ID: pk, REMOVED: True, LAST_CHANGE: stamp})
-            continue
-        update = {ID: pk}
-        for name, convert, value in zip(names, converters, row[2:]):
-            update[name] = None if value is None else convert(value)  # hot loop: no call
-        update[LAST_CHANGE] = stamp
-        updates.append(update)
-    return {"now": now, "updates": updates}
+        if page.now is not None:
+            if page.now > now:
+                raise ProtocolError(
+                    f"now={page.now} is ahead of the server's clock ({now}); send the now "
+                    "that the first page of this sync answered."
+                )
+            now = page.now
+        if page.paged:
+            yield b'{"now":%d,"updates":[' % now
+            more = yield from _encoded_items(registration, queryset, page, now, using)
+            yield b'],"more":%s}' % (b"true" if more else b"false")
+        else:
+            yield b'{"now":%d,"updates":[' % now
+            yield from _encoded_items(registration, queryset, page, now, using)
+            yield b"]}"
+
+
+def _changes(registration, queryset, page, now, using):
+    """One query: ``(id, stamp, removed, *values)`` of the window, in ascending id order."""
+    attnames = [codec.attname for codec in registration.codecs]
+    # Rows that never went through the clock (fixtures, data migrations with
+    # historical models) keep the default stamp 0: a first sync includes them.
+    objects = queryset.using(using).filter(
+        last_change__gt=page.since if page.since > 0 else -1, last_change__lte=now
+    )
+    tombstones = Tombstone.objects.using(using).filter(
+        model=registration.label, last_change__gt=page.since, last_change__lte=now
+    )
+    if page.after is not None:
+        objects = objects.filter(pk__gt=page.after)
+        tombstones = tombstones.filter(object_id__gt=page.after)
+    # The union is ordered by the database, in its own collation: the order
+    # that ``id > after`` follows too, so pages never skip or repeat an id.
+    # (A tombstone and a live object never share an id: recreating forgets it.)
+    marker = models.IntegerField()
+    changes = objects.order_by().values_list(
+        "pk", "last_change", models.Value(0, output_field=marker), *attnames
+    ).union(
+        tombstones.order_by().values_list(
+            "object_id", "last_change", models.Value(1, output_field=marker),
+            *(models.Value(None, output_field=codec.field.target_field
+                           if codec.field.is_relation else codec.field)
+              for codec in registration.codecs),
+        ),
+        all=True,
+    ).order_by("pk")
+    if page.paged:
+        changes = changes[: page.limit + 1]  # one more says whether more follow
+    return changes.iterator(chunk_size=sync_settings.BATCH_SIZE)
+
+
+def _encoded_items(registration, queryset, page, now, using):
+    """Yield the items' JSON, comma-separated, a batch at a time; return whether more follow."""
+    names = [codec.name for codec in registration.codecs]
+    converters = [codec.to_wire for codec in registration.codecs]
+    batch, sent, first = [], 0, True
+    for row in _changes(registration, queryset, page, now, using):
+        if page.paged and sent == page.limit:
+            break
+        sent += 1
+        if row[2]:
+            batch.append({ID: row[0], REMOVED: True, LAST_CHANGE: row[1]})
+        else:
+            item = {ID: row[0]}
+            for name, convert, value in zip(names, converters, row[3:]):
+                item[name] = None if value is None else convert(value)  # hot loop: no call
+            item[LAST_CHANGE] = row[1]
+            batch.append(item)
+        if len(batch) == sync_settings.BATCH_SIZE:
+            yield (b"" if first else b",") + _encode_batch(batch)
+            batch, first = [], False
+    else:
+        if batch:
+            yield (b"" if first else b",") + _encode_batch(batch)
+        return False
+    if batch:
+        yield (b"" if first else b",") + _encode_batch(batch)
+    return True
+
+
+def _encode_batch(items):
+    """``items`` as JSON array members (no brackets), by orjson."""
+    try:
+        return orjson.dumps(items)[1:-1]
+    except (orjson.JSONEncodeError, TypeError):
+        # A value orjson refuses (a lone surrogate stored before values were
+        # checked, an integer beyond 64 bits in a JSON field): the standard
+        # library escapes it, so the answer stays valid JSON.
+        return json.dumps(items, separators=(",", ":"))[1:-1].encode()
 
 
 def push(registration, queryset, changes, using):

@@ -26,16 +26,24 @@ def pytest_report_header(config):
     return databases.report_header(config)
 
 
+def answer_bytes(response):
+    """The body of a test-client response, whether it was streamed or not."""
+    if response.streaming:
+        return b"".join(response.streaming_content)
+    return response.content
+
+
 class SyncClient:
     """A protocol client over Django's test client: pull() and push()."""
 
     def __init__(self, client=None):
         self.client = client or Client()
 
-    def pull(self, uri, since=0, expect=200):
-        response = self.client.get(f"/{uri}", {"since": since})
-        assert response.status_code == expect, response.content
-        return response.json()
+    def pull(self, uri, since=0, expect=200, **params):
+        response = self.client.get(f"/{uri}", {"since": since, **params})
+        body = answer_bytes(response)
+        assert response.status_code == expect, body
+        return json.loads(body)
 
     def push(self, uri, items, expect=200):
         response = self.client.post(
