@@ -42,6 +42,7 @@ class Registration:
     authentication_classes: tuple = None  # None: the project's DRF defaults
     permission_classes: tuple = None
     throttle_classes: tuple = None
+    watermelon: object = None  # a watermelon.WatermelonTable; None: the defaults
     registered_at: str = field(default="", compare=False)
 
     @property
@@ -151,7 +152,7 @@ def problems(model, uri, fields, exclude=None, others=()):
 
 def register(model=None, *, uri=None, fields=None, exclude=None, queryset=None,
              get_queryset=None, authentication_classes=None, permission_classes=None,
-             throttle_classes=None):
+             throttle_classes=None, watermelon=None):
     """Register ``model`` for sync. Returns the model, so it works as a decorator.
 
     ``uri``: the endpoint path under the included URLs (default:
@@ -160,10 +161,14 @@ def register(model=None, *, uri=None, fields=None, exclude=None, queryset=None,
     ``queryset`` or ``get_queryset(request)``: the objects a request may see
     and touch. ``authentication_classes``, ``permission_classes``,
     ``throttle_classes``: DRF classes (default: the project's DRF settings).
+    ``watermelon``: the model's table for WatermelonDB clients, a table name or a
+    :class:`persistence_sync.watermelon.WatermelonTable` (default: the plural
+    model name, e.g. ``tasks``).
     """
     options = dict(uri=uri, fields=fields, exclude=exclude, queryset=queryset,
                    get_queryset=get_queryset, authentication_classes=authentication_classes,
-                   permission_classes=permission_classes, throttle_classes=throttle_classes)
+                   permission_classes=permission_classes, throttle_classes=throttle_classes,
+                   watermelon=watermelon)
     if queryset is not None and get_queryset is not None:
         raise RegistrationError("Pass either queryset= or get_queryset= to register(), not both.")
     if model is None:
@@ -203,6 +208,7 @@ def _add(model, options, where, raise_errors):
         authentication_classes=_tuple(options["authentication_classes"]),
         permission_classes=_tuple(options["permission_classes"]),
         throttle_classes=_tuple(options["throttle_classes"]),
+        watermelon=_watermelon_table(options["watermelon"]),
         registered_at=where,
     )
     _refresh_urls()
@@ -234,6 +240,16 @@ def _refresh_urls():
             else:
                 pending.extend(pattern.url_patterns)
     clear_url_caches()
+
+
+def _watermelon_table(value):
+    from persistence_sync.watermelon import WatermelonTable
+
+    if value is None or isinstance(value, WatermelonTable):
+        return value
+    if isinstance(value, str) and value:
+        return WatermelonTable(name=value)
+    raise RegistrationError(f"watermelon= must be a table name or a WatermelonTable, not {value!r}.")
 
 
 def _tuple(value):
@@ -323,4 +339,9 @@ def urls():
     """One URL pattern per registration (see ``persistence_sync.urls``)."""
     from django.urls import path
 
-    return [path(reg.uri, reg.view, name=reg.label) for reg in registrations()]
+    from persistence_sync.watermelon import watermelon_view
+
+    return [
+        *(path(reg.uri, reg.view, name=reg.label) for reg in registrations()),
+        path("watermelon", watermelon_view(), name="watermelon"),
+    ]

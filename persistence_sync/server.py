@@ -75,17 +75,26 @@ def pull_chunks(registration, queryset, page, using):
             yield b"]}"
 
 
+def window_objects(queryset, since, now, using):
+    """The objects of ``queryset`` stamped in the window ``(since, now]``."""
+    # Rows that never went through the clock (fixtures, data migrations with
+    # historical models) keep the default stamp 0: a first sync includes them.
+    return queryset.using(using).filter(last_change__gt=since if since > 0 else -1,
+                                        last_change__lte=now)
+
+
+def window_tombstones(registration, since, now, using):
+    """The tombstones of ``registration``'s model stamped in ``(since, now]``."""
+    return Tombstone.objects.using(using).filter(
+        model=registration.label, last_change__gt=since, last_change__lte=now
+    )
+
+
 def _changes(registration, queryset, page, now, using):
     """One query: ``(id, stamp, removed, *values)`` of the window, in ascending id order."""
     attnames = [codec.attname for codec in registration.codecs]
-    # Rows that never went through the clock (fixtures, data migrations with
-    # historical models) keep the default stamp 0: a first sync includes them.
-    objects = queryset.using(using).filter(
-        last_change__gt=page.since if page.since > 0 else -1, last_change__lte=now
-    )
-    tombstones = Tombstone.objects.using(using).filter(
-        model=registration.label, last_change__gt=page.since, last_change__lte=now
-    )
+    objects = window_objects(queryset, page.since, now, using)
+    tombstones = window_tombstones(registration, page.since, now, using)
     if page.after is not None:
         objects = objects.filter(pk__gt=page.after)
         tombstones = tombstones.filter(object_id__gt=page.after)
@@ -127,19 +136,19 @@ def _encoded_items(registration, queryset, page, now, using):
             item[LAST_CHANGE] = row[1]
             batch.append(item)
         if len(batch) == sync_settings.BATCH_SIZE:
-            yield (b"" if first else b",") + _encode_batch(batch)
+            yield (b"" if first else b",") + encode_items(batch)
             batch, first = [], False
     else:
         if batch:
-            yield (b"" if first else b",") + _encode_batch(batch)
+            yield (b"" if first else b",") + encode_items(batch)
         return False
     if batch:
-        yield (b"" if first else b",") + _encode_batch(batch)
+        yield (b"" if first else b",") + encode_items(batch)
     return True
 
 
-def _encode_batch(items):
-    """``items`` as JSON array members (no brackets), by orjson."""
+def encode_items(items):
+    """``items`` as JSON array members (no brackets), by orjson: written a batch at a time."""
     try:
         return orjson.dumps(items)[1:-1]
     except (orjson.JSONEncodeError, TypeError):
@@ -151,11 +160,28 @@ def _encode_batch(items):
 
 def push(registration, queryset, changes, using):
     """Store ``changes`` (from :func:`serializers.parse_push`) whole; return the stamp."""
+    return push_many([(registration, queryset, changes)], using)[registration.label]
+
+
+def push_many(batches, using, check=None):
+    """Store the changes of several models in one transaction; ``{label: stamp}``.
+
+    ``batches`` holds ``(registration, queryset, changes)``. The clocks are
+    ticked in label order, so two multi-model pushes cannot deadlock on them.
+    ``check(stamps)``, when given, runs once every clock is held and before
+    anything is written: a refusal it raises leaves nothing stored, and no
+    other writer of these models can change what it read.
+    """
 
     def apply():
-        stamp = clock.tick(registration.model, using)
-        _apply(registration, queryset.using(using), changes, stamp, using)
-        return stamp
+        stamps = {}
+        for registration, _, _ in sorted(batches, key=lambda batch: batch[0].label):
+            stamps[registration.label] = clock.tick(registration.model, using)
+        if check is not None:
+            check(stamps)
+        for registration, queryset, changes in batches:
+            _apply(registration, queryset.using(using), changes, stamps[registration.label], using)
+        return stamps
 
     return run_with_retries(apply, using)
 
