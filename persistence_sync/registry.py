@@ -15,7 +15,8 @@ package root re-exports, in the spirit of persistence.js's
     persistence_sync.register(Project, uri="projectChanges")   # or as a call
 
 ``include("persistence_sync.urls")`` serves the default registry's
-:attr:`~SyncRegistry.urls`. A model may also be given as an
+:attr:`~SyncRegistry.urls`; ``registry.register()`` and the other verbs named
+at this module's level act on :data:`default` too. A model may also be given as an
 ``"app_label.Model"`` string, resolved once the app registry is ready;
 mistakes in such a registration are reported by the system checks
 (``manage.py check``) instead of at the call.
@@ -261,13 +262,15 @@ class SyncRegistry:
         errors = list(self._failed)
         regs = list(self._registrations.values())
         for index, reg in enumerate(regs):
-            if app_configs is not None and reg.model._meta.app_config not in app_configs:
-                continue
             # Registrations made by class were checked by register(); check again
             # in case something changed them since (a field removed, say).
             errors += registration_problems(reg.model, reg.uri, reg.fields, others=regs[:index])
             errors += _manager_problems(reg.model)
-        return errors
+        if app_configs is None:
+            return errors
+        # Errors about a model only for its app; an unknown label's always.
+        return [error for error in errors
+                if getattr(error.obj, "_meta", None) is None or error.obj._meta.app_config in app_configs]
 
     def _add(self, model: Any, options: dict[str, Any], where: str,
              raise_errors: bool) -> list[CheckMessage]:

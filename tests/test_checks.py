@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.core.checks import run_checks
 from django.core.exceptions import FieldDoesNotExist
 from django.core.management import call_command
@@ -136,6 +137,16 @@ def test_w001_a_default_manager_that_bypasses_the_clock(monkeypatch):
     monkeypatch.setattr(Gadget._meta, "default_manager", models.Manager())
     Gadget._meta.default_manager.model = Gadget
     assert ids() == ["persistence_sync.W001"]
+
+
+def test_check_of_some_apps_reports_only_their_models():
+    persistence_sync.unregister(Node)
+    persistence_sync.register("testapp.Node", fields=["colour"])
+    assert run_checks(app_configs=[apps.get_app_config("todo")], tags=[checks.TAG]) == []
+    testapp = [apps.get_app_config("testapp")]
+    assert [e.id for e in run_checks(app_configs=testapp, tags=[checks.TAG])] == [
+        "persistence_sync.E003"
+    ]
 
 
 def test_every_id_is_documented_and_tested():
