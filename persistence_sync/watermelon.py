@@ -448,6 +448,7 @@ class WatermelonSyncView(APIView):
 
     http_method_names = ["get", "post", "head", "options"]
     permission_classes = []  # each table's own permission classes decide, below
+    registry = None  # the SyncRegistry whose models it serves; set by watermelon_view()
 
     def get_parsers(self):
         from persistence_sync.views import UnreadBodyParser
@@ -461,10 +462,8 @@ class WatermelonSyncView(APIView):
 
     def visible_tables(self, request, refuse=False):
         """``[(registration, queryset)]`` of the tables this request may sync, parents first."""
-        from persistence_sync import registry
-
         tables, denied = [], None
-        for registration in registry.registrations():
+        for registration in self.registry.registrations():
             view = registration.view.cls(request=request, args=(), kwargs={}, format_kwarg=None)
             view.headers = {}
             try:
@@ -530,8 +529,8 @@ def _streamed(head, chunks):
     yield from chunks
 
 
-def watermelon_view():
-    """The view function of the WatermelonDB endpoint (see ``persistence_sync.urls``)."""
-    view = WatermelonSyncView.as_view()
+def watermelon_view(registry):
+    """The view function of the WatermelonDB endpoint for ``registry``'s models."""
+    view = WatermelonSyncView.as_view(registry=registry)
     # Like the persistence.sync views, it manages its own transactions.
     return transaction.non_atomic_requests(view)

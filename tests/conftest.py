@@ -9,6 +9,7 @@ import json
 import pytest
 from django.test import Client
 
+from persistence_sync import registry
 from tests import databases
 
 
@@ -56,3 +57,21 @@ class SyncClient:
 @pytest.fixture
 def sync():
     return SyncClient()
+
+
+@pytest.fixture
+def fresh_registry():
+    """A copy of the default registry, swapped in for the test to change at will.
+
+    ``persistence_sync.register()`` and friends, the checks and
+    ``include("persistence_sync.urls")`` all use it; the original (and its
+    URLs) is put back afterwards, whatever the test (un)registered.
+    """
+    original = registry.default
+    registry.default = original.copy()
+    original.invalidate_urls()
+    try:
+        yield registry.default
+    finally:
+        swapped, registry.default = registry.default, original
+        swapped.invalidate_urls()
