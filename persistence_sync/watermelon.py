@@ -236,11 +236,13 @@ class _Budget:
 
 def pull_chunks(tables, pull, using):
     """The pull answer's JSON as bytes chunks; ``tables`` is ``[(registration, queryset)]``."""
-    timestamp = pull.cursor["t"] if pull.cursor else clock.catch_up(
-        [registration.model for registration, _ in tables], using)
+    # WatermelonDB refuses a timestamp of 0 (a server nobody wrote to yet).
+    # 1 is as safe: every stamp a writer takes is at least the wall clock's ms.
+    timestamp = pull.cursor["t"] if pull.cursor else max(1, clock.catch_up(
+        [registration.model for registration, _ in tables], using))
     with clock.read_snapshot(using):
         for registration, _ in tables:
-            if clock.committed_now(registration.model, using) < timestamp:
+            if max(1, clock.committed_now(registration.model, using)) < timestamp:
                 raise ProtocolError("The cursor's timestamp is ahead of the server's clock; "
                                     "send the cursor of the previous page, unchanged.")
         budget = _Budget(pull.limit)
