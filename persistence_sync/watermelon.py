@@ -462,7 +462,7 @@ class WatermelonSyncView(APIView):
 
         return error_response
 
-    def visible_tables(self, request, refuse=False):
+    def visible_tables(self, request):
         """``[(registration, queryset)]`` of the tables this request may sync, parents first."""
         tables, denied = [], None
         for registration in self.registry.registrations():
@@ -473,8 +473,6 @@ class WatermelonSyncView(APIView):
                 view.check_throttles(request)
             except exceptions.APIException as exc:
                 denied = denied or exc
-                if refuse:
-                    raise
                 continue
             tables.append((registration, view.get_queryset()))
         if not tables and denied is not None:
@@ -508,10 +506,14 @@ class WatermelonSyncView(APIView):
         last_pulled_at = _int_param(request.query_params, "last_pulled_at", required=True)
         body = SyncView.read_json_body(request)
         pushed = set(body) if isinstance(body, dict) else set()
+        known = {table_of(r).name for r in self.registry.registrations()}
+        if pushed - known:
+            raise ProtocolError(f"Unknown table {sorted(pushed - known)[0]!r}; this server syncs "
+                                f"{sorted(known)}.")
         tables = [(r, q) for r, q in self.visible_tables(request) if table_of(r).name in pushed]
-        missing = pushed - {table_of(r).name for r, _ in tables}
-        if missing:  # a table it may not push to, or one that does not exist: the same answer
-            raise ProtocolError(f"You may not push to {sorted(missing)}.", status_code=403)
+        forbidden = pushed - {table_of(r).name for r, _ in tables}
+        if forbidden:
+            raise ProtocolError(f"You may not push to {sorted(forbidden)}.", status_code=403)
         batches = parse_push_body(body, tables, max(r.model._meta.pk.max_length or 255
                                                     for r, _ in tables) if tables else 255)
         using = router.db_for_write(tables[0][0].model) if tables else "default"
