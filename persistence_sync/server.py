@@ -15,7 +15,7 @@ from django.db import connections, models
 
 from persistence_sync import clock
 from persistence_sync.db import chunks, run_with_retries
-from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError
+from persistence_sync.exceptions import PUSH_REFUSED, HistoryPruned, ProtocolError
 from persistence_sync.models import Tombstone, delete_at, upsert_at
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
 
@@ -27,7 +27,11 @@ def pull(registration, queryset, since, using):
     # historical models) keep the default stamp 0: a first sync includes them.
     after = since if since > 0 else -1
     with clock.read_snapshot(using):
-        now = clock.committed_now(registration.model, using)
+        now, horizon = clock.committed_now_and_horizon(registration.model, using)
+        if 0 < since < horizon:
+            # Deletions in (since, horizon] are gone: an answer would let the
+            # client keep objects deleted here. since=0 needs no deletions.
+            raise HistoryPruned(since, horizon)
         rows = list(
             queryset.using(using)
             .filter(last_change__gt=after, last_change__lte=now)
