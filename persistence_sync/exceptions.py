@@ -37,12 +37,17 @@ class SyncClientError(PersistenceSyncError):
 
 
 class TransportError(SyncClientError):
-    """An HTTP exchange with the remote failed; ``transient`` ones are retried."""
+    """An HTTP exchange with the remote failed; ``transient`` ones are retried.
 
-    def __init__(self, message, transient=False, status=None):
+    ``status`` is the HTTP status of an error answer and ``answer`` its body
+    parsed as JSON (None when it was not JSON).
+    """
+
+    def __init__(self, message, transient=False, status=None, answer=None):
         super().__init__(message)
         self.transient = transient
         self.status = status
+        self.answer = answer
 
 
 class ConflictHandlerError(PersistenceSyncError, ValueError):
