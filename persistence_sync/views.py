@@ -9,6 +9,7 @@ model (``TaskSyncView``), so a traceback says which model it is about.
 
 import json
 import re
+from functools import partial
 
 from django.db import DatabaseError, DataError, IntegrityError, router, transaction
 from django.http import HttpResponse
@@ -16,7 +17,7 @@ from rest_framework import exceptions
 from rest_framework.parsers import BaseParser, DataAndFiles
 from rest_framework.views import APIView
 
-from persistence_sync import server
+from persistence_sync import server, signals
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
 from persistence_sync.serializers import parse_push
@@ -86,13 +87,23 @@ class SyncView(APIView):
             answer = server.pull(self.registration, self.get_queryset(), since, self.get_db(False))
         except DatabaseError as exc:
             raise ProtocolError(f"The database is unavailable, retry later: {exc}", status_code=503) from exc
+        signals.send_robust(
+            signals.post_pull, sender=self.registration.model, request=request,
+            registration=self.registration, since=since, now=answer["now"],
+            updates=answer["updates"],
+        )
         return json_response(answer)
 
     def post(self, request, *args, **kwargs):
         items = self.read_json_body(request)
         changes = parse_push(items, self.registration.codecs, self.id_max_length())
+        model, using = self.registration.model, self.get_db(True)
+        signal_args = {"sender": model, "request": request, "registration": self.registration,
+                       "changes": changes}
+        if changes:
+            signals.pre_push.send(**signal_args)
         try:
-            stamp = server.push(self.registration, self.get_queryset(), changes, self.get_db(True))
+            stamp = server.push(self.registration, self.get_queryset(), changes, using)
         except DataError as exc:
             raise ProtocolError(
                 f"A value does not fit its database column; nothing was stored: {exc}"
@@ -109,6 +120,13 @@ class SyncView(APIView):
                 f"The database is unavailable; nothing was stored, retry later: {exc}",
                 status_code=503,
             ) from exc
+        if changes:
+            # The push committed already; inside an outer transaction (a test,
+            # a caller's atomic block) the signal waits for that one.
+            transaction.on_commit(
+                partial(signals.send_robust, signals.post_push, stamp=stamp, **signal_args),
+                using=using,
+            )
         return json_response({"status": "ok", "now": stamp})
 
     def id_max_length(self):
