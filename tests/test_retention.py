@@ -55,8 +55,8 @@ def test_prunes_only_tombstones_older_than_retention_and_reports_per_model():
     task_stamp = Tombstone.objects.get(object_id=task_id).last_change
     project_stamp = Tombstone.objects.get(object_id=project_id).last_change
     assert prune("--dry-run") == (
-        f"todo.project: would remove 1 tombstone older than 30 days, 0:00:00; horizon {project_stamp}\n"
-        f"todo.task: would remove 1 tombstone older than 30 days, 0:00:00; horizon {task_stamp}\n"
+        f"todo.project: would remove 1 tombstone older than 30 days; horizon {project_stamp}\n"
+        f"todo.task: would remove 1 tombstone older than 30 days; horizon {task_stamp}\n"
     )
     assert Tombstone.objects.count() == 3
     assert not Clock.objects.filter(tombstones_pruned_to__gt=0).exists()

@@ -34,6 +34,13 @@ def parse_duration(text):
     return period
 
 
+def describe(period):
+    """``30 days``, ``1 day``, or ``12:00:00`` for periods that are not whole days."""
+    if period.seconds or period.microseconds:
+        return str(period)
+    return f"{period.days} day{'s' if period.days != 1 else ''}"
+
+
 class Command(BaseCommand):
     help = (
         "Delete tombstones (records of deleted synced objects) older than "
@@ -86,7 +93,7 @@ class Command(BaseCommand):
         for label, result in report.items():
             self.stdout.write(
                 f"{label}: {verb} {result.removed} tombstone{'s' if result.removed != 1 else ''} "
-                f"older than {period}; horizon {result.horizon}"
+                f"older than {describe(period)}; horizon {result.horizon}"
             )
 
     @staticmethod
