@@ -21,7 +21,11 @@ from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, 
 
 
 def pull(registration, queryset, since, using):
-    """The protocol's pull answer for objects of ``queryset`` changed after ``since``."""
+    """The protocol's pull answer for objects of ``queryset`` changed after ``since``.
+
+    Raises :class:`HistoryPruned` (410) when ``since`` is older than the
+    model's tombstone horizon (:mod:`persistence_sync.retention`).
+    """
     codecs = registration.codecs
     # Rows that never went through the clock (fixtures, data migrations with
     # historical models) keep the default stamp 0: a first sync includes them.
