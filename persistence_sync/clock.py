@@ -55,6 +55,11 @@ class Clock(models.Model):
 
     model = models.CharField(max_length=100, primary_key=True)
     value = models.BigIntegerField(default=0)
+    tombstones_pruned_to = models.BigIntegerField(
+        default=0,
+        help_text="Deletions stamped up to this value were pruned; pulls from before it "
+        "are answered 410 (a full resync).",
+    )
 
     class Meta:
         app_label = "persistence_sync"
@@ -97,13 +102,18 @@ def tick(model, using):
 
 def committed_now(model, using):
     """The counter's committed value: every stamp up to it has committed."""
-    value = (
+    return committed_now_and_horizon(model, using)[0]
+
+
+def committed_now_and_horizon(model, using):
+    """``(committed_now, tombstones_pruned_to)`` read in one query, hence one snapshot."""
+    row = (
         Clock.objects.using(using)
         .filter(model=clock_key(model))
-        .values_list("value", flat=True)
+        .values_list("value", "tombstones_pruned_to")
         .first()
     )
-    return value or 0
+    return row or (0, 0)
 
 
 @contextmanager

@@ -32,6 +32,11 @@ DEFAULTS = {
     # above 10^12 as ms everywhere, so browser clients want True; syncall and
     # other protocol clients understand both.
     "DATES_IN_MILLISECONDS": False,
+    # How long tombstones (the records of deletions that pulls hand out) are
+    # kept: a timedelta or a number of days; None keeps them for ever.
+    # ``manage.py prunetombstones`` (run it from cron) drops older ones; a
+    # client that last pulled before a pruned deletion gets 410 and resyncs.
+    "TOMBSTONE_RETENTION": None,
     # --- the sync client (manage.py syncall) ---
     # Base URL of the remote server, e.g. "https://central.example.com/sync/".
     "SERVER_URL": None,

@@ -18,7 +18,7 @@ from django.db import connections, models
 from persistence_sync import clock
 from persistence_sync.conf import sync_settings
 from persistence_sync.db import chunks, run_with_retries
-from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError
+from persistence_sync.exceptions import PUSH_REFUSED, HistoryPruned, ProtocolError
 from persistence_sync.models import Tombstone, delete_at, upsert_at
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
 
@@ -46,7 +46,7 @@ def pull(registration, queryset, since, using, page=None):
     return orjson.loads(b"".join(pull_chunks(registration, queryset, page or Page(since), using)))
 
 
-def pull_chunks(registration, queryset, page, using):
+def pull_chunks(registration, queryset, page, using, on_done=None):
     """The pull answer's JSON, as bytes chunks written while the rows are read.
 
     The clock and every row come from one database snapshot (the ``now`` rule,
@@ -55,9 +55,17 @@ def pull_chunks(registration, queryset, page, using):
     size. Objects and tombstones come merged by the database, in ascending id
     order, so a client that pulls again from scratch rebuilds its rows in the
     same order, and pages can continue ``after`` an id.
+
+    Raises :class:`HistoryPruned` (410) when ``since`` is older than the
+    model's tombstone horizon (:mod:`persistence_sync.retention`).
+    ``on_done(now, count)`` is called once the last chunk is produced.
     """
     with clock.read_snapshot(using):
-        now = clock.committed_now(registration.model, using)
+        now, horizon = clock.committed_now_and_horizon(registration.model, using)
+        if 0 < page.since < horizon:
+            # Deletions in (since, horizon] are gone: an answer would let the
+            # client keep objects deleted here. since=0 needs no deletions.
+            raise HistoryPruned(page.since, horizon)
         if page.now is not None:
             if page.now > now:
                 raise ProtocolError(
@@ -65,14 +73,15 @@ def pull_chunks(registration, queryset, page, using):
                     "that the first page of this sync answered."
                 )
             now = page.now
+        sent = [0]  # items written so far, counted by _encoded_items
+        yield b'{"now":%d,"updates":[' % now
+        more = yield from _encoded_items(registration, queryset, page, now, using, sent)
         if page.paged:
-            yield b'{"now":%d,"updates":[' % now
-            more = yield from _encoded_items(registration, queryset, page, now, using)
             yield b'],"more":%s}' % (b"true" if more else b"false")
         else:
-            yield b'{"now":%d,"updates":[' % now
-            yield from _encoded_items(registration, queryset, page, now, using)
             yield b"]}"
+    if on_done is not None:
+        on_done(now, sent[0])
 
 
 def window_objects(queryset, since, now, using):
@@ -118,15 +127,18 @@ def _changes(registration, queryset, page, now, using):
     return changes.iterator(chunk_size=sync_settings.BATCH_SIZE)
 
 
-def _encoded_items(registration, queryset, page, now, using):
-    """Yield the items' JSON, comma-separated, a batch at a time; return whether more follow."""
+def _encoded_items(registration, queryset, page, now, using, sent):
+    """Yield the items' JSON, comma-separated, a batch at a time; return whether more follow.
+
+    ``sent[0]`` counts the items written.
+    """
     names = [codec.name for codec in registration.codecs]
     converters = [codec.to_wire for codec in registration.codecs]
-    batch, sent, first = [], 0, True
+    batch, first = [], True
     for row in _changes(registration, queryset, page, now, using):
-        if page.paged and sent == page.limit:
+        if page.paged and sent[0] == page.limit:
             break
-        sent += 1
+        sent[0] += 1
         if row[2]:
             batch.append({ID: row[0], REMOVED: True, LAST_CHANGE: row[1]})
         else:

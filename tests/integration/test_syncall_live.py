@@ -431,3 +431,27 @@ def test_against_the_original_node_sample_server(node_server, client_b):
     assert dump_local() == dump_remote(base) == client_b.dump()
     assert Project.objects.get(pk="P1").name == "a says"
     assert_clean_run(sync_a(base))
+
+
+def test_resync_after_the_server_pruned_deletions(server, tmp_path):
+    """The server deletes and prunes while this replica is offline; the replica recovers."""
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "Home"}])
+    push_raw(server, "taskUpdates", [
+        {"id": "KEEP", "name": "keep", "done": False, "project": "P1"},
+        {"id": "GONE", "name": "deleted on the server", "done": False, "project": "P1"},
+    ])
+    sync_a(server)
+    push_raw(server, "taskUpdates", [{"id": "GONE", "_removed": True}])
+    time.sleep(1.1)
+    prune = subprocess.run(
+        [sys.executable, str(MANAGE), "prunetombstones", "--older-than", "1s"],
+        env=site_env(tmp_path / "server.sqlite3"), capture_output=True, text=True, timeout=60)
+    assert "todo.task: removed 1 tombstone" in prune.stdout, prune.stderr
+    Task.objects.create(id="MINE", name="written offline", project_id="P1")
+    Task.objects.filter(pk="KEEP").update(done=True)
+
+    results = sync_a(server)
+    assert results["todo.task"].resynced and not results["todo.project"].resynced
+    assert dump_local() == dump_remote(server)
+    assert sorted(Task.objects.values_list("id", "done")) == [("KEEP", True), ("MINE", False)]
+    assert_clean_run(sync_a(server))
