@@ -589,7 +589,7 @@ def clock_holder(signals, env, model, hold=0.2, pause=0.01):
 # --- the load: running it ------------------------------------------------
 
 
-class Crew:
+class LoadProcesses:
     """The load processes of one run: writers, then readers, spawned fresh (no inherited state)."""
 
     def __init__(self):
@@ -674,19 +674,19 @@ def run_load(
     per model named in ``holders``. ``seed`` makes the batches repeatable.
     """
     seed = random.randrange(2**32) if seed is None else seed
-    crew = Crew()
+    processes = LoadProcesses()
     for n in range(task_pushers):
-        crew.add_writer(push_writer, base_url, "task", n, seed + n, batch_range, removals)
+        processes.add_writer(push_writer, base_url, "task", n, seed + n, batch_range, removals)
     for n in range(project_pushers):
-        crew.add_writer(push_writer, base_url, "project", n, seed + 100 + n, batch_range, False)
+        processes.add_writer(push_writer, base_url, "project", n, seed + 100 + n, batch_range, False)
     for n in range(orm_writers):
-        crew.add_writer(orm_writer, env, n, seed + 200 + n)
+        processes.add_writer(orm_writer, env, n, seed + 200 + n)
     for model in holders:
-        crew.add_writer(clock_holder, env, model)
+        processes.add_writer(clock_holder, env, model)
     for n in range(readers):
-        crew.add_reader(reader, base_url, "taskUpdates", n)
+        processes.add_reader(reader, base_url, "taskUpdates", n)
     create_projects(base_url)
-    return crew.run(seconds)
+    return processes.run(seconds)
 
 
 # --- the oracle ----------------------------------------------------------
