@@ -328,7 +328,7 @@ class Log:
         return None
 
     def acknowledged(self, model, items, stamp):
-        """Log a push the server acknowledged with ``now`` = ``stamp``."""
+        """Log a push acknowledged with ``now`` = ``stamp`` (or a save that stamped ``last_change``)."""
         self.batches.append((model, stamp))
         for item in items:
             value = REMOVED if item.get("_removed") else item["name"]

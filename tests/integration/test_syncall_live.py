@@ -50,8 +50,8 @@ def server(template_db, tmp_path):
     """The example site served over HTTP, on its own database; yields its base URL."""
     db = tmp_path / "server.sqlite3"
     shutil.copy(template_db, db)
-    with live.runserver(site_env(db)) as server:
-        yield server.url + "/"
+    with live.runserver(site_env(db)) as site:
+        yield site.url + "/"
 
 
 class ClientB:
