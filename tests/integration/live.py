@@ -77,14 +77,15 @@ def site_env(vendor, name):
 
     Only the variables to set; a subprocess gets them over :func:`process_env`.
     ``DJANGO_DEBUG=0`` serves the site as deployed (no query log, plain error
-    pages).
+    pages). ``PYTHONPATH`` puts this checkout first and keeps the caller's
+    entries after it.
     """
     env = {
         "PS_DB": vendor,
         "PS_DB_NAME": str(name),
         "DJANGO_SETTINGS_MODULE": "testproject.settings",
         "DJANGO_DEBUG": "0",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(SITE)]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(SITE), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
     for key in ("PS_DB_HOST", "PS_DB_PORT", "PS_DB_USER", "PS_DB_PASSWORD"):
         if os.environ.get(key):
