@@ -8,7 +8,8 @@ writes. The client must get a JSON 503, nothing of the batch may be stored
 The test makes the moment exact: it locks the last object of a large batch,
 so the push stops on that row after writing the objects before it, then
 terminates every connection of the gunicorn processes (found by their
-``application_name``) with ``pg_terminate_backend``.
+``application_name``, the scratch database's name, which no parallel run
+shares) with ``pg_terminate_backend``.
 """
 
 import threading
@@ -17,28 +18,31 @@ import time
 import pytest
 import requests
 
-from benchmarks import concurrency
 from tests import databases
+from tests.integration import live
 
-APP_NAME = "ps_restart_live"
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")
 def site():
     databases.require_server_db("postgresql")
-    if concurrency.shutil.which("gunicorn") is None:
-        pytest.skip("gunicorn is not installed: pip install gunicorn")
-    with concurrency.scratch_database("postgresql", prefix="ps_restart") as env:
+    live.require_gunicorn()
+    with live.scratch_database("postgresql", purpose="restart") as env:
         # libpq reads PGAPPNAME: it tags the server's connections for the kill below.
-        with concurrency.gunicorn(env, workers=2, extra_env={"PGAPPNAME": APP_NAME}) as server:
+        with live.gunicorn(env, workers=2, extra_env={"PGAPPNAME": app_name(env)}) as server:
             yield server, env
+
+
+def app_name(env):
+    """The ``application_name`` of the server's connections: its database's unique name."""
+    return env["PS_DB_NAME"]
 
 
 def connect(env, autocommit=True):
     import psycopg
 
-    host, port, user, password = concurrency.server_address(env)
+    host, port, user, password = live.server_address(env)
     return psycopg.connect(
         host=host, port=port, user=user, password=password, dbname=env["PS_DB_NAME"], autocommit=autocommit
     )
@@ -60,7 +64,7 @@ def wait_for_blocked_push(env, timeout=20):
         while time.monotonic() < deadline:
             blocked = connection.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-                "AND wait_event_type = 'Lock'", [APP_NAME],
+                "AND wait_event_type = 'Lock'", [app_name(env)],
             ).fetchall()  # fmt: skip
             if blocked:
                 return
@@ -72,7 +76,7 @@ def terminate_server_connections(env):
     with connect(env) as connection:
         killed = connection.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            [APP_NAME],
+            [app_name(env)],
         ).fetchall()
     assert killed, "no server connection to terminate"
 
