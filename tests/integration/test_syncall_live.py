@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from todo.models import Project, Tag, Task
