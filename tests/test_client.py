@@ -13,11 +13,10 @@ import threading
 import pytest
 from todo.models import Project, Tag, Task
 
-from persistence_sync import client
-from persistence_sync.client import sync_all
+from persistence_sync.client import local, sync_all
+from persistence_sync.client.transport import HttpTransport
 from persistence_sync.exceptions import TransportError
 from persistence_sync.models import SyncState, Tombstone
-from persistence_sync.transport import HttpTransport
 
 SERVER = "http://remote.example/"
 PROJECTS = SERVER + "projectUpdates"
@@ -260,7 +259,7 @@ def test_write_between_collect_and_apply_is_merged_not_lost(server, monkeypatch)
     run(server)
     server.put(TASKS, task.pk, name="t", done=True, project=project.pk)  # remote: done
     Project.objects.create(name="p2")
-    real_collect = client.collect_local
+    real_collect = local.collect_local
 
     def collect_then_edit(*args, **kwargs):
         snapshot = real_collect(*args, **kwargs)
@@ -268,7 +267,7 @@ def test_write_between_collect_and_apply_is_merged_not_lost(server, monkeypatch)
             Task.objects.filter(pk=task.pk).update(name="renamed here")
         return snapshot
 
-    monkeypatch.setattr(client, "collect_local", collect_then_edit)
+    monkeypatch.setattr(local, "collect_local", collect_then_edit)
     run(server, models=["todo.task"])
     monkeypatch.undo()
     task.refresh_from_db()

@@ -27,8 +27,8 @@ import pytest
 from todo.models import Project, Tag, Task
 
 from persistence_sync.client import sync_all
+from persistence_sync.client.transport import HttpTransport
 from persistence_sync.models import SyncState
-from persistence_sync.transport import HttpTransport
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

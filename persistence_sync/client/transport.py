@@ -32,6 +32,17 @@ def _snippet(raw, limit=200):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _basic_auth(url, headers):
+    """``http://user:password@host/`` means HTTP Basic: the header, and the URL without them."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url
+    credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+    headers.setdefault("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def is_int(value):
     return type(value) is int or (type(value) is float and value.is_integer())
 
@@ -107,15 +118,8 @@ class HttpTransport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def request_once(self, method, url, payload=None):
-        parts = urllib.parse.urlsplit(url)
         headers = {"Accept": "application/json", "User-Agent": self.user_agent, **self.headers}
-        if parts.username is not None:  # http://user:password@host/ means HTTP Basic
-            credentials = f"{urllib.parse.unquote(parts.username)}:" \
-                          f"{urllib.parse.unquote(parts.password or '')}"
-            headers.setdefault("Authorization",
-                               "Basic " + base64.b64encode(credentials.encode()).decode())
-            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-            url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+        url = _basic_auth(url, headers)
         data = None
         if payload is not None:
             data = json.dumps(payload, separators=(",", ":")).encode()
