@@ -28,6 +28,10 @@ DEFAULTS = {
     # above 10^12 as ms everywhere, so browser clients want True; syncall and
     # other protocol clients understand both.
     "DATES_IN_MILLISECONDS": False,
+    # Days a server remembers the id and stamp of an idempotent push
+    # (X-Sync-Push-Id); a client that comes back later than that with an
+    # unanswered push has it treated as never stored.
+    "PUSH_RECEIPT_DAYS": 30,
     # --- the sync client (manage.py syncall) ---
     # Base URL of the remote server, e.g. "https://central.example.com/sync/".
     "SERVER_URL": None,

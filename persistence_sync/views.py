@@ -19,11 +19,12 @@ from rest_framework.views import APIView
 from persistence_sync import server
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
-from persistence_sync.serializers import parse_push
+from persistence_sync.serializers import PUSH_ID_HEADER, PUSH_REPLAY_HEADER, parse_push
 
 # Largest value a BIGINT _lastChange column holds.
 MAX_STAMP = 2**63 - 1
 SINCE_RE = re.compile(r"\d{1,19}")
+PUSH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def json_response(body, status=200):
@@ -89,10 +90,12 @@ class SyncView(APIView):
         return json_response(answer)
 
     def post(self, request, *args, **kwargs):
+        push_id, replay = self.parse_push_id(request)
         items = self.read_json_body(request)
         changes = parse_push(items, self.registration.codecs, self.id_max_length())
         try:
-            stamp = server.push(self.registration, self.get_queryset(), changes, self.get_db(True))
+            stamp = server.push(self.registration, self.get_queryset(), changes, self.get_db(True),
+                                push_id=push_id, replay=replay)
         except DataError as exc:
             raise ProtocolError(
                 f"A value does not fit its database column; nothing was stored: {exc}"
@@ -109,7 +112,26 @@ class SyncView(APIView):
                 f"The database is unavailable; nothing was stored, retry later: {exc}",
                 status_code=503,
             ) from exc
+        if stamp is None:  # a replay of a push this server never stored
+            return json_response({"status": "abandoned"})
         return json_response({"status": "ok", "now": stamp})
+
+    @staticmethod
+    def parse_push_id(request):
+        """The idempotent-push headers (``docs/protocol.md``): ``(push_id, replay)``."""
+        push_id = request.headers.get(PUSH_ID_HEADER)
+        replay = request.headers.get(PUSH_REPLAY_HEADER)
+        if push_id is None:
+            if replay is not None:
+                raise ProtocolError(f"{PUSH_REPLAY_HEADER} needs {PUSH_ID_HEADER}.")
+            return None, False
+        if not PUSH_ID_RE.fullmatch(push_id):
+            raise ProtocolError(
+                f"{PUSH_ID_HEADER} must be 1 to 64 letters, digits, '-' or '_', not {push_id[:80]!r}."
+            )
+        if replay not in (None, "1"):
+            raise ProtocolError(f"{PUSH_REPLAY_HEADER} must be 1 when sent, not {replay[:80]!r}.")
+        return push_id, replay == "1"
 
     def id_max_length(self):
         return self.registration.model._meta.pk.max_length or 255

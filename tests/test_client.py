@@ -32,6 +32,8 @@ class FakeServer:
         self.pushes = []  # (url, items)
         self.fail_pull = self.fail_push = None
         self.on_push = None
+        self.receipts = {}  # push id -> stamp (None: abandoned)
+        self.lose_answers = 0  # pushes to store and then fail, as a lost answer does
 
     def tick(self):
         self.stamp += 10
@@ -59,11 +61,26 @@ class FakeServer:
         updates.sort(key=lambda item: (item["_lastChange"], item["id"]))
         return {"now": self.stamp, "updates": updates}
 
-    def push(self, url, items):
+    def push(self, url, items, push_id=None, replay=False):
+        """Idempotent pushes as docs/protocol.md describes them."""
         if self.on_push:
             self.on_push()
         if self.fail_push:
             raise TransportError(self.fail_push)
+        if push_id in self.receipts:
+            return self.receipts[push_id]
+        if replay:
+            self.receipts[push_id] = None
+            return None
+        stamp = self.store(url, items)
+        if push_id is not None:
+            self.receipts[push_id] = stamp
+        if self.lose_answers:
+            self.lose_answers -= 1
+            raise TransportError("connection failed: reset by peer (the push was stored)")
+        return stamp
+
+    def store(self, url, items):
         self.pushes.append((url, items))
         stamp = self.tick()
         for item in items:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.db import models
+
 from persistence_sync.client.conflicts import Conflict
 from persistence_sync.client.results import ModelResult
 from persistence_sync.client.transport import is_int
@@ -88,13 +90,17 @@ class Planner:
     :class:`ModelResult` whose counters and conflicts the planner fills.
     """
 
-    def __init__(self, registration, state, remote, local, handler, result: ModelResult):
+    def __init__(self, registration, state, remote, local, handler, result: ModelResult,
+                 echoes=None, gone=None):
         self.registration = registration
         self.remote = remote
         self.local = local
         self.handler = handler
         self.result = result
-        self.echo_stamp = state.server_push_date or None
+        # Stamps of our own pushes: the last one, and any replayed this run.
+        self.echoes = {state.server_push_date, *(echoes or ())} - {0}
+        # {model: ids the remote deleted}, from this sync's pulls of every model.
+        self.gone = gone or {}
         self.plan = Plan()
         self.pushed: dict[str, dict] = {}  # pk -> push item, merged in order
         self.conflicts: list[Conflict] = []
@@ -106,6 +112,7 @@ class Planner:
         self.push_local_changes()
         if self.conflicts:
             self.resolve_conflicts()
+        self.drop_orphans()
         self.plan.push = list(self.pushed.values())
         return self.plan
 
@@ -144,7 +151,7 @@ class Planner:
 
     def take_new(self, pk, item: RemoteItem) -> None:
         if pk in self.local.removed:  # deleted here since the last sync: the deletion wins
-            if item.stamp is None or item.stamp != self.echo_stamp:
+            if item.stamp not in self.echoes:
                 self.result.pulled += 1
                 self.conflict(pk, [], "deleted")
             return  # it is pushed by push_local_changes()
@@ -161,8 +168,8 @@ class Planner:
             attnames = {codec.name: codec.attname for codec in self.registration.codecs}
             self.plan.updates[pk] = (row, {attnames[name]: item.python[attnames[name]]
                                            for name in differing})
-        elif item.stamp is not None and item.stamp == self.echo_stamp:
-            # The remote holds our own last push; the local value is newer.
+        elif item.stamp in self.echoes:
+            # The remote holds our own push; the local value is newer.
             self.push({ID: pk, **{name: local_wire[name] for name in differing}})
         else:
             self.conflicts.append(Conflict(
@@ -178,6 +185,34 @@ class Planner:
             item = self.remote.get(pk)
             if item is None or not item.removed:
                 self.push({ID: pk, REMOVED: True})
+
+    def drop_orphans(self) -> None:
+        """Objects that name a parent the remote deleted: the deletion wins.
+
+        Pulled ones are not written (a later pull says what the remote's
+        deletion did to them). Pushed ones would be refused (no such parent):
+        with ``CASCADE`` the local copy goes with the parent when this sync
+        applies its deletion; with ``SET_NULL`` (or another reset) the object
+        is pushed without the link, as the remote's deletion left its copies.
+        """
+        for codec in self.registration.codecs:
+            gone = self.gone.get(codec.related_model)
+            if not gone:
+                continue
+            for changes in (self.plan.creates, self.plan.updates):
+                for pk, values in list(changes.items()):
+                    values = values[1] if changes is self.plan.updates else values
+                    if values.get(codec.attname) in gone:
+                        del changes[pk]
+            cascades = codec.field.remote_field.on_delete is models.CASCADE
+            for pk, item in list(self.pushed.items()):
+                if item.get(REMOVED) or item.get(codec.name) not in gone:
+                    continue
+                if cascades:
+                    del self.pushed[pk]
+                    self.conflict(pk, [], "deleted")
+                else:
+                    item[codec.name] = None
 
     # --- conflicts -------------------------------------------------------------------
 

@@ -37,7 +37,9 @@ class ModelResult:
 
     def summary(self) -> str:
         if self.error:
-            return f"error: {self.error}"
+            # What a failed run already did on the remote is on record: say so.
+            done = f" (pushed {self.pushed} before failing)" if self.pushed else ""
+            return f"error: {self.error}{done}"
         resolutions: dict[str, int] = {}
         for conflict in self.conflicts:
             resolutions[conflict["resolution"]] = resolutions.get(conflict["resolution"], 0) + 1

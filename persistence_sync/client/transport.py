@@ -21,7 +21,7 @@ import urllib.request
 
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import TransportError
-from persistence_sync.serializers import ID
+from persistence_sync.serializers import ID, PUSH_ID_HEADER, PUSH_REPLAY_HEADER
 
 # --- HTTP ---------------------------------------------------------------------------
 
@@ -95,20 +95,35 @@ class HttpTransport:
                 raise TransportError(f"pulled update #{index} is not an object with a string id")
         return {"now": int(answer["now"]), "updates": updates}
 
-    def push(self, url, items):
-        """``POST url`` with the JSON array ``items``; returns the answer's ``now``."""
-        answer = self.request("POST", url, items)
+    def push(self, url, items, push_id=None, replay=False):
+        """``POST url`` with the JSON array ``items``; returns the answer's ``now``.
+
+        ``push_id`` makes the push idempotent (``docs/protocol.md``, "Idempotent
+        pushes"): a retry after a lost answer gets the first answer, and the
+        batch is stored once. ``replay=True`` asks for that answer only: it
+        returns None when the server never stored the push (and now never
+        will). A server without the extension ignores both and stores the
+        batch again.
+        """
+        headers = {}
+        if push_id is not None:
+            headers[PUSH_ID_HEADER] = push_id
+            if replay:
+                headers[PUSH_REPLAY_HEADER] = "1"
+        answer = self.request("POST", url, items, headers)
+        if replay and isinstance(answer, dict) and answer.get("status") == "abandoned":
+            return None
         if (not isinstance(answer, dict) or not is_int(answer.get("now"))
                 or answer.get("status", "ok") != "ok"):
             raise TransportError(f'the push answer is not {{"status": "ok", "now": <int>}}: '
                                  f"{_snippet(json.dumps(answer))}")
         return int(answer["now"])
 
-    def request(self, method, url, payload=None):
+    def request(self, method, url, payload=None, headers=None):
         """One JSON request, retried after transient failures; returns the parsed body."""
         for attempt in range(self.retries):
             try:
-                return self.request_once(method, url, payload)
+                return self.request_once(method, url, payload, headers)
             except TransportError as exc:
                 if not exc.transient or attempt == self.retries - 1:
                     if attempt:
@@ -117,8 +132,9 @@ class HttpTransport:
             self.sleep(self.backoff * 2**attempt * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def request_once(self, method, url, payload=None):
-        headers = {"Accept": "application/json", "User-Agent": self.user_agent, **self.headers}
+    def request_once(self, method, url, payload=None, headers=None):
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent, **self.headers,
+                   **(headers or {})}
         url = _basic_auth(url, headers)
         data = None
         if payload is not None:
