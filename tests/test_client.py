@@ -276,15 +276,14 @@ def test_write_between_collect_and_apply_is_merged_not_lost(server, monkeypatch)
     run(server)
     server.put(TASKS, task.pk, name="t", done=True, project=project.pk)  # remote: done
     Project.objects.create(name="p2")
-    real_collect = local.collect_local
+    real_collect = local.collect_all
 
-    def collect_then_edit(*args, **kwargs):
-        snapshot = real_collect(*args, **kwargs)
-        if args[0].model is Task:
+    def collect_then_edit(runs, using):
+        real_collect(runs, using)
+        if any(run.registration.model is Task for run in runs):
             Task.objects.filter(pk=task.pk).update(name="renamed here")
-        return snapshot
 
-    monkeypatch.setattr(local, "collect_local", collect_then_edit)
+    monkeypatch.setattr(local, "collect_all", collect_then_edit)
     run(server, models=["todo.task"])
     monkeypatch.undo()
     task.refresh_from_db()

@@ -201,20 +201,8 @@ def write_plan(registration, plan, local, using, result) -> list:
         current.update(read_rows(registration, base.filter(pk__in=chunk)))
     taken = creates_still_wanted(registration, plan, current, local, using)
     created = len(taken)
-    merged = []
-    for pk, (seen, values) in plan.updates.items():
-        now = current.get(pk)
-        if now is None:
-            continue  # deleted here meanwhile: that deletion is pushed next run
-        if now.stamp == seen.stamp:
-            taken.append(model(pk=pk, **{**now.values, **values}))
-        else:
-            # Changed here meanwhile: keep the fields that change touched,
-            # take the remote's for the others; the object stays a local
-            # change (a stamp other than ``stamp``) and is pushed next run.
-            kept = {name: value for name, value in values.items()
-                    if now.values[name] == seen.values[name]}
-            merged.append(model(pk=pk, **{**now.values, **kept}))
+    updated, merged = updates_still_wanted(registration, plan, current)
+    taken += updated
     deletes = [pk for pk, seen in plan.deletes.items()
                if pk in current and current[pk].stamp == seen]
     attnames = _columns(registration)
@@ -226,6 +214,29 @@ def write_plan(registration, plan, local, using, result) -> list:
     result.updated = len(taken) - created + len(merged)
     result.removed = len(deletes)
     return deletes
+
+
+def updates_still_wanted(registration, plan, current) -> tuple[list, list]:
+    """The plan's updates as ``(taken, merged)``: merged ones changed here meanwhile.
+
+    A merged object keeps the fields the local change touched and takes the
+    remote's for the others; it stays a local change (it gets a fresh stamp)
+    and is pushed next run. An object deleted here meanwhile is left alone:
+    that deletion is pushed next run.
+    """
+    model = registration.model
+    taken, merged = [], []
+    for pk, (seen, values) in plan.updates.items():
+        now = current.get(pk)
+        if now is None:
+            continue
+        if now.stamp == seen.stamp:
+            taken.append(model(pk=pk, **{**now.values, **values}))
+        else:
+            kept = {name: value for name, value in values.items()
+                    if now.values[name] == seen.values[name]}
+            merged.append(model(pk=pk, **{**now.values, **kept}))
+    return taken, merged
 
 
 def creates_still_wanted(registration, plan, current, local, using) -> list:
