@@ -50,9 +50,11 @@ DEFAULTS = {
     "RETRIES": 3,
     # Seconds before the first retry; doubled (with jitter) for each further one.
     "RETRY_BACKOFF": 0.5,
-    # Authorization scheme for the TOKEN_ENV token: "Bearer", or "Token" for
-    # DRF's TokenAuthentication.
-    "TOKEN_KEYWORD": "Bearer",
+    # Authorization scheme for the TOKEN_ENV token: "Token" for DRF's
+    # TokenAuthentication, "Bearer" for OAuth2/JWT-style servers.
+    "TOKEN_KEYWORD": "Token",
+    # Largest answer the sync client reads from the remote, in bytes.
+    "MAX_RESPONSE_SIZE": 256 * 1024 * 1024,
 }
 
 # Keys whose value is a dotted path to import (callables).

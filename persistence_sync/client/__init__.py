@@ -110,7 +110,7 @@ from persistence_sync.client.conflicts import (
 )
 from persistence_sync.client.planner import Plan, Planner, parse_remote
 from persistence_sync.client.results import ModelResult
-from persistence_sync.client.transport import HttpTransport
+from persistence_sync.client.transport import HttpTransport, check_url, redact
 from persistence_sync.conf import sync_settings
 from persistence_sync.db import chunks
 from persistence_sync.exceptions import SyncClientError, TransportError
@@ -143,6 +143,7 @@ def endpoint_url(registration, server_url=None):
     """The remote endpoint of ``registration``: ENDPOINTS, else its URI under the server URL."""
     endpoints = {label.lower(): url for label, url in (sync_settings.ENDPOINTS or {}).items()}
     if registration.label in endpoints:
+        check_url(endpoints[registration.label])
         return endpoints[registration.label]
     base = server_url or sync_settings.SERVER_URL
     if not base:
@@ -150,6 +151,7 @@ def endpoint_url(registration, server_url=None):
             "No remote server: pass --server URL (server_url=...) or set "
             "PERSISTENCE_SYNC['SERVER_URL']."
         )
+    check_url(base)
     return urllib.parse.urljoin(base.rstrip("/") + "/", registration.uri)
 
 
@@ -213,7 +215,8 @@ class Sync:
     def prepare(self) -> None:
         """Endpoints and states; pushes of earlier runs that were never answered."""
         for run in self.each():
-            run.url = run.result.url = endpoint_url(run.registration, self.server_url)
+            run.url = endpoint_url(run.registration, self.server_url)
+            run.result.url = redact(run.url)  # what is shown: no user:password@
             run.state = local.get_state(run.registration, run.url, self.using)
             run.push_now = run.state.server_push_date
             if not self.dry_run:
@@ -318,11 +321,11 @@ class Sync:
         """Every model of the group fails: nothing of the sync was applied locally."""
         culprit = self.current
         if culprit is not None:
-            culprit.result.error = f"{culprit.registration.label} ({culprit.url or 'no URL'}): {exc}"
+            culprit.result.error = f"{culprit.registration.label} ({culprit.result.url or 'no URL'}): {exc}"
         for run in self.runs:
             if run is culprit:
                 continue
-            where = f"{run.registration.label} ({run.url or 'no URL'})"
+            where = f"{run.registration.label} ({run.result.url or 'no URL'})"
             run.result.error = (f"{where}: not synced, since {culprit.result.error}" if culprit
                                 else f"{where}: {exc}")
             # Counters of a plan that was not applied would mislead.

@@ -10,6 +10,7 @@ TLS errors and answers that are not the protocol's JSON are not::
 
 import base64
 import http.client
+import ipaddress
 import json
 import random
 import socket
@@ -18,10 +19,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 
 from persistence_sync.conf import sync_settings
-from persistence_sync.exceptions import TransportError
+from persistence_sync.exceptions import InsecureTransportWarning, SyncClientError, TransportError
 from persistence_sync.serializers import ID, PUSH_ID_HEADER, PUSH_REPLAY_HEADER
+
+# Bytes of an error answer read, to quote the start of it.
+ERROR_BODY_READ = 64 * 1024
 
 # --- HTTP ---------------------------------------------------------------------------
 
@@ -30,6 +35,66 @@ def _snippet(raw, limit=200):
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def redact(url):
+    """``url`` without the ``user:password@`` it may carry: what may be shown or logged."""
+    if not url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_url(url):
+    """Raise :class:`SyncClientError` (quoting no credentials) unless ``url`` is usable."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SyncClientError(f"{redact(url)!r} is not an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise SyncClientError(f"{redact(url)!r} has a bad port") from None
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def origin(url):
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+class CarefulRedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows redirects of pulls only, and never hands credentials to another origin.
+
+    A redirected POST would come back as a GET (urllib's, and browsers', way
+    with 301/302/303): the push would be lost while a pull's answer looked
+    like a success. So a push that is redirected fails and names the new URL.
+    A pull follows, without ``Authorization`` when the redirect leads to
+    another origin or from https to http.
+    """
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if req.get_method() != "GET":
+            raise TransportError(
+                f"the push was redirected (HTTP {code}) to {redact(newurl)}: "
+                "use that address as the server URL"
+            )
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and origin(new.full_url) != origin(req.full_url):
+            for name in ("Authorization", "Cookie"):
+                new.headers.pop(name, None)
+                new.unredirected_hdrs.pop(name, None)
+        return new
 
 
 def _basic_auth(url, headers):
@@ -59,13 +124,30 @@ class HttpTransport:
     user_agent = "persistence-sync-client"
 
     def __init__(self, headers=None, timeout=30, retries=3, backoff=0.5, ssl_context=None,
-                 sleep=time.sleep):
+                 sleep=time.sleep, max_response_size=256 * 1024 * 1024):
         self.headers = dict(headers or {})
         self.timeout = timeout
         self.retries = max(1, retries)
         self.backoff = backoff
         self.ssl_context = ssl_context
         self.sleep = sleep
+        self.max_response_size = max_response_size
+        self.warned: set = set()
+
+    def opener(self):
+        return urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=self.ssl_context), CarefulRedirectHandler())
+
+    def warn_if_plain_http(self, url):
+        """Warn once per host about plain http to a host that is not this machine."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "http" or is_loopback(parts.hostname) or parts.hostname in self.warned:
+            return
+        self.warned.add(parts.hostname)
+        warnings.warn(
+            f"syncing with {parts.hostname} over plain http: its data and any credentials "
+            "travel unencrypted; use an https:// URL.", InsecureTransportWarning, stacklevel=4,
+        )
 
     @classmethod
     def from_settings(cls, **overrides):
@@ -77,7 +159,8 @@ class HttpTransport:
         if token and not any(name.lower() == "authorization" for name in headers):
             headers["Authorization"] = f"{sync_settings.TOKEN_KEYWORD} {token}"
         options = dict(headers=headers, timeout=sync_settings.TIMEOUT,
-                       retries=sync_settings.RETRIES, backoff=sync_settings.RETRY_BACKOFF)
+                       retries=sync_settings.RETRIES, backoff=sync_settings.RETRY_BACKOFF,
+                       max_response_size=sync_settings.MAX_RESPONSE_SIZE)
         options.update(overrides)
         return cls(**options)
 
@@ -121,6 +204,7 @@ class HttpTransport:
 
     def request(self, method, url, payload=None, headers=None):
         """One JSON request, retried after transient failures; returns the parsed body."""
+        self.warn_if_plain_http(url)
         for attempt in range(self.retries):
             try:
                 return self.request_once(method, url, payload, headers)
@@ -142,11 +226,10 @@ class HttpTransport:
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout,
-                                        context=self.ssl_context) as response:
-                raw = response.read()
+            with self.opener().open(request, timeout=self.timeout) as response:
+                raw = response.read(self.max_response_size + 1)
         except urllib.error.HTTPError as exc:
-            body = exc.read() if exc.fp is not None else b""
+            body = exc.read(ERROR_BODY_READ) if exc.fp is not None else b""
             raise TransportError(
                 f"HTTP {exc.code} {exc.reason}: {_snippet(body)}",
                 transient=exc.code >= 500, status=exc.code,
@@ -163,6 +246,11 @@ class HttpTransport:
             raise TransportError(f"timed out after {self.timeout}s", transient=True) from None
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
             raise TransportError(f"connection failed: {exc}", transient=True) from None
+        if len(raw) > self.max_response_size:
+            raise TransportError(
+                f"the answer is larger than {self.max_response_size} bytes "
+                "(PERSISTENCE_SYNC['MAX_RESPONSE_SIZE']); raise it if the remote is trusted"
+            )
         try:
             return json.loads(raw)
         except (UnicodeDecodeError, ValueError):

@@ -17,7 +17,7 @@ deletion. After the writers stop, ``syncall`` runs until a run is idle; the
 test then requires identical data on both sides and every acknowledged write
 accounted for.
 
-``PS_SOAK_SECONDS`` (default 12) sets the writing time per replica database.
+``PS_SOAK_SECONDS`` (default 10) sets the writing time per replica database.
 """
 
 import json
@@ -40,7 +40,7 @@ from tests import databases
 
 pytestmark = pytest.mark.live
 
-SECONDS = float(os.environ.get("PS_SOAK_SECONDS", "12"))
+SECONDS = float(os.environ.get("PS_SOAK_SECONDS", "10"))
 REPO = Path(__file__).resolve().parents[2]
 MANAGE = REPO / "testproject" / "manage.py"
 
