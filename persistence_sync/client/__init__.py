@@ -397,6 +397,8 @@ def sync_all(server_url=None, models=None, conflict_handler=None, using=None, dr
     already sent (``pushed`` says how much), which the next run completes;
     the other groups are still synced.
     """
+    from persistence_sync import registry
+
     using = using or DEFAULT_DB_ALIAS
     source = "conflict_handler" if conflict_handler else "PERSISTENCE_SYNC['CONFLICT_HANDLER']"
     handler = get_conflict_handler(conflict_handler or sync_settings.CONFLICT_HANDLER, source)
@@ -404,7 +406,8 @@ def sync_all(server_url=None, models=None, conflict_handler=None, using=None, dr
     results = []
     for group in groups(models):
         results += Sync(group, server_url, transport, handler, using, dry_run, progress).run()
-    return results
+    order = {reg.label: index for index, reg in enumerate(registry.registrations())}
+    return sorted(results, key=lambda result: order[result.model])  # parents first, as always
 
 
 def sync_model(model, **options) -> ModelResult:
