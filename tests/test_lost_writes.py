@@ -127,6 +127,19 @@ def test_a_local_child_of_a_parent_the_server_deleted_goes_with_it(server):
     assert_idle(server)
 
 
+def test_a_local_deletion_wins_over_a_remote_change_of_a_child_it_took(server):
+    server.put(PROJECTS, "P", name="p")
+    server.put(TASKS, "X", name="x", done=False, project="P")
+    run(server)
+    Project.objects.get(pk="P").delete()  # and X with it, here
+    server.put(TASKS, "X", name="renamed there")
+    results = run(server)
+    assert results["todo.task"].conflicts == [{"id": "X", "properties": [],
+                                               "resolution": "deleted"}]
+    assert "P" not in server.objects[PROJECTS] and "X" not in server.objects[TASKS]
+    assert_idle(server)
+
+
 def test_a_local_deletion_is_still_pushed(server):
     server.put(PROJECTS, "P", name="p")
     server.put(TASKS, "X", name="x", done=False, project="P")

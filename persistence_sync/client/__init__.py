@@ -245,14 +245,14 @@ class Sync:
             self.pull_model(run, run.state.server_date)
         # A child pulled after its parents may name a parent created in between:
         # pull that parent model again, from where its pull ended.
+        # (A parent deleted here is named too: stop when a pull brings nothing.)
         for _ in self.runs:
             wanting = [run for run in self.runs if self.missing_parents(run)]
-            if not wanting:
+            if not sum(self.pull_model(run, run.pull_now) for run in self.each(wanting)):
                 break
-            for run in self.each(wanting):
-                self.pull_model(run, run.pull_now)
 
-    def pull_model(self, run: ModelRun, since: int) -> None:
+    def pull_model(self, run: ModelRun, since: int) -> int:
+        """Pull ``run``'s model ``since``; returns how many items came."""
         _report(self.progress, run.result, "pulling")
         answer = self.transport.pull(run.url, since)
         run.pull_now = answer["now"]
@@ -260,6 +260,7 @@ class Sync:
         for pk, item in parse_remote(run.registration, answer["updates"]).items():
             run.remote.pop(pk, None)  # a repeated id counts where it last appears
             run.remote[pk] = item
+        return len(answer["updates"])
 
     def missing_parents(self, parent: ModelRun) -> bool:
         """Whether pulled objects of other models name a ``parent`` object nobody has."""
