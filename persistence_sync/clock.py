@@ -36,6 +36,7 @@ COMMITTED, the default, for writers), MySQL/MariaDB (InnoDB) and SQLite
 milliseconds when it is ahead and never go backwards when it is not.
 """
 
+import contextvars
 import time
 from contextlib import contextmanager
 
@@ -78,11 +79,38 @@ def clock_key(model):
     return model._meta.concrete_model._meta.label_lower
 
 
-def tick(model, using):
+# {clock key: stamp} while the sync client applies what it took from a remote.
+_remote_stamps: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "persistence_sync_remote_stamps", default=None)
+
+
+@contextmanager
+def applying_remote():
+    """Stamp every write of the block, cascades included, as taken from a remote.
+
+    The sync client (:mod:`persistence_sync.client`) applies a sync inside
+    this block and one transaction. The first :func:`tick` of each model
+    advances its counter as usual; every later tick of that model in the
+    block returns the same stamp, so the objects and tombstones that
+    Django's deletion collector writes for a ``CASCADE`` or ``SET_NULL``
+    carry the stamp the sync records as "taken from the remote" (yielded as
+    ``{clock key: stamp}``), and are never mistaken for local changes.
+    """
+    stamps: dict = {}
+    token = _remote_stamps.set(stamps)
+    try:
+        yield stamps
+    finally:
+        _remote_stamps.reset(token)
+
+
+def tick(model, using, fresh=False):
     """Advance ``model``'s counter and return the new stamp.
 
     Must run inside ``transaction.atomic(using=using)``: the counter's row lock
     is what orders writers, and it is only held until that transaction ends.
+    Inside :func:`applying_remote`, returns that block's stamp for the model
+    unless ``fresh`` (a stamp for a local change).
     """
     if not connections[using].in_atomic_block:
         raise ClockError(
@@ -90,6 +118,16 @@ def tick(model, using):
             "the clock's row lock must be held until the stamped rows commit."
         )
     key = clock_key(model)
+    remote_stamps = None if fresh else _remote_stamps.get()
+    if remote_stamps is not None and key in remote_stamps:
+        return remote_stamps[key]
+    stamp = _advance(key, using)
+    if remote_stamps is not None:
+        remote_stamps[key] = stamp
+    return stamp
+
+
+def _advance(key, using):
     counter = Clock.objects.using(using).filter(model=key)
     advance = {"value": Greatest(F("value") + 1, Value(wall_ms()))}
     if not counter.update(**advance):

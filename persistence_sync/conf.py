@@ -37,6 +37,10 @@ DEFAULTS = {
     # ``manage.py prunetombstones`` (run it from cron) drops older ones; a
     # client that last pulled before a pruned deletion gets 410 and resyncs.
     "TOMBSTONE_RETENTION": None,
+    # Days a server remembers the id and stamp of an idempotent push
+    # (X-Sync-Push-Id); a client that comes back later than that with an
+    # unanswered push has it treated as never stored.
+    "PUSH_RECEIPT_DAYS": 30,
     # --- the sync client (manage.py syncall) ---
     # Base URL of the remote server, e.g. "https://central.example.com/sync/".
     "SERVER_URL": None,
@@ -55,9 +59,11 @@ DEFAULTS = {
     "RETRIES": 3,
     # Seconds before the first retry; doubled (with jitter) for each further one.
     "RETRY_BACKOFF": 0.5,
-    # Authorization scheme for the TOKEN_ENV token: "Bearer", or "Token" for
-    # DRF's TokenAuthentication.
-    "TOKEN_KEYWORD": "Bearer",
+    # Authorization scheme for the TOKEN_ENV token: "Token" for DRF's
+    # TokenAuthentication, "Bearer" for OAuth2/JWT-style servers.
+    "TOKEN_KEYWORD": "Token",
+    # Largest answer the sync client reads from the remote, in bytes.
+    "MAX_RESPONSE_SIZE": 256 * 1024 * 1024,
 }
 
 # Keys whose value is a dotted path to import (callables).

@@ -11,6 +11,9 @@ SyncClientError        the sync client could not complete a model's sync
 TransportError         an HTTP exchange of the sync client failed
 ConflictHandlerError   a conflict handler setting or argument is unusable
 =====================  ========================================================
+
+:class:`InsecureTransportWarning` (a warning, not an error): the sync client
+talks plain http to another machine.
 """
 
 from django.core.exceptions import ImproperlyConfigured
@@ -48,6 +51,10 @@ class TransportError(SyncClientError):
         self.transient = transient
         self.status = status
         self.answer = answer
+
+
+class InsecureTransportWarning(UserWarning):
+    """The sync client syncs over plain http with a host that is not this machine."""
 
 
 class ConflictHandlerError(PersistenceSyncError, ValueError):

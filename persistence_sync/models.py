@@ -284,3 +284,55 @@ class SyncState(models.Model):
 
     def __str__(self):
         return f"{self.model} with {self.remote}"
+
+
+class PushReceipt(models.Model):
+    """The server's memory of an idempotent push: its id and the stamp it got.
+
+    A client that sends ``X-Sync-Push-Id`` (``docs/protocol.md``, "Idempotent
+    pushes") gets the same answer for the same id, and the batch is stored
+    once. A receipt without a stamp is a push its client abandoned: a late
+    copy of it is refused. Receipts older than
+    ``PERSISTENCE_SYNC["PUSH_RECEIPT_DAYS"]`` are pruned by later pushes.
+    """
+
+    model = models.CharField(max_length=100, help_text="Label of the pushed model.")
+    push_id = models.CharField(max_length=64, help_text="The client's X-Sync-Push-Id.")
+    stamp = models.BigIntegerField(
+        null=True, blank=True,
+        help_text="The push's _lastChange; empty: abandoned by its client, never stored.",
+    )
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "push_id"], name="persistence_sync_receipt_uniq")
+        ]
+
+    def __str__(self):
+        return f"{self.model} push {self.push_id} @ {self.stamp}"
+
+
+class OutgoingPush(models.Model):
+    """A push of the sync client, recorded before it is sent and kept until applied.
+
+    If the answer never arrives (a kill, a network cut, a local failure
+    after it), the next run sends it again with the same id and so learns the
+    stamp the remote gave it (see :mod:`persistence_sync.client`).
+    """
+
+    model = models.CharField(max_length=100, help_text="Label of the synced model.")
+    remote = models.CharField(max_length=500, help_text="The remote endpoint URL.")
+    push_id = models.CharField(max_length=64, unique=True)
+    items = models.JSONField(help_text="The pushed array, as sent.")
+    decided_at = models.BigIntegerField(
+        help_text="The local clock's committed value the push was decided from: local "
+        "stamps up to it are in the push, later ones are newer than it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self):
+        return f"{self.model} push {self.push_id} to {self.remote}"

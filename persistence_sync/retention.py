@@ -10,7 +10,7 @@ highest stamp it deleted: the *horizon* (``Clock.tombstones_pruned_to``).
 A pull with ``0 < since < horizon`` could miss a deletion, so the server
 refuses it with 410 (:class:`~persistence_sync.exceptions.HistoryPruned`) and
 the client resyncs from 0 (``syncall`` does so by itself, see
-:mod:`persistence_sync.resync`). Clients that sync more often than the
+:mod:`persistence_sync.client.resync`). Clients that sync more often than the
 retention period never notice::
 
     from persistence_sync.retention import prune_tombstones

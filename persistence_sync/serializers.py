@@ -39,6 +39,8 @@ from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError, WireTypeErr
 
 # Keys of a pushed item that are not model fields.
 ID, LAST_CHANGE, REMOVED = "id", "_lastChange", "_removed"
+# Request headers of idempotent pushes, a protocol extension (docs/protocol.md).
+PUSH_ID_HEADER, PUSH_REPLAY_HEADER = "X-Sync-Push-Id", "X-Sync-Push-Replay"
 # Push errors listed in one answer; the rest are counted.
 MAX_REPORTED_ERRORS = 50
 

@@ -9,18 +9,23 @@ The view (:mod:`persistence_sync.views`) parses the request and calls
 queries per ``BATCH_SIZE`` objects, or stores nothing.
 """
 
+import datetime
 import json
 from operator import itemgetter
 
 import orjson
 from django.db import connections, models
+from django.utils import timezone
 
 from persistence_sync import clock
 from persistence_sync.conf import sync_settings
 from persistence_sync.db import chunks, run_with_retries
 from persistence_sync.exceptions import PUSH_REFUSED, HistoryPruned, ProtocolError
-from persistence_sync.models import Tombstone, delete_at, upsert_at
+from persistence_sync.models import PushReceipt, Tombstone, delete_at, upsert_at
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
+
+# Expired push receipts deleted by one push, at most.
+RECEIPTS_PRUNED_PER_PUSH = 100
 
 
 class Page:
@@ -170,9 +175,34 @@ def encode_items(items):
         return json.dumps(items, separators=(",", ":"))[1:-1].encode()
 
 
-def push(registration, queryset, changes, using):
-    """Store ``changes`` (from :func:`serializers.parse_push`) whole; return the stamp."""
-    return push_many([(registration, queryset, changes)], using)[registration.label]
+def push(registration, queryset, changes, using, push_id=None, replay=False):
+    """Store ``changes`` (from :func:`serializers.parse_push`) whole; return the stamp.
+
+    ``push_id`` makes the push idempotent (``docs/protocol.md``, "Idempotent
+    pushes"): a push id seen before returns the stamp it got the first time
+    and stores nothing. A ``replay`` of an id never seen stores nothing either
+    and returns None: the client abandoned that push, and a late copy of it
+    is refused (409).
+    """
+
+    def apply():
+        # Ticking first takes the model's clock lock, so two requests with one
+        # push id run one after the other and the second finds the receipt.
+        stamp = clock.tick(registration.model, using)
+        if push_id is not None:
+            receipt = PushReceipt.objects.using(using).filter(
+                model=registration.label, push_id=push_id).first()
+            if receipt is not None:
+                return _answer_repeated(receipt, replay)
+            if replay:
+                _remember(registration, push_id, None, using)
+                return None
+        _apply(registration, queryset.using(using), changes, stamp, using)
+        if push_id is not None:
+            _remember(registration, push_id, stamp, using)
+        return stamp
+
+    return run_with_retries(apply, using)
 
 
 def push_many(batches, using, check=None):
@@ -196,6 +226,29 @@ def push_many(batches, using, check=None):
         return stamps
 
     return run_with_retries(apply, using)
+
+
+def _answer_repeated(receipt, replay):
+    if receipt.stamp is None and not replay:
+        raise ProtocolError(
+            f"Push {receipt.push_id!r} was abandoned by its client (it replayed the push "
+            "before this copy arrived); nothing was stored.", status_code=409,
+        )
+    return receipt.stamp
+
+
+def _remember(registration, push_id, stamp, using):
+    """Record a push id, and forget receipts older than PUSH_RECEIPT_DAYS."""
+    now = timezone.now()
+    receipts = PushReceipt.objects.using(using)
+    receipts.create(model=registration.label, push_id=push_id, stamp=stamp, received_at=now)
+    cutoff = now - datetime.timedelta(days=sync_settings.PUSH_RECEIPT_DAYS)
+    # Find first, then delete by primary key (as Tombstone.forget does), a
+    # bounded number per push so that no push pays for a long backlog.
+    old = list(receipts.filter(model=registration.label, received_at__lt=cutoff)
+               .values_list("pk", flat=True)[:RECEIPTS_PRUNED_PER_PUSH])
+    if old:
+        receipts.filter(pk__in=old).delete()
 
 
 def _apply(registration, queryset, changes, stamp, using):

@@ -24,11 +24,12 @@ from rest_framework.views import APIView
 from persistence_sync import server, signals
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
-from persistence_sync.serializers import parse_push
+from persistence_sync.serializers import PUSH_ID_HEADER, PUSH_REPLAY_HEADER, parse_push
 
 # Largest value a BIGINT _lastChange column holds.
 MAX_STAMP = 2**63 - 1
 SINCE_RE = re.compile(r"\d{1,19}")
+PUSH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def json_response(body, status=200):
@@ -108,6 +109,7 @@ class SyncView(APIView):
         )
 
     def post(self, request, *args, **kwargs):
+        push_id, replay = self.parse_push_id(request)
         items = self.read_json_body(request)
         changes = parse_push(items, self.registration.codecs, self.id_max_length())
         model, using = self.registration.model, self.get_db(True)
@@ -116,7 +118,8 @@ class SyncView(APIView):
         if changes:
             signals.pre_push.send(**signal_args)
         try:
-            stamp = server.push(self.registration, self.get_queryset(), changes, using)
+            stamp = server.push(self.registration, self.get_queryset(), changes, using,
+                                push_id=push_id, replay=replay)
         except DataError as exc:
             raise ProtocolError(
                 f"A value does not fit its database column; nothing was stored: {exc}"
@@ -133,6 +136,8 @@ class SyncView(APIView):
                 f"The database is unavailable; nothing was stored, retry later: {exc}",
                 status_code=503,
             ) from exc
+        if stamp is None:  # a replay of a push this server never stored
+            return json_response({"status": "abandoned"})
         if changes:
             # The push committed already; inside an outer transaction (a test,
             # a caller's atomic block) the signal waits for that one.
@@ -141,6 +146,23 @@ class SyncView(APIView):
                 using=using,
             )
         return json_response({"status": "ok", "now": stamp})
+
+    @staticmethod
+    def parse_push_id(request):
+        """The idempotent-push headers (``docs/protocol.md``): ``(push_id, replay)``."""
+        push_id = request.headers.get(PUSH_ID_HEADER)
+        replay = request.headers.get(PUSH_REPLAY_HEADER)
+        if push_id is None:
+            if replay is not None:
+                raise ProtocolError(f"{PUSH_REPLAY_HEADER} needs {PUSH_ID_HEADER}.")
+            return None, False
+        if not PUSH_ID_RE.fullmatch(push_id):
+            raise ProtocolError(
+                f"{PUSH_ID_HEADER} must be 1 to 64 letters, digits, '-' or '_', not {push_id[:80]!r}."
+            )
+        if replay not in (None, "1"):
+            raise ProtocolError(f"{PUSH_REPLAY_HEADER} must be 1 when sent, not {replay[:80]!r}.")
+        return push_id, replay == "1"
 
     def id_max_length(self):
         return self.registration.model._meta.pk.max_length or 255

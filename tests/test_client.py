@@ -13,11 +13,10 @@ import threading
 import pytest
 from todo.models import Project, Tag, Task
 
-from persistence_sync import client
-from persistence_sync.client import sync_all
+from persistence_sync.client import local, sync_all
+from persistence_sync.client.transport import HttpTransport
 from persistence_sync.exceptions import TransportError
 from persistence_sync.models import SyncState, Tombstone
-from persistence_sync.transport import HttpTransport
 
 SERVER = "http://remote.example/"
 PROJECTS = SERVER + "projectUpdates"
@@ -35,6 +34,8 @@ class FakeServer:
         self.on_push = None
         self.horizon = {}  # url -> highest pruned deletion stamp
         self.pulls = []  # (url, since)
+        self.receipts = {}  # push id -> stamp (None: abandoned)
+        self.lose_answers = 0  # pushes to store and then fail, as a lost answer does
 
     def tick(self):
         self.stamp += 10
@@ -73,11 +74,26 @@ class FakeServer:
         updates.sort(key=lambda item: (item["_lastChange"], item["id"]))
         return {"now": self.stamp, "updates": updates}
 
-    def push(self, url, items):
+    def push(self, url, items, push_id=None, replay=False):
+        """Idempotent pushes as docs/protocol.md describes them."""
         if self.on_push:
             self.on_push()
         if self.fail_push:
             raise TransportError(self.fail_push)
+        if push_id in self.receipts:
+            return self.receipts[push_id]
+        if replay:
+            self.receipts[push_id] = None
+            return None
+        stamp = self.store(url, items)
+        if push_id is not None:
+            self.receipts[push_id] = stamp
+        if self.lose_answers:
+            self.lose_answers -= 1
+            raise TransportError("connection failed: reset by peer (the push was stored)")
+        return stamp
+
+    def store(self, url, items):
         self.pushes.append((url, items))
         stamp = self.tick()
         for item in items:
@@ -273,15 +289,14 @@ def test_write_between_collect_and_apply_is_merged_not_lost(server, monkeypatch)
     run(server)
     server.put(TASKS, task.pk, name="t", done=True, project=project.pk)  # remote: done
     Project.objects.create(name="p2")
-    real_collect = client.collect_local
+    real_collect = local.collect_all
 
-    def collect_then_edit(*args, **kwargs):
-        snapshot = real_collect(*args, **kwargs)
-        if args[0].model is Task:
+    def collect_then_edit(runs, using):
+        real_collect(runs, using)
+        if any(run.registration.model is Task for run in runs):
             Task.objects.filter(pk=task.pk).update(name="renamed here")
-        return snapshot
 
-    monkeypatch.setattr(client, "collect_local", collect_then_edit)
+    monkeypatch.setattr(local, "collect_all", collect_then_edit)
     run(server, models=["todo.task"])
     monkeypatch.undo()
     task.refresh_from_db()

@@ -1,4 +1,4 @@
-"""The sync client's full resync after the remote pruned deletions (persistence_sync.resync).
+"""The sync client's full resync after the remote pruned deletions (persistence_sync.client.resync).
 
 Through the public API, ``client.sync_all``, against tests.test_client's
 in-memory server, whose ``prune(url)`` drops its deletions and answers older
@@ -14,6 +14,10 @@ from persistence_sync.models import SyncState, Tombstone
 from tests.test_client import PROJECTS, SERVER, TASKS, FakeServer, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def by_model(results):
+    return {result.model: result for result in results}
 
 
 @pytest.fixture
@@ -70,7 +74,7 @@ def test_local_deletions_survive_a_resync(offline_replica):
 
 def test_local_edit_of_an_object_the_remote_deleted_and_pruned_is_kept(offline_replica):
     # The remote no longer knows it deleted ECHO: the local edit is kept and
-    # pushed (documented in persistence_sync.resync), not silently dropped.
+    # pushed (documented in persistence_sync.client.resync), not silently dropped.
     server = offline_replica
     Task.objects.filter(pk="ECHO").update(name="edited offline")
     run(server)
@@ -81,7 +85,8 @@ def test_local_edit_of_an_object_the_remote_deleted_and_pruned_is_kept(offline_r
 def test_resync_dry_run_reports_and_writes_nothing(offline_replica):
     server = offline_replica
     before = list(SyncState.objects.values())
-    [result] = sync_all(server_url=SERVER, models=["todo.task"], transport=server, dry_run=True)
+    result = by_model(sync_all(server_url=SERVER, models=["todo.task"], transport=server,
+                                 dry_run=True))["todo.task"]
     assert result.resynced and (result.removed, result.created) == (2, 1)
     assert Task.objects.filter(pk="GONE").exists() and list(SyncState.objects.values()) == before
 
@@ -90,7 +95,7 @@ def test_a_failed_push_during_resync_changes_nothing_and_a_rerun_recovers(offlin
     server = offline_replica
     mine = Task.objects.create(name="offline")
     server.fail_push = "HTTP 503"
-    [result] = sync_all(server_url=SERVER, models=["todo.task"], transport=server)
+    result = by_model(sync_all(server_url=SERVER, models=["todo.task"], transport=server))["todo.task"]
     assert not result.ok and Task.objects.filter(pk="GONE").exists()
     server.fail_push = None
     assert run(server, models=["todo.task"])["todo.task"].resynced
@@ -109,5 +114,6 @@ def test_other_410s_are_errors_not_resyncs(server):
         return real_pull(url, since)
 
     server.pull = gone
-    [result] = sync_all(server_url=SERVER, models=["todo.project"], transport=server)
+    result = by_model(sync_all(server_url=SERVER, models=["todo.project"], transport=server))[
+        "todo.project"]
     assert "HTTP 410" in result.error and not Project.objects.filter(pk="P2").exists()

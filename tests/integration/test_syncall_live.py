@@ -14,17 +14,19 @@ original node.js sample server, ``lib/persistence.sync.server.js`` of npm
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 from todo.models import Project, Tag, Task
 
 from persistence_sync.client import sync_all
+from persistence_sync.client.transport import HttpTransport
 from persistence_sync.models import SyncState
-from persistence_sync.transport import HttpTransport
 from tests.integration import live
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -239,7 +241,7 @@ def test_killed_between_pull_and_push_then_rerun(server, client_b):
         django.setup()
         from django.core.management import call_command
         from persistence_sync import client
-        client.HttpTransport.push = lambda *args: os._exit(9)  # dies after its first pull
+        client.HttpTransport.push = lambda *args, **kwargs: os._exit(9)  # dies after its first pull
         call_command("syncall", "--server", os.environ["SERVER"])
     """)], env={**client_b.env, "SERVER": server}, timeout=60)
     assert killed.returncode == 9
@@ -285,6 +287,161 @@ def test_state_is_per_model_and_remote(server):
     assert sorted(SyncState.objects.values_list("model", flat=True)) == sorted(TODO)
     assert set(SyncState.objects.values_list("remote", flat=True)) == {
         server + uri for uri in ("projectUpdates", "tagUpdates", "taskUpdates")}
+
+
+# --- acknowledged writes survive lost answers, kills and partial runs (issue 14) --------
+
+
+class AnswerDroppingProxy:
+    """A TCP proxy that forwards each request whole and, while ``drop_posts`` > 0, reads
+    the server's answer to a POST and closes the connection instead of passing it on."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.drop_posts = 0
+        self.dropped = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        with conn, socket.create_connection(("127.0.0.1", self.target_port)) as upstream:
+            request = read_http_request(conn)
+            upstream.sendall(request)
+            answer = b"".join(iter(lambda: upstream.recv(65536), b""))
+            if request.startswith(b"POST") and self.drop_posts > 0:
+                self.drop_posts -= 1
+                self.dropped += 1
+                return  # the server stored the push; its answer never arrives
+            conn.sendall(answer)
+
+    def close(self):
+        self.sock.close()
+
+
+def read_http_request(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.fixture
+def proxy(server):
+    port = int(server.rstrip("/").rsplit(":", 1)[1])
+    proxy = AnswerDroppingProxy(port)
+    yield proxy
+    proxy.close()
+
+
+@pytest.mark.parametrize("handler", ["prefer-remote", "prefer-local"])
+def test_a_push_whose_answer_is_lost_is_recognised_next_run(server, proxy, handler):
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "base"}])
+    sync_a(proxy.url)  # the sync state is per remote URL: always through the proxy
+    Project.objects.filter(pk="P1").update(name="a")
+    proxy.drop_posts = 1
+    failed = sync_all(server_url=proxy.url, models=["todo.project"], conflict_handler=handler,
+                      transport=HttpTransport(retries=1))[0]  # tasks are synced with it
+    assert not failed.ok and proxy.dropped == 1
+    assert dump_remote(server)["todo.project"] == [["P1", "a"]]  # stored, unanswered
+    Project.objects.filter(pk="P1").update(name="a2")  # newer than what was stored
+    result = sync_a(proxy.url, handler)["todo.project"]
+    assert result.conflicts == []
+    assert dump_local()["todo.project"] == dump_remote(server)["todo.project"] == [["P1", "a2"]]
+    assert_clean_run(sync_a(proxy.url, handler))
+
+
+def test_a_retried_push_after_a_lost_answer_is_stored_once(server, proxy):
+    sync_a(proxy.url)
+    Project.objects.create(id="P1", name="mine")
+    proxy.drop_posts = 1
+    results = sync_all(server_url=proxy.url, models=TODO,
+                       transport=HttpTransport(retries=3, backoff=0))
+    assert all(result.ok for result in results) and proxy.dropped == 1
+    assert results[0].pushed == 1 and results[0].conflicts == []
+    stamps = [u["_lastChange"] for u in HttpTransport().pull(server + "projectUpdates", 0)["updates"]]
+    assert len(stamps) == 1
+    assert_clean_run(sync_a(proxy.url))
+
+
+KILL_AFTER_THE_PUSH = """
+import os, django
+django.setup()
+from django.core.management import call_command
+from persistence_sync import client
+real_push = client.HttpTransport.push
+
+def push(self, url, items, push_id=None, replay=False):
+    real_push(self, url, items, push_id=push_id, replay=replay)
+    if not replay:
+        os._exit(9)  # the server stored the push; the answer dies with us
+
+client.HttpTransport.push = push
+call_command("syncall", "--server", os.environ["SERVER"], "--conflicts", os.environ["HANDLER"])
+"""
+
+
+@pytest.mark.parametrize("handler", ["prefer-remote", "prefer-local"])
+def test_killed_after_the_server_stored_its_push(server, client_b, handler):
+    push_raw(server, "taskUpdates", [{"id": "T1", "name": "base", "done": False}])
+    client_b.syncall("--server", server, "-v", "0")
+    client_b.python("from todo.models import Task; Task.objects.filter(pk='T1').update(name='b1')")
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_THE_PUSH], timeout=60,
+                            env={**client_b.env, "SERVER": server, "HANDLER": handler})
+    assert killed.returncode == 9
+    assert dump_remote(server)["todo.task"] == [["T1", "b1", False, None]]
+    client_b.python("from todo.models import Task; Task.objects.filter(pk='T1').update(name='b2')")
+    client_b.syncall("--server", server, "--conflicts", handler, "-v", "0")
+    assert client_b.dump()["todo.task"] == dump_remote(server)["todo.task"] \
+        == [["T1", "b2", False, None]]
+    again = client_b.syncall("--server", server, "--json")
+    assert all(r["pushed"] == r["pulled"] == 0 for r in json.loads(again.stdout))
+
+
+def test_a_sync_of_tasks_brings_their_new_projects(server, client_b):
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "base"}])
+    client_b.syncall("--server", server, "-v", "0")
+    push_raw(server, "projectUpdates", [{"id": "P2", "name": "new"}])
+    push_raw(server, "taskUpdates", [{"id": "T1", "name": "in P2", "done": False, "project": "P2"}])
+    client_b.python("""
+        from todo.models import Task
+        Task.objects.create(id='B1', name='from b', project_id='P1')
+    """)
+    out = client_b.syncall("todo.Task", "--server", server, "--json")
+    results = {r["model"]: r for r in json.loads(out.stdout)}
+    assert set(results) == {"todo.project", "todo.task"}
+    assert results["todo.task"]["ok"] and results["todo.task"]["pushed"] == 1
+    assert client_b.dump()["todo.task"] == dump_remote(server)["todo.task"]
+
+
+def test_a_cascade_of_a_remote_deletion_is_not_pushed(server, client_b):
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "doomed"}, {"id": "P2", "name": "kept"}])
+    push_raw(server, "taskUpdates", [{"id": "T1", "name": "moved", "done": False, "project": "P1"}])
+    client_b.syncall("--server", server, "-v", "0")
+    push_raw(server, "taskUpdates", [{"id": "T1", "project": "P2"}])
+    push_raw(server, "projectUpdates", [{"id": "P1", "_removed": True}])
+    out = client_b.syncall("--server", server, "--json")
+    assert all(r["pushed"] == 0 and not r["conflicts"] for r in json.loads(out.stdout))
+    assert dump_remote(server)["todo.task"] == client_b.dump()["todo.task"] \
+        == [["T1", "moved", False, "P2"]]
 
 
 # --- the original node.js sample server -------------------------------------------------

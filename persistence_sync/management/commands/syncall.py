@@ -21,7 +21,8 @@ from persistence_sync.exceptions import ConflictHandlerError
 class Command(BaseCommand):
     help = (
         "Sync registered models with a remote persistence.sync server, parents first: "
-        "pull its changes, resolve conflicts, push local changes."
+        "pull its changes, resolve conflicts, push local changes. A push whose answer "
+        "was lost is completed by the next run."
     )
     # The app's own checks too: syncing with a broken registration would
     # push or pull the wrong fields at the wrong URI.
@@ -30,7 +31,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "labels", nargs="*", metavar="app_label[.Model]",
-            help="Models to sync (default: every registered model).",
+            help="Models to sync (default: every registered model); the models tied to "
+                 "them by foreign keys are synced with them.",
         )
         parser.add_argument(
             "--server", help="Base URL of the remote (default: PERSISTENCE_SYNC['SERVER_URL']).",

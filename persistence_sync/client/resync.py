@@ -22,16 +22,9 @@ deletion) cannot be told from one created here: it is kept and pushed, so it
 comes back on the remote with the local values. A retention period longer
 than any replica stays offline avoids that case.
 
-The client calls it in two places::
-
-    answer, resyncing = resync.pull(transport, url, state.server_date)
-    remote = parse_remote(registration, answer["updates"])
-    if resyncing:
-        remote, present = resync.unseen(remote, state.server_date)
-    ...
-    plan = decide(...)
-    if resyncing:
-        resync.reconcile(registration, present, local, plan, result, using)
+:class:`persistence_sync.client.Sync` calls it in two places: ``pull_model``
+(:func:`pull`) and ``decide`` (:func:`unseen` before the planner,
+:func:`reconcile` after it).
 """
 
 from persistence_sync.exceptions import TransportError

@@ -1,0 +1,433 @@
+"""The sync client: makes this site a replica of a remote persistence.sync server.
+
+It decides exactly like the classic persistence.js client (``docs/protocol.md``,
+"How the classic client decides") for each registered model::
+
+    from persistence_sync import client
+
+    results = client.sync_all(server_url="https://central.example.com/sync/")
+    for result in results:
+        print(result.summary())        # or result.as_dict(); result.ok
+
+``manage.py syncall`` is a thin command over :func:`sync_all`; a Celery task
+or a view may call it directly.
+
+The package's rooms: :mod:`~persistence_sync.client.planner` (the decisions,
+writes nothing), :mod:`~persistence_sync.client.local` (reading local changes
+and applying a plan), :mod:`~persistence_sync.client.transport` (HTTP),
+:mod:`~persistence_sync.client.conflicts` (the conflict handler contract) and
+:mod:`~persistence_sync.client.results` (:class:`ModelResult`).
+
+One sync, for a group of models
+-------------------------------
+
+Models tied by foreign keys (either way) are synced together, as one group
+(:func:`groups`): a child needs its parents, and a parent's deletion cascades
+into its children. A sync of a group:
+
+1. sends again any push of an earlier run whose sync never completed (see
+   below);
+2. pulls every model, parents first, ``since`` its last pull's ``now``
+   (nothing is written yet); a parent model is pulled again when a child
+   pulled after it names a parent nobody has;
+3. reads, in one database snapshot, each model's local clock value ``C`` and
+   the objects and tombstones stamped in ``(local_date, C]``: the local
+   changes. A write committed later is stamped above ``C`` and is a local
+   change of the next run;
+4. decides each model (:class:`~persistence_sync.client.planner.Planner`:
+   echo, conflict, take remote), with the conflict handler;
+5. pushes each model's changes, parents first, each push recorded in the
+   local database (:class:`~persistence_sync.models.OutgoingPush`) before it
+   is sent;
+6. in one local transaction, writes what it took from the remote, upserts
+   parents first and deletions children first, and records each model's new
+   state (``local_date = C``, ``applied_stamp = A``). Every write of that
+   transaction, the cascades and ``SET_NULL`` of Django's deletion collector
+   included, is stamped with the model's one stamp ``A``
+   (:func:`persistence_sync.clock.applying_remote`), so objects still stamped
+   ``A`` next time are not local changes: a second run pushes nothing, and a
+   remote deletion never comes back as a local one. The transaction ticks
+   each clock first, so local writers of those models wait for it; an object
+   another process changed after step 3 keeps the fields it changed (and is
+   pushed next run) instead of being overwritten.
+
+Nothing is written locally before step 6, so a failed run leaves every model
+of its group as it was, apart from the record of a push already sent.
+Local deletions are the tombstones of the window; they are "forgotten" by
+advancing ``local_date`` past them. The tombstone rows themselves stay: the
+site's own sync endpoints still serve them to its clients.
+
+Pushes whose answer was lost
+----------------------------
+
+A push stored by the remote whose answer never came back (a kill, a network
+cut, a local failure in step 6) would come back in the next pull with a
+``_lastChange`` that matches no push we know of, and our own values would be
+taken for someone else's change. So each push carries a client-chosen id
+(``X-Sync-Push-Id``, docs/protocol.md "Idempotent pushes") and is recorded
+before it is sent; step 1 of the next run sends it again with that id and
+``X-Sync-Push-Replay``. The remote answers the stamp it gave the push, or
+that it never stored it (and now never will: a late copy is refused).
+
+* Stored: its stamp is recognised as our echo, and the local changes it
+  delivered (its objects and deletions, as they stood at the recorded
+  ``decided_at``) are no longer local changes: for them the run goes on as if
+  the interrupted one had completed (its remote changes are pulled again,
+  since its state never advanced). Local writes made after it are newer and
+  pushed as usual; local changes it did not deliver (another push of that
+  run, never sent) stay local changes.
+* Never stored: the record is dropped; its local changes are still in the
+  local window, and are decided and pushed afresh against the current
+  remote.
+
+Why this neither loses nor duplicates a write: the remote stores a push id
+at most once (the id's receipt is written in the push's own transaction,
+under the model's clock lock), so a retried or replayed push is never stored
+twice, and after a replay's "never stored" it can no longer be stored. The
+client keeps the record until the run that learnt the push's fate has
+committed its state, in the same transaction; so every local write is, at
+every moment, either inside the local window (still to push) or inside a
+push whose stamp the client will learn. A remote without the extension
+ignores the headers: a replay is then stored again (the local values of an
+interrupted run are delivered late, not lost) and its fresh stamp is the echo.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
+
+from persistence_sync.client import local, resync
+from persistence_sync.client.conflicts import (
+    Conflict,
+    get_conflict_handler,
+    prefer_local,
+    prefer_remote,
+)
+from persistence_sync.client.planner import Plan, Planner, parse_remote
+from persistence_sync.client.results import ModelResult
+from persistence_sync.client.transport import HttpTransport, check_url, redact
+from persistence_sync.conf import sync_settings
+from persistence_sync.db import chunks
+from persistence_sync.exceptions import SyncClientError, TransportError
+from persistence_sync.serializers import ID, REMOVED
+
+if TYPE_CHECKING:
+    from persistence_sync.models import SyncState
+    from persistence_sync.registry import Registration
+
+__all__ = [
+    "Conflict",
+    "HttpTransport",
+    "ModelResult",
+    "SyncClientError",
+    "TransportError",
+    "endpoint_url",
+    "groups",
+    "get_conflict_handler",
+    "prefer_local",
+    "prefer_remote",
+    "sync_all",
+    "sync_model",
+]
+
+
+# --- the API ------------------------------------------------------------------------
+
+
+def endpoint_url(registration, server_url=None):
+    """The remote endpoint of ``registration``: ENDPOINTS, else its URI under the server URL."""
+    endpoints = {label.lower(): url for label, url in (sync_settings.ENDPOINTS or {}).items()}
+    if registration.label in endpoints:
+        check_url(endpoints[registration.label])
+        return endpoints[registration.label]
+    base = server_url or sync_settings.SERVER_URL
+    if not base:
+        raise SyncClientError(
+            "No remote server: pass --server URL (server_url=...) or set "
+            "PERSISTENCE_SYNC['SERVER_URL']."
+        )
+    check_url(base)
+    return urllib.parse.urljoin(base.rstrip("/") + "/", registration.uri)
+
+
+@dataclass(eq=False)
+class ModelRun:
+    """One model's part of a sync: where it stands and what was decided."""
+
+    registration: Registration
+    result: ModelResult
+    url: str | None = None
+    state: SyncState | None = None
+    remote: dict = field(default_factory=dict)  # id -> RemoteItem
+    pull_now: int = 0
+    local: local.LocalSnapshot | None = None
+    plan: Plan = field(default_factory=Plan)
+    push_now: int = 0
+    delivered: dict = field(default_factory=dict)  # pk -> decided_at, of replayed pushes
+    echoes: set = field(default_factory=set)  # stamps of pushes replayed this run
+    acknowledged: list = field(default_factory=list)  # OutgoingPush pks answered this run
+    resyncing: bool = False  # the remote pruned deletions since the last pull: pulled from 0
+
+
+class Sync:
+    """One sync of a group of models tied by relations (see :func:`sync_all`)."""
+
+    def __init__(self, registrations, server_url, transport, handler, using, dry_run, progress):
+        self.runs = [ModelRun(reg, ModelResult(model=reg.label, url=None, dry_run=dry_run))
+                     for reg in registrations]
+        self.server_url = server_url
+        self.transport = transport
+        self.handler = handler
+        self.using = using
+        self.dry_run = dry_run
+        self.progress = progress
+        self.current: ModelRun | None = None  # the model being worked on, for errors
+
+    def run(self) -> list[ModelResult]:
+        try:
+            self.prepare()
+            self.pull()
+            self.decide()
+            if not self.dry_run:
+                self.push()
+                self.report("saving")
+                self.current = None
+                local.apply_all(self.runs, self.using)
+        except (SyncClientError, DatabaseError) as exc:
+            self.fail(exc)
+        for run in self.runs:
+            _report(self.progress, run.result, "done")
+        return [run.result for run in self.runs]
+
+    def each(self, runs=None):
+        for run in self.runs if runs is None else runs:
+            self.current = run
+            yield run
+
+    def report(self, stage):
+        for run in self.runs:
+            _report(self.progress, run.result, stage)
+
+    def prepare(self) -> None:
+        """Endpoints and states; pushes of earlier runs that were never answered."""
+        for run in self.each():
+            run.url = endpoint_url(run.registration, self.server_url)
+            run.result.url = redact(run.url)  # what is shown: no user:password@
+            run.state = local.get_state(run.registration, run.url, self.using)
+            run.push_now = run.state.server_push_date
+            if not self.dry_run:
+                self.replay(run)
+
+    def replay(self, run: ModelRun) -> None:
+        """Send each unanswered push again, with its id, to learn what became of it.
+
+        See "Pushes whose answer was lost" in this module's docstring.
+        """
+        for push in local.unanswered_pushes(run.registration, run.url, self.using):
+            _report(self.progress, run.result, "replaying an unanswered push")
+            stamp = self.transport.push(run.url, push.items, push_id=push.push_id, replay=True)
+            if stamp is None:  # never stored, and now never will be
+                local.forget_pushes([push.pk], self.using)
+                continue
+            run.echoes.add(stamp)
+            run.acknowledged.append(push.pk)
+            run.push_now = max(run.push_now, stamp)
+            for item in push.items:
+                run.delivered[item[ID]] = max(run.delivered.get(item[ID], 0), push.decided_at)
+
+    def pull(self) -> None:
+        """Pull every model, parents first, before anything is decided or written."""
+        for run in self.each():
+            self.pull_model(run, run.state.server_date)
+        # A child pulled after its parents may name a parent created in between:
+        # pull that parent model again, from where its pull ended.
+        # (A parent deleted here is named too: stop when a pull brings nothing.)
+        for _ in self.runs:
+            wanting = [run for run in self.runs if self.missing_parents(run)]
+            if not sum(self.pull_model(run, run.pull_now) for run in self.each(wanting)):
+                break
+
+    def pull_model(self, run: ModelRun, since: int) -> int:
+        """Pull ``run``'s model ``since``; returns how many items came.
+
+        A remote that pruned deletions newer than ``since`` answers 410: the
+        model is then pulled from 0 and reconciled (:mod:`.resync`).
+        """
+        _report(self.progress, run.result, "pulling")
+        answer, resyncing = resync.pull(self.transport, run.url, since)
+        if resyncing:
+            run.resyncing = run.result.resynced = True
+        run.pull_now = answer["now"]
+        run.result.received += len(answer["updates"])
+        for pk, item in parse_remote(run.registration, answer["updates"]).items():
+            run.remote.pop(pk, None)  # a repeated id counts where it last appears
+            run.remote[pk] = item
+        return len(answer["updates"])
+
+    def missing_parents(self, parent: ModelRun) -> bool:
+        """Whether pulled objects of other models name a ``parent`` object nobody has."""
+        model = parent.registration.model
+        named = set()
+        for run in self.runs:
+            for codec in run.registration.codecs:
+                if codec.related_model is model and run is not parent:
+                    named.update(item.python.get(codec.attname) for item in run.remote.values())
+        named -= {None, *parent.remote}
+        if not named:
+            return False
+        base = model._base_manager.db_manager(self.using)
+        for chunk in chunks(named):
+            named -= set(base.filter(pk__in=chunk).values_list("pk", flat=True))
+        return bool(named)
+
+    def decide(self) -> None:
+        self.report("deciding")
+        self.current = None
+        local.collect_all(self.runs, self.using)
+        gone = {run.registration.model: {pk for pk, item in run.remote.items() if item.removed}
+                for run in self.runs}
+        for run in self.each():
+            remote, present = run.remote, None
+            if run.resyncing:  # what the last pull brought already is no remote change
+                remote, present = resync.unseen(run.remote, run.state.server_date)
+            run.plan = Planner(run.registration, run.state, remote, run.local, self.handler,
+                               run.result, echoes=run.echoes, gone=gone).decide()
+            if run.resyncing:
+                resync.reconcile(run.registration, present, run.local, run.plan, run.result,
+                                 self.using)
+            if self.dry_run:
+                result, plan = run.result, run.plan
+                result.pushed, result.created = len(plan.push), len(plan.creates)
+                result.updated, result.removed = len(plan.updates), len(plan.deletes)
+
+    def push(self) -> None:
+        """Push each model's changes, each push recorded before it is sent.
+
+        Changes go parents first and deletions children first, in two pushes
+        per model when it has both: a parent's deletion reaching the remote
+        before its children's moves would cascade into them there.
+        """
+        for run in self.each():
+            self.send(run, [item for item in run.plan.push if not item.get(REMOVED)])
+        for run in self.each(reversed(self.runs)):
+            self.send(run, [item for item in run.plan.push if item.get(REMOVED)])
+
+    def send(self, run: ModelRun, items: list) -> None:
+        if not items:
+            return
+        _report(self.progress, run.result, "pushing")
+        push_id = uuid.uuid4().hex
+        recorded = local.record_push(run, items, push_id, self.using)
+        stamp = self.transport.push(run.url, items, push_id=push_id)
+        run.acknowledged.append(recorded.pk)
+        if not run.result.pushed:
+            # The echo that matters is that of the changes (pushed first):
+            # deletions come back as _removed, which need no echo.
+            run.push_now = stamp
+        run.result.pushed += len(items)
+
+    def fail(self, exc) -> None:
+        """Every model of the group fails: nothing of the sync was applied locally."""
+        culprit = self.current
+        if culprit is not None:
+            culprit.result.error = f"{culprit.registration.label} ({culprit.result.url or 'no URL'}): {exc}"
+        for run in self.runs:
+            if run is culprit:
+                continue
+            where = f"{run.registration.label} ({run.result.url or 'no URL'})"
+            run.result.error = (f"{where}: not synced, since {culprit.result.error}" if culprit
+                                else f"{where}: {exc}")
+            # Counters of a plan that was not applied would mislead.
+            run.result.created = run.result.updated = run.result.removed = 0
+        if culprit is not None:
+            culprit.result.created = culprit.result.updated = culprit.result.removed = 0
+
+
+def _report(progress, result, stage):
+    if progress is not None:
+        progress(result, stage)
+
+
+def groups(models=None) -> list[list[Registration]]:
+    """The registrations to sync, in groups tied by relations, parents first in each.
+
+    ``models`` (default: all) is completed with every registered model tied
+    to one of them by a foreign key, either way: a child's sync needs its
+    parents, and a parent's deletion cascades into its children. Models of
+    one group are synced together; independent groups one after the other.
+    """
+    from persistence_sync import registry
+
+    ordered = registry.registrations()
+    by_model = {reg.model: reg for reg in ordered}
+    group_of = {reg.label: {reg.label} for reg in ordered}
+    for reg in ordered:
+        for related in _related(reg.model):
+            if related in by_model:
+                merged = group_of[reg.label] | group_of[by_model[related].label]
+                for label in merged:
+                    group_of[label] = merged
+    wanted = None if models is None else {_label(model) for model in models}
+    result = []
+    for reg in ordered:
+        members = group_of[reg.label]
+        if (wanted is None or members & wanted) and not any(reg in g for g in result):
+            result.append([other for other in ordered if other.label in members])
+    return result
+
+
+def _related(model):
+    for model_field in model._meta.concrete_fields:
+        if model_field.is_relation and (model_field.many_to_one or model_field.one_to_one):
+            yield model_field.related_model._meta.concrete_model
+
+
+def _label(model) -> str:
+    from persistence_sync import registry
+
+    if isinstance(model, registry.Registration):
+        return model.label
+    return registry.get_registration(model).label
+
+
+def sync_all(server_url=None, models=None, conflict_handler=None, using=None, dry_run=False,
+             progress=None, transport=None) -> list[ModelResult]:
+    """Sync the registered models (all, or ``models``) with the remote, parents first.
+
+    ``models``: model classes, ``"app_label.Model"`` labels or registrations;
+    the models tied to them by foreign keys are synced with them (see
+    :func:`groups`).
+    ``conflict_handler``: a callable, ``"prefer-local"``, ``"prefer-remote"`` or
+    a dotted path (default: ``PERSISTENCE_SYNC["CONFLICT_HANDLER"]``).
+    ``progress(result, stage)`` is called as each model advances.
+    Returns one :class:`ModelResult` per model. When a model fails, every
+    model of its group has ``error`` set (naming the model and URL) and
+    nothing of the group is written locally, except the record of a push
+    already sent (``pushed`` says how much), which the next run completes;
+    the other groups are still synced.
+    """
+    from persistence_sync import registry
+
+    using = using or DEFAULT_DB_ALIAS
+    source = "conflict_handler" if conflict_handler else "PERSISTENCE_SYNC['CONFLICT_HANDLER']"
+    handler = get_conflict_handler(conflict_handler or sync_settings.CONFLICT_HANDLER, source)
+    transport = transport or HttpTransport.from_settings()
+    results = []
+    for group in groups(models):
+        results += Sync(group, server_url, transport, handler, using, dry_run, progress).run()
+    order = {reg.label: index for index, reg in enumerate(registry.registrations())}
+    return sorted(results, key=lambda result: order[result.model])  # parents first, as always
+
+
+def sync_model(model, **options) -> ModelResult:
+    """Sync one model (with the models tied to it, see :func:`groups`); returns its result.
+
+    ``options`` are those of :func:`sync_all`.
+    """
+    label = _label(model)
+    return next(result for result in sync_all(models=[model], **options) if result.model == label)

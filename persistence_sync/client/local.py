@@ -1,0 +1,255 @@
+"""The sync client's side of the local database: reading local changes, applying plans.
+
+:func:`collect_all` reads, in one snapshot, the local clocks and what changed
+here since the last sync; :func:`record_push` records a push before it is
+sent; :func:`apply_all` writes what the
+:class:`~persistence_sync.client.planner.Planner` of each model took from the
+remote and the new :class:`~persistence_sync.models.SyncState` of each, in one
+transaction. How local changes are told from values taken from the remote is
+explained in :mod:`persistence_sync.client`.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from persistence_sync import clock
+from persistence_sync.db import chunks, run_with_retries
+
+# Ids per SQL query when reading local objects by id.
+ID_CHUNK = 500
+
+
+@dataclass
+class LocalRow:
+    stamp: int
+    values: dict  # attname -> Python value
+
+
+@dataclass
+class LocalSnapshot:
+    now: int  # the local clock's committed value: changes up to it are in this snapshot
+    rows: dict  # pk -> LocalRow: pulled ids that exist here, and every local change
+    changed: set  # pks of objects changed here since the last sync
+    removed: set  # pks deleted here since the last sync
+
+    def instance(self, model, pk):
+        """The local object ``pk`` as a model instance (for conflict handlers)."""
+        row = self.rows[pk]
+        obj = model(pk=pk, **row.values)
+        obj.last_change = row.stamp
+        obj._state.adding = False
+        return obj
+
+
+def state_key(url: str) -> str:
+    """The URL without credentials, to key the sync state by."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))[:500]
+
+
+def get_state(registration, url, using):
+    """The :class:`SyncState` of ``registration`` with ``url`` (unsaved when new)."""
+    from persistence_sync.models import SyncState
+
+    state = SyncState.objects.using(using).filter(
+        model=registration.label, remote=state_key(url)).first()
+    return state or SyncState(model=registration.label, remote=state_key(url))
+
+
+def _columns(registration):
+    return [codec.attname for codec in registration.codecs]
+
+
+def read_rows(registration, queryset) -> dict:
+    """``{pk: LocalRow}`` of ``queryset``'s objects."""
+    attnames = _columns(registration)
+    return {
+        values[0]: LocalRow(values[1], dict(zip(attnames, values[2:])))
+        for values in queryset.values_list("pk", "last_change", *attnames)
+    }
+
+
+def collect_local(registration, state, pulled_ids, using, delivered=None) -> LocalSnapshot:
+    """The local changes since the last sync and the local copies of pulled objects.
+
+    ``delivered``: ``{pk: local clock value}`` of changes a replayed push
+    already delivered; such a change is no longer a local one unless the
+    object was written again after that value.
+    """
+    from persistence_sync.models import Tombstone
+
+    base = registration.model._base_manager.db_manager(using)
+    delivered = delivered or {}
+    with clock.read_snapshot(using):
+        now = clock.committed_now(registration.model, using)
+        window = {"last_change__gt": state.local_date, "last_change__lte": now}
+        changed_qs = base.filter(**window)
+        removed_qs = Tombstone.objects.using(using).filter(model=registration.label, **window)
+        if state.applied_stamp:
+            changed_qs = changed_qs.exclude(last_change=state.applied_stamp)
+            removed_qs = removed_qs.exclude(last_change=state.applied_stamp)
+        rows = read_rows(registration, changed_qs)
+        changed = {pk for pk, row in rows.items() if row.stamp > delivered.get(pk, 0)}
+        for chunk in chunks(set(pulled_ids) - set(rows)):
+            rows.update(read_rows(registration, base.filter(pk__in=chunk)))
+        removed = {pk for pk, stamp in removed_qs.values_list("object_id", "last_change")
+                   if stamp > delivered.get(pk, 0)}
+    return LocalSnapshot(now=now, rows=rows, changed=changed, removed=removed)
+
+
+def collect_all(runs, using) -> None:
+    """:func:`collect_local` for every model of a sync, from one database snapshot.
+
+    One snapshot, so that a local writer's parent and child (written in one
+    transaction) are both in this sync or both in the next one.
+    """
+    with clock.read_snapshot(using):
+        for run in runs:
+            run.local = collect_local(run.registration, run.state, run.remote, using,
+                                      delivered=run.delivered)
+
+
+def record_push(run, items, push_id, using):
+    """Record a push of ``run``'s model in the local database before it is sent."""
+    from persistence_sync.models import OutgoingPush
+
+    with transaction.atomic(using=using):
+        return OutgoingPush.objects.using(using).create(
+            model=run.registration.label, remote=state_key(run.url), push_id=push_id,
+            items=items, decided_at=run.local.now,
+        )
+
+
+def unanswered_pushes(registration, url, using) -> list:
+    """Pushes recorded for ``registration`` and ``url`` whose sync never completed."""
+    from persistence_sync.models import OutgoingPush
+
+    return list(OutgoingPush.objects.using(using).filter(
+        model=registration.label, remote=state_key(url)))
+
+
+def forget_pushes(pks, using) -> None:
+    from persistence_sync.models import OutgoingPush
+
+    if pks:
+        OutgoingPush.objects.using(using).filter(pk__in=pks).delete()
+
+
+def apply_all(runs, using) -> None:
+    """Write what every model of a sync took from the remote, and their new states.
+
+    One transaction, retried after transient errors. Upserts go parents
+    first and deletions children first, so that no deletion cascades into an
+    object this sync is about to update; every write, cascades included, is
+    stamped as taken from the remote (:func:`clock.applying_remote`).
+    """
+
+    def apply():
+        with clock.applying_remote() as stamps:
+            deletes = [write_plan(run.registration, run.plan, run.local, using, run.result)
+                       if run.plan.writes else [] for run in runs]
+            for run, pks in reversed(list(zip(runs, deletes))):
+                delete_in_chunks(run.registration, pks, using)
+            for run in runs:
+                save_state(run, stamps.get(clock.clock_key(run.registration.model), 0), using)
+
+    run_with_retries(apply, using)
+
+
+def delete_in_chunks(registration, pks, using) -> None:
+    from persistence_sync.models import delete_at
+
+    base = registration.model._base_manager.db_manager(using)
+    for chunk in chunks(pks):
+        delete_at(base.filter(pk__in=chunk), clock.tick(registration.model, using))
+
+
+def save_state(run, applied_stamp, using) -> None:
+    """The new sync state of ``run``'s model; its recorded pushes are done with."""
+    state = run.state
+    state.server_date = run.pull_now
+    state.server_push_date = run.push_now
+    state.local_date = run.local.now
+    state.applied_stamp = applied_stamp
+    state.synced_at = timezone.now()
+    state.save(using=using)
+    forget_pushes(run.acknowledged, using)
+
+
+def write_plan(registration, plan, local, using, result) -> list:
+    """The plan's creates and updates, minus what changed here meanwhile.
+
+    Returns the ids to delete, for the caller to delete once the children are done.
+    """
+    from persistence_sync.models import upsert_at
+
+    model = registration.model
+    # Ticking first takes the clock's lock: local writers of this model wait
+    # until the sync commits, and what is re-read below stays true.
+    stamp = clock.tick(model, using)
+    base = model._base_manager.db_manager(using)
+    current = {}
+    for chunk in chunks([*plan.creates, *plan.updates, *plan.deletes]):
+        current.update(read_rows(registration, base.filter(pk__in=chunk)))
+    taken = creates_still_wanted(registration, plan, current, local, using)
+    created = len(taken)
+    updated, merged = updates_still_wanted(registration, plan, current)
+    taken += updated
+    deletes = [pk for pk, seen in plan.deletes.items()
+               if pk in current and current[pk].stamp == seen]
+    attnames = _columns(registration)
+    if taken:
+        upsert_at(base.all(), taken, stamp, attnames, ID_CHUNK)
+    if merged:
+        upsert_at(base.all(), merged, clock.tick(model, using, fresh=True), attnames, ID_CHUNK)
+    result.created = created
+    result.updated = len(taken) - created + len(merged)
+    result.removed = len(deletes)
+    return deletes
+
+
+def updates_still_wanted(registration, plan, current) -> tuple[list, list]:
+    """The plan's updates as ``(taken, merged)``: merged ones changed here meanwhile.
+
+    A merged object keeps the fields the local change touched and takes the
+    remote's for the others; it stays a local change (it gets a fresh stamp)
+    and is pushed next run. An object deleted here meanwhile is left alone:
+    that deletion is pushed next run.
+    """
+    model = registration.model
+    taken, merged = [], []
+    for pk, (seen, values) in plan.updates.items():
+        now = current.get(pk)
+        if now is None:
+            continue
+        if now.stamp == seen.stamp:
+            taken.append(model(pk=pk, **{**now.values, **values}))
+        else:
+            kept = {name: value for name, value in values.items()
+                    if now.values[name] == seen.values[name]}
+            merged.append(model(pk=pk, **{**now.values, **kept}))
+    return taken, merged
+
+
+def creates_still_wanted(registration, plan, current, local, using) -> list:
+    """New objects of the plan, minus those created or deleted here meanwhile.
+
+    A local write wins over the remote's creation: it is pushed next run.
+    """
+    from persistence_sync.models import Tombstone
+
+    late_deletions = set()
+    for chunk in chunks(plan.creates):
+        late_deletions.update(Tombstone.objects.using(using).filter(
+            model=registration.label, object_id__in=chunk, last_change__gt=local.now,
+        ).values_list("object_id", flat=True))
+    return [registration.model(pk=pk, **values) for pk, values in plan.creates.items()
+            if pk not in current and pk not in late_deletions]
