@@ -34,9 +34,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import concurrency
 from persistence_sync.client.transport import HttpTransport
 from tests import databases
+from tests.integration import live
 
 pytestmark = pytest.mark.live
 
@@ -51,7 +51,7 @@ def site_env(env):
 
 def server_db_reachable(vendor):
     try:
-        concurrency.admin_connection(vendor, concurrency.database_env(vendor, "x")).close()
+        live.admin_connection(live.site_env(vendor, "x")).close()
     except Exception as exc:  # no server, no driver
         return str(exc)
     return None
@@ -59,13 +59,12 @@ def server_db_reachable(vendor):
 
 @pytest.fixture
 def server():
-    if concurrency.shutil.which("gunicorn") is None:
-        pytest.skip("gunicorn is not installed: pip install gunicorn")
+    live.require_gunicorn()
     vendor = databases.vendor()
     if vendor != "sqlite" and server_db_reachable(vendor):
         pytest.skip(f"{vendor} is not reachable")
-    with concurrency.scratch_database(vendor, prefix="ps_client_soak_srv") as env:
-        with concurrency.gunicorn(env, workers=2) as served:
+    with live.scratch_database(vendor, "soak_server") as env:
+        with live.gunicorn(env, workers=2) as served:
             yield served.url + "/"
 
 
@@ -241,7 +240,7 @@ def test_no_acknowledged_write_is_lost(server, replica_vendor, tmp_path):
     rng = random.Random(seed)
     (tmp_path / "soak_writer.py").write_text(
         "import random\n\n\n" + textwrap.dedent(_writer_source()))
-    with concurrency.scratch_database(replica_vendor, prefix="ps_client_soak_rep") as env:
+    with live.scratch_database(replica_vendor, "soak_replica") as env:
         stop_file = tmp_path / "stop"
         replica = subprocess.Popen(
             [sys.executable, "-c", REPLICA_WRITER], cwd=REPO, stdout=subprocess.PIPE,
