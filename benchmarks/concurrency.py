@@ -160,10 +160,20 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+def gunicorn_executable():
+    """gunicorn beside this Python, else on PATH; None when neither has it.
+
+    Beside first: ``.venv/bin/python -m pytest`` (the README's test command)
+    runs without activating the venv, so its gunicorn is not on PATH.
+    """
+    beside = Path(sys.executable).parent / "gunicorn"
+    return str(beside) if beside.is_file() else shutil.which("gunicorn")
+
+
 @contextlib.contextmanager
 def gunicorn(env, workers=4, extra_env=None):
     """Serve the example site with ``workers`` gunicorn processes; yield a :class:`Server`."""
-    executable = shutil.which("gunicorn")
+    executable = gunicorn_executable()
     if executable is None:
         raise RuntimeError("gunicorn is not installed: pip install gunicorn")
     port = free_port()

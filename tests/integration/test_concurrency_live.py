@@ -19,7 +19,6 @@ or failed on the client side. The load, the server and the checks live in
 """
 
 import os
-import shutil
 
 import pytest
 
@@ -32,7 +31,7 @@ SECONDS = float(os.environ.get("PS_LIVE_SECONDS", "12"))
 
 @pytest.fixture(scope="module")
 def site_env():
-    if shutil.which("gunicorn") is None:
+    if concurrency.gunicorn_executable() is None:
         pytest.skip("gunicorn is not installed: pip install gunicorn")
     problem = databases.unavailable_reason()
     if problem:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.live
 @pytest.fixture(scope="module")
 def site():
     databases.require_server_db("postgresql")
-    if concurrency.shutil.which("gunicorn") is None:
+    if concurrency.gunicorn_executable() is None:
         pytest.skip("gunicorn is not installed: pip install gunicorn")
     with concurrency.scratch_database("postgresql", prefix="ps_restart") as env:
         # libpq reads PGAPPNAME: it tags the server's connections for the kill below.
