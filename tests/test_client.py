@@ -277,6 +277,65 @@ def test_write_between_collect_and_apply_is_merged_not_lost(server, monkeypatch)
     assert server.values(TASKS, task.pk)["name"] == "renamed here"
 
 
+def push_a_compromise(conflicts, updates_to_push):
+    """Leaves the local objects alone and only appends to the push."""
+    for conflict in conflicts:
+        updates_to_push.append({"id": conflict.id, "name": "agreed"})
+    updates_to_push.append({"id": "EXTRA", "name": "added by the handler"})
+
+
+def test_a_handlers_additions_to_the_push_are_pushed_and_kept(server, conflicted):
+    result = run(server, push_a_compromise)["todo.project"]
+    assert result.conflicts == [
+        {"id": conflicted.pk, "properties": ["name"], "resolution": "custom"}]
+    assert server.values(PROJECTS, conflicted.pk)["name"] == "agreed"
+    assert server.values(PROJECTS, "EXTRA") == {"id": "EXTRA", "name": "added by the handler"}
+    assert Project.objects.get(pk=conflicted.pk).name == "agreed"
+    again = run(server)["todo.project"]
+    assert (again.conflicts, again.pushed) == ([], 0)
+    assert Project.objects.get(pk="EXTRA").name == "added by the handler"
+
+
+def while_saving(model, action):
+    """A progress callback that runs ``action`` just before ``model``'s sync writes locally:
+    another process changing the replica while syncall runs."""
+
+    def progress(result, stage):
+        if result.model == model and stage == "saving":
+            action()
+
+    return progress
+
+
+def test_a_remote_deletion_spares_an_object_changed_here_while_syncall_ran(server):
+    project = Project.objects.create(name="v1")
+    run(server)
+    server.delete(PROJECTS, project.pk)
+    edit = while_saving("todo.project",
+                        lambda: Project.objects.filter(pk=project.pk).update(name="edited here"))
+    result = run(server, models=["todo.project"], progress=edit)["todo.project"]
+    assert result.removed == 0
+    assert Project.objects.get(pk=project.pk).name == "edited here"
+    # The local change wins as a later write: it is pushed next run and not deleted.
+    again = run(server, models=["todo.project"])["todo.project"]
+    assert again.pushed == 1 and again.removed == 0
+    assert server.values(PROJECTS, project.pk) == {"id": project.pk, "name": "edited here"}
+    assert Project.objects.filter(pk=project.pk).exists()
+
+
+def test_a_remote_creation_spares_an_id_deleted_here_while_syncall_ran(server):
+    run(server)
+    server.put(PROJECTS, "R1", name="theirs")
+
+    def create_and_delete():
+        Project.objects.create(id="R1", name="mine").delete()
+
+    run(server, models=["todo.project"], progress=while_saving("todo.project", create_and_delete))
+    assert not Project.objects.filter(pk="R1").exists()
+    again = run(server, models=["todo.project"])["todo.project"]
+    assert again.pushed == 1 and "R1" not in server.objects[PROJECTS]
+
+
 # --- HttpTransport over a real socket --------------------------------------------------
 
 

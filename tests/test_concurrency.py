@@ -18,6 +18,8 @@ from django.db import connection, connections
 from django.test import Client
 from todo.models import Task
 
+from persistence_sync import clock
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WRITERS, READERS, SECONDS = 3, 3, 4.0
@@ -112,3 +114,64 @@ def test_no_reader_misses_an_acknowledged_write():
             if not window or window[0].get(obj_id) != stamp:
                 missed.append((obj_id, stamp))
         assert missed == [], f"{len(missed)} of {len(log.writes)} writes missed, e.g. {missed[:5]}"
+
+
+def test_a_pull_reads_the_clock_and_the_rows_in_one_snapshot(sync, monkeypatch):
+    """Another connection re-stamps a row and deletes one right after the pull read `now`.
+
+    The pull must answer the row as it was when the clock was read: its new
+    stamp is above `now`, so reading it in a later snapshot would drop it
+    from this answer and, its old stamp being below `now`, from the next
+    one's window too. On PostgreSQL the pull's REPEATABLE READ transaction
+    fixes the snapshot at its first query, the clock read; on MariaDB
+    (InnoDB's consistent read) likewise. On SQLite (rollback journal) the
+    pull's transaction holds a shared lock from the clock read on, so the
+    other connection's commit waits until the pull is done (in WAL mode it
+    would commit and the pull's read snapshot, fixed by the clock read,
+    would still not see it); the same assertions hold.
+    """
+    gone, kept = Task.objects.create(name="gone"), Task.objects.create(name="kept")
+    gone.delete()
+    since = sync.pull("taskUpdates")["now"]  # == the tombstone's stamp: not pulled again
+    Task.objects.filter(pk=kept.pk).update(name="in the snapshot")
+    stamp = Task.objects.get(pk=kept.pk).last_change
+    other = Task.objects.create(name="other")  # stamped before the pull: in the window
+    other_stamp = other.last_change
+
+    def write_from_another_connection():
+        try:
+            Task.objects.filter(pk=kept.pk).update(name="after the snapshot")
+            Task.objects.filter(pk=other.pk).delete()
+        finally:
+            connections.close_all()
+
+    real_committed_now = clock.committed_now
+    writer = []
+
+    def committed_now_then_write(model, using):
+        value = real_committed_now(model, using)
+        thread = threading.Thread(target=write_from_another_connection)
+        thread.start()
+        # Server databases let the writer commit now; SQLite makes it wait for the pull.
+        thread.join(timeout=0.3 if connection.vendor == "sqlite" else 10)
+        writer.append((thread, not thread.is_alive()))
+        return value
+
+    monkeypatch.setattr(clock, "committed_now", committed_now_then_write)
+    answer = sync.pull("taskUpdates", since=since)
+    monkeypatch.undo()
+    [(thread, committed_during_pull)] = writer
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    # Else this test would prove nothing on a server database.
+    assert committed_during_pull or connection.vendor == "sqlite"
+    assert answer == {"now": other_stamp, "updates": [
+        {"id": kept.pk, "name": "in the snapshot", "done": False, "project": None,
+         "_lastChange": stamp},
+        {"id": other.pk, "name": "other", "done": False, "project": None,
+         "_lastChange": other_stamp},
+    ]}
+    # Nothing is lost: the next pull carries what the other connection committed.
+    later = sync.pull("taskUpdates", since=answer["now"])["updates"]
+    assert [(u["id"], u.get("name"), u.get("_removed")) for u in later] == [
+        (kept.pk, "after the snapshot", None), (other.pk, None, True)]

@@ -3,8 +3,8 @@
 import pytest
 from todo.models import Task
 
-from persistence_sync import conflicts
 from persistence_sync.conflicts import Conflict, get_conflict_handler, prefer_local, prefer_remote
+from persistence_sync.exceptions import ConflictHandlerError
 from persistence_sync.registry import get_registration
 
 
@@ -51,10 +51,10 @@ def test_handler_lookup(name, expected):
 
 @pytest.mark.parametrize("name, message", [
     ("no.such.handler", "--conflicts: cannot import conflict handler 'no.such.handler'"),
-    ("persistence_sync.conflicts.STOCK_HANDLERS", "is not callable"),
-    ("", "must be 'prefer-local'"),
+    ("persistence_sync.conflicts.STOCK_HANDLERS", "--conflicts: .* is not callable"),
+    ("", "--conflicts must be 'prefer-local'"),
+    (None, "--conflicts must be 'prefer-local'"),
 ])
 def test_bad_handler_names_say_where_they_came_from(name, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConflictHandlerError, match=message):
         get_conflict_handler(name, "--conflicts")
-    assert conflicts.STOCK_HANDLERS  # untouched

@@ -80,9 +80,13 @@ def test_cascaded_deletes_leave_tombstones_for_the_children(sync):
     task = Task.objects.create(name="t", project=project)
     since = sync.pull("taskUpdates")["now"]
     Project.objects.filter(pk=project.pk).delete()
-    assert pulled(sync, since) == {
-        task.pk: {"id": task.pk, "_removed": True, "_lastChange": pulled(sync, since)[task.pk]["_lastChange"]}
+    tombstone = Tombstone.objects.get(model="todo.task")
+    answer = sync.pull("taskUpdates", since=since)
+    assert answer == {
+        "now": tombstone.last_change,
+        "updates": [{"id": task.pk, "_removed": True, "_lastChange": tombstone.last_change}],
     }
+    assert tombstone.object_id == task.pk and tombstone.last_change > since
 
 
 def test_relations_reset_by_on_delete_set_null_are_stamped(sync):
@@ -113,10 +117,21 @@ def test_admin_edits_reach_clients(sync, client):
     assert pulled(sync, since)[task.pk]["_removed"] is True
 
 
-def test_m2m_changes_do_not_break_sync(sync):
+def test_m2m_changes_are_not_synced_and_do_not_touch_the_object(sync):
+    """Task.tags is not on the wire: editing it neither re-stamps the task nor can be pushed."""
     task = Task.objects.create(name="t")
-    task.tags.add(Tag.objects.create(name="x"))
-    assert "tags" not in sync.pull("taskUpdates")["updates"][0]
+    tag = Tag.objects.create(name="x")
+    since = sync.pull("taskUpdates")["now"]
+    task.tags.add(tag)
+    assert sync.pull("taskUpdates", since=since) == {"now": since, "updates": []}
+    [pulled_task] = sync.pull("taskUpdates")["updates"]
+    assert pulled_task == {"id": task.pk, "name": "t", "done": False, "project": None,
+                           "_lastChange": task.last_change}
+    body = sync.push("taskUpdates", [{"id": task.pk, "name": "u", "tags": [tag.pk]}], expect=400)
+    assert [(e["id"], e["field"]) for e in body["errors"]] == [(task.pk, "tags")]
+    tag.delete()  # clears the through rows, no signal to the task
+    assert Task.objects.get().name == "t"
+    assert sync.pull("taskUpdates", since=since)["updates"] == []
 
 
 def test_stamps_are_strictly_increasing_across_writes():
@@ -132,8 +147,38 @@ def test_tick_outside_a_transaction_is_refused():
         clock.tick(Task, "default")
 
 
-def test_a_rolled_back_write_leaves_no_trace(sync, mark):
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_write_leaves_no_trace(sync):
+    """A real ROLLBACK (not a test savepoint) undoes stamps and tombstones, and a later
+    delete of the same objects still leaves the tombstones clients need."""
+    keep, other = Task.objects.bulk_create([Task(name="keep"), Task(name="other")])
+    mark = sync.pull("taskUpdates")["now"]
     with pytest.raises(RuntimeError), transaction.atomic():
         Task.objects.create(name="never")
+        Task.objects.filter(pk=keep.pk).update(name="never renamed")
+        Task.objects.filter(pk__in=[keep.pk, other.pk]).delete()
         raise RuntimeError("roll back")
-    assert pulled(sync, mark) == {}
+    assert sync.pull("taskUpdates", since=mark) == {"now": mark, "updates": []}
+    assert set(Task.objects.values_list("name", flat=True)) == {"keep", "other"}
+    assert not Tombstone.objects.exists()
+    ids = {keep.pk: True, other.pk: True}
+    keep.delete()
+    Task.objects.filter(pk=other.pk).delete()
+    assert {u["id"]: u.get("_removed") for u in pulled(sync, mark).values()} == ids
+
+
+@pytest.mark.parametrize("recreate", ["create", "save", "bulk_create"])
+def test_an_id_recreated_through_the_orm_forgets_its_tombstone(sync, recreate):
+    """Else pulls would carry the object and its removal, and syncall would push the removal."""
+    Task.objects.create(id="SAME", name="first").delete()
+    since = sync.pull("taskUpdates")["now"]
+    if recreate == "create":
+        Task.objects.create(id="SAME", name="second")
+    elif recreate == "save":
+        Task(id="SAME", name="second").save()
+    else:
+        Task.objects.bulk_create([Task(id="SAME", name="second")])
+    assert not Tombstone.objects.exists()
+    for start in (0, since):
+        [update] = sync.pull("taskUpdates", since=start)["updates"]
+        assert (update["id"], update["name"], "_removed" in update) == ("SAME", "second", False)
