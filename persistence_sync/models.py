@@ -234,10 +234,11 @@ class Tombstone(models.Model):
 
     @classmethod
     def forget(cls, model, pks, using):
+        from persistence_sync.db import chunks
+
         label = model._meta.label_lower
         tombstones = cls.objects.using(using)
-        for start in range(0, len(pks), 1000):
-            chunk = [str(pk) for pk in pks[start : start + 1000]]
+        for chunk in chunks([str(pk) for pk in pks]):
             # Find first, then delete by primary key: a DELETE by (model,
             # object_id) of absent rows takes InnoDB gap locks, on which
             # writers of *other* models (sharing this table) would deadlock.
