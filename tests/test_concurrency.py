@@ -14,11 +14,12 @@ import threading
 import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import Client
 from todo.models import Task
 
 from persistence_sync import clock
+from persistence_sync.clock import Clock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -175,3 +176,38 @@ def test_a_pull_reads_the_clock_and_the_rows_in_one_snapshot(sync, monkeypatch):
     later = sync.pull("taskUpdates", since=answer["now"])["updates"]
     assert [(u["id"], u.get("name"), u.get("_removed")) for u in later] == [
         (kept.pk, "after the snapshot", None), (other.pk, None, True)]
+
+
+def test_the_first_writes_of_a_model_get_distinct_stamps():
+    """Two writers meet a model's clock row missing: the second waits for the first's row.
+
+    The second must still advance the counter once the first commits, or
+    both writes share a stamp (a client that pulled between them would miss
+    the second). SQLite runs the writers one after the other anyway.
+    """
+    Clock.objects.filter(model="todo.task").delete()
+    first_ticked, stamps, errors = threading.Event(), {}, []
+
+    def write(name, hold):
+        try:
+            if name == "second":
+                first_ticked.wait(10)
+            with transaction.atomic():
+                stamps[name] = clock.tick(Task, "default")
+                if hold:
+                    first_ticked.set()
+                    time.sleep(0.3)  # the second writer now waits for this row
+        except Exception as exc:
+            errors.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=("first", True)),
+               threading.Thread(target=write, args=("second", False))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert stamps["second"] > stamps["first"]
+    assert Clock.objects.get(model="todo.task").value == stamps["second"]
