@@ -106,7 +106,11 @@ class SyncableQuerySet(models.QuerySet):
             stamp = clock.tick(self.model, self.db)
             for obj in objs:
                 obj.last_change = stamp
-            return super().bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
+            # Django's bulk_update writes through update(): a plain QuerySet's,
+            # or each batch would tick again and the instances would not hold
+            # the stamp that is stored.
+            plain = models.QuerySet(self.model, using=self.db)
+            return plain.bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
 
     bulk_update.alters_data = True
 

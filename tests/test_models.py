@@ -63,6 +63,18 @@ def test_bulk_create_and_bulk_update_stamp(sync, mark):
     assert {u["name"] for u in pulled(sync, since).values()} == {"t0!", "t1!"}
 
 
+def test_bulk_update_gives_every_object_one_stamp_the_one_stored(sync):
+    tasks = Task.objects.bulk_create([Task(name=f"t{i}") for i in range(3)])
+    since = sync.pull("taskUpdates")["now"]
+    for task in tasks:
+        task.done = True
+    Task.objects.bulk_update(tasks, ["done"], batch_size=1)
+    stored = dict(Task.objects.values_list("pk", "last_change"))
+    assert {task.pk: task.last_change for task in tasks} == stored
+    assert len(set(stored.values())) == 1 and tasks[0].last_change > since
+    assert sync.pull("taskUpdates")["now"] == tasks[0].last_change
+
+
 def test_instance_and_queryset_deletes_leave_tombstones(sync, mark):
     one, two, three = Task.objects.bulk_create([Task(name=f"t{i}") for i in range(3)])
     ids = [one.pk, two.pk, three.pk]
