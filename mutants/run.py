@@ -9,6 +9,7 @@ a time, and the copy's file is restored afterwards::
                                                # the mutants marked server_db
     python mutants/run.py --only clock-       # mutants whose name starts with clock-
     python mutants/run.py --server none        # SQLite only (no database server here)
+    python mutants/run.py --on postgresql mysql --only pull-   # on those databases only
     python mutants/run.py --list               # the catalogue, and stale snippets
 
 The suite run per mutant is ``pytest -x -q -m "not browser and not live"``;
@@ -62,7 +63,8 @@ def status_of(mutant, tree):
 
 
 def run_suite(tree, database, tests=(), timeout=900):
-    """True if the suite (``tests`` only, when given) passes in ``tree`` on ``database``."""
+    """None if the suite (``tests`` only, when given) passes in ``tree`` on ``database``,
+    else what failed."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PS_DB": database}
     if database == "sqlite":
         env.pop("PS_DB_NAME", None)  # a file path for SQLite: the default temp file is right
@@ -72,21 +74,25 @@ def run_suite(tree, database, tests=(), timeout=900):
         done = subprocess.run([*PYTEST, *tests], cwd=tree, env=env, capture_output=True,
                               text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return False  # a hang is caught too: no sane suite run takes this long
+        return "timeout"  # a hang is caught too: no sane suite run takes this long
     # 2 (a collection error: the mutant broke an import) counts as killed;
     # 4 and 5 (bad arguments, no tests ran) mean the catalogue names bad tests.
     if done.returncode in (4, 5):
         raise SystemExit(f"pytest could not run {tests or 'the suite'}:\n{done.stdout}{done.stderr}")
-    return done.returncode == 0
+    if done.returncode == 0:
+        return None
+    failed = [line.split()[1] for line in done.stdout.splitlines()
+              if line.startswith(("FAILED ", "ERROR ")) and len(line.split()) > 1]
+    return failed[0] if failed else f"pytest exit {done.returncode}"
 
 
 def kills(mutant, tree, databases):
-    """The database on which some test fails with ``mutant`` planted, or None."""
+    """Where some test fails with ``mutant`` planted (database: test), or None."""
     for database in databases:
-        if mutant.tests and not run_suite(tree, database, mutant.tests):
-            return database
-        if not run_suite(tree, database):
-            return database
+        for tests in ([mutant.tests] if mutant.tests else []) + [()]:
+            failed = run_suite(tree, database, tests)
+            if failed:
+                return f"{database}: {failed}"
     return None
 
 
@@ -95,6 +101,9 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", default=(), help="run mutants whose name starts so")
     parser.add_argument("--server", default="postgresql", choices=["postgresql", "mysql", "none"],
                         help="server database for the mutants marked server_db (default postgresql)")
+    parser.add_argument("--on", nargs="*", choices=["sqlite", "postgresql", "mysql"],
+                        help="run each mutant on these databases only (checking that a "
+                        "database's own tests kill it)")
     parser.add_argument("--list", action="store_true", help="list the catalogue and stop")
     args = parser.parse_args(argv)
 
@@ -116,9 +125,13 @@ def main(argv=None):
         baseline = ["sqlite"]
         if args.server != "none" and any(m.server_db in (True, args.server) for m in selected):
             baseline.append(args.server)
+        if args.on:
+            baseline = args.on
         for database in baseline:
-            if not run_suite(tree, database):
-                raise SystemExit(f"the suite fails on {database} without any mutant: fix it first")
+            failed = run_suite(tree, database)
+            if failed:
+                raise SystemExit(f"the suite fails on {database} without any mutant ({failed}): "
+                                 "fix it first")
         killed, survived, stale, equivalent, skipped = [], [], [], [], []
         for number, mutant in enumerate(selected, 1):
             prefix = f"[{number}/{len(selected)}] {mutant.name}"
@@ -126,7 +139,7 @@ def main(argv=None):
                 equivalent.append(mutant)
                 print(f"{prefix}: equivalent ({mutant.equivalent})", flush=True)
                 continue
-            if isinstance(mutant.server_db, str) and mutant.server_db != args.server:
+            if isinstance(mutant.server_db, str) and mutant.server_db not in (args.on or [args.server]):
                 skipped.append(mutant)
                 print(f"{prefix}: skipped (needs --server {mutant.server_db})", flush=True)
                 continue
@@ -142,6 +155,8 @@ def main(argv=None):
                 databases = ["sqlite"]
                 if mutant.server_db and args.server != "none":
                     databases.append(args.server)
+                if args.on:
+                    databases = args.on
                 by = kills(mutant, tree, databases)
             finally:
                 path.write_text(original)
