@@ -5,6 +5,7 @@ import re
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.test import override_settings
 from todo.models import Project, Tag, Task
 
 from persistence_sync import clock
@@ -177,6 +178,17 @@ def test_a_rolled_back_write_leaves_no_trace(sync):
     keep.delete()
     Task.objects.filter(pk=other.pk).delete()
     assert {u["id"]: u.get("_removed") for u in pulled(sync, mark).values()} == ids
+
+
+@override_settings(PERSISTENCE_SYNC={"BATCH_SIZE": 2})
+def test_ids_recreated_in_bulk_forget_every_tombstone_past_batch_size(sync):
+    ids = [f"T{i}" for i in range(5)]
+    Task.objects.bulk_create([Task(id=pk, name="first") for pk in ids])
+    Task.objects.filter(pk__in=ids).delete()
+    Task.objects.bulk_create([Task(id=pk, name="second") for pk in ids])
+    assert not Tombstone.objects.exists()
+    assert [(u["id"], "_removed" in u) for u in sync.pull("taskUpdates")["updates"]] == [
+        (pk, False) for pk in ids]
 
 
 @pytest.mark.parametrize("recreate", ["create", "save", "bulk_create"])
