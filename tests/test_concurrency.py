@@ -6,6 +6,11 @@ acknowledged write must be in the answer of the pull whose window
 (since, now] holds its stamp, and so reach every reader; no two pushes may
 share a stamp. (tests/integration has the same proof with many server
 processes over real HTTP.)
+
+Those runs depend on timing; the tests below do not: they make the one
+interleaving that matters happen (another connection committing right after
+a pull read the clock, a second writer meeting a clock row being created)
+and run on every database in the default run.
 """
 
 import itertools
