@@ -42,6 +42,7 @@ CLIENT = "persistence_sync/client.py"  # CLIENT: repoint after the package move
 CLIENT_DECISIONS = CLIENT  # CLIENT: client/planner.py after the move
 CLIENT_LOCAL = CLIENT  # CLIENT: client/local.py after the move
 
+T_CLOCK = ("tests/test_clock.py",)
 T_CLIENT = ("tests/test_client.py",)
 T_PULL = ("tests/test_pull.py", "tests/test_concurrency.py")
 T_PUSH = ("tests/test_push.py", "tests/test_push_errors.py")
@@ -52,10 +53,10 @@ MUTANTS = [
     # --- clock.py: stamps and the snapshot ---------------------------------------------
     Mutant("clock-tick-without-increment", CLOCK,
            'Greatest(F("value") + 1, Value(wall_ms()))', 'Greatest(F("value"), Value(wall_ms()))',
-           "two writes in one millisecond share a stamp", tests=T_PUSH),
+           "two writes in one millisecond share a stamp", tests=T_CLOCK),
     Mutant("clock-tick-wall-clock-only", CLOCK,
            'Greatest(F("value") + 1, Value(wall_ms()))', "Value(wall_ms())",
-           "the wall clock going back (NTP) gives a stamp below an earlier one", tests=T_MODELS),
+           "the wall clock going back (NTP) gives a stamp below an earlier one", tests=T_CLOCK),
     Mutant("clock-tick-outside-atomic-allowed", CLOCK,
            "if not connections[using].in_atomic_block:", "if False:",
            "forgetting that the lock only orders writers inside a transaction", tests=T_MODELS),
@@ -111,6 +112,11 @@ MUTANTS = [
            "last_change__gt=since, last_change__lte=now)", "last_change__gt=since)",
            "the upper bound looks redundant",
            equivalent="as pull-rows-above-now: tombstones are stamped by the same clock"),
+    Mutant("pull-ignores-visibility", SERVER,
+           "            queryset.using(using)\n            .filter(last_change__gt=after",
+           "            registration.model._base_manager.using(using)\n"
+           "            .filter(last_change__gt=after",
+           "the model's table read directly, past get_queryset", tests=("tests/test_registry.py",)),
     Mutant("pull-order-by-stamp-only", SERVER,
            "entries.sort(key=itemgetter(0, 1))", "entries.sort(key=itemgetter(0))",
            "objects of one push share a stamp; their order then depends on the database",
@@ -127,7 +133,8 @@ MUTANTS = [
 
     # --- server.py: push -----------------------------------------------------------------
     Mutant("push-unchanged-object-restamped", SERVER,
-           "                continue  # nothing changes: the object keeps its stamp\n", "",
+           "                continue  # nothing changes: the object keeps its stamp\n",
+           "                pass\n",
            "restamping unchanged objects echoes them to every client", tests=T_PUSH),
     Mutant("push-partial-update-drops-fields", SERVER,
            "writes.append(model(pk=pk, **{**old, **change.values}))",
@@ -188,6 +195,11 @@ MUTANTS = [
     Mutant("wire-removed-false-removes", SERIALIZERS,
            "if item.get(REMOVED) is True or item.get(REMOVED) == 1:", "if REMOVED in item:",
            "the key's presence taken for removal", tests=T_PUSH),
+    Mutant("wire-naive-iso-local-time", SERIALIZERS,
+           "            parsed = parsed.replace(tzinfo=datetime.timezone.utc)\n",
+           "            pass\n",
+           "a date-time without offset left naive (Django then reads it in TIME_ZONE)",
+           tests=T_VALUES),
     Mutant("wire-bool-any-int", SERIALIZERS,
            "if type(value) is int and value in (0, 1):", "if type(value) is int:",
            "truthiness of any integer", tests=T_PUSH),
@@ -218,7 +230,7 @@ MUTANTS = [
            "if key in (ID, LAST_CHANGE, REMOVED):", "if key in (ID, REMOVED):",
            "_lastChange taken for a field", tests=T_PUSH),
     Mutant("wire-validators-skipped", SERIALIZERS,
-           "            field.run_validators(result)\n", "",
+           "            field.run_validators(result)\n", "            pass\n",
            "type checks look enough (max_length, max_digits are validators)", tests=T_PUSH),
     Mutant("wire-unchanged-compare-python", SERVER,
            "codecs[name].wire(value) == codecs[name].wire(old[name])", "value == old[name]",
@@ -372,6 +384,15 @@ MUTANTS = [
            "for name in self.properties:\n            setattr(self.local",
            "take_remote(names) takes every conflicting property",
            tests=("tests/test_conflicts.py",)),
+    Mutant("client-pulled-removed-false-deletes", CLIENT_DECISIONS,
+           "        if item.get(REMOVED) is True or item.get(REMOVED) == 1:\n"
+           "            remote.removed = True",
+           "        if REMOVED in item:\n            remote.removed = True",
+           "the key's presence taken for removal", tests=T_CLIENT),
+    Mutant("client-deletion-conflict-unreported", CLIENT_DECISIONS,
+           '                    result.conflicts.append({"id": pk, "properties": [], '
+           '"resolution": "deleted"})\n', "",
+           "a local deletion silently beats a remote change", tests=T_CLIENT),
     Mutant("client-failed-push-applies", CLIENT,
            "        push_now = transport.push(url, plan.push)\n",
            "        try:\n            push_now = transport.push(url, plan.push)\n"

@@ -56,10 +56,22 @@ def status_of(mutant, tree):
     path = tree / mutant.file
     if not path.is_file():
         return f"stale: {mutant.file} does not exist"
-    count = path.read_text().count(mutant.original)
+    source = path.read_text()
+    count = source.count(mutant.original)
     if count != 1:
         return f"stale: the snippet occurs {count} times in {mutant.file}"
+    try:
+        planted(mutant, source)
+    except SyntaxError as exc:
+        return f"invalid: the planted code does not compile ({exc.msg}, line {exc.lineno})"
     return None
+
+
+def planted(mutant, source):
+    """``source`` with ``mutant`` planted; a SyntaxError is the catalogue's bug, not a kill."""
+    mutated = source.replace(mutant.original, mutant.replacement)
+    compile(mutated, mutant.file, "exec")
+    return mutated
 
 
 def run_suite(tree, database, tests=(), timeout=900):
@@ -150,7 +162,7 @@ def main(argv=None):
                 continue
             path = tree / mutant.file
             original = path.read_text()
-            path.write_text(original.replace(mutant.original, mutant.replacement))
+            path.write_text(planted(mutant, original))
             try:
                 databases = ["sqlite"]
                 if mutant.server_db and args.server != "none":
@@ -177,7 +189,7 @@ def main(argv=None):
         print(f"\nSURVIVOR {mutant.name} ({mutant.file}): {mutant.why}\n"
               f"  - {mutant.original!r}\n  + {mutant.replacement!r}")
     for mutant, problem in stale:
-        print(f"\nSTALE {mutant.name}: {problem}; repoint it in mutants/catalogue.py")
+        print(f"\nSTALE {mutant.name}: {problem}; fix or repoint it in mutants/catalogue.py")
     return 1 if survived else 0
 
 

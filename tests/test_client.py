@@ -277,6 +277,31 @@ def test_write_between_collect_and_apply_is_merged_not_lost(server, monkeypatch)
     assert server.values(TASKS, task.pk)["name"] == "renamed here"
 
 
+def test_a_deletion_on_one_side_wins_over_a_change_on_the_other(server):
+    mine, theirs = Project.objects.create(name="mine"), Project.objects.create(name="theirs")
+    run(server)
+    mine_id, theirs_id = mine.pk, theirs.pk
+    server.put(PROJECTS, mine_id, name="changed there")
+    mine.delete()
+    server.delete(PROJECTS, theirs_id)
+    Project.objects.filter(pk=theirs_id).update(name="changed here")
+    result = run(server)["todo.project"]
+    assert sorted(result.conflicts, key=lambda c: c["id"] == theirs_id) == [
+        {"id": mine_id, "properties": [], "resolution": "deleted"},
+        {"id": theirs_id, "properties": [], "resolution": "deleted"},
+    ]
+    assert not Project.objects.exists() and server.objects[PROJECTS] == {}
+    again = run(server)["todo.project"]
+    assert (again.conflicts, again.pushed, again.pulled) == ([], 0, 0)
+
+
+def test_a_pulled_removed_false_is_an_object_not_a_deletion(server):
+    """Some servers send ``"_removed": false`` on every live object."""
+    server.put(PROJECTS, "P1", name="live", _removed=False)
+    result = run(server)["todo.project"]
+    assert result.created == 1 and Project.objects.get(pk="P1").name == "live"
+
+
 def push_a_compromise(conflicts, updates_to_push):
     """Leaves the local objects alone and only appends to the push."""
     for conflict in conflicts:

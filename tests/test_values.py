@@ -38,7 +38,8 @@ def test_pushed_values_are_stored_as_their_python_values(sync):
     assert gadget.secret == "hidden"
 
 
-@pytest.mark.parametrize("due", [JAN_15 * 1000, "2024-01-15T10:30:00.000Z", JAN_15])
+@pytest.mark.parametrize("due", [JAN_15 * 1000, "2024-01-15T10:30:00.000Z", JAN_15,
+                                 "2024-01-15T10:30:00", "2024-01-15T11:30:00+01:00"])
 def test_dates_are_accepted_as_seconds_milliseconds_or_iso(sync, due):
     sync.push("gadgets", [{"id": "G", "name": "g", "due": due}])
     assert Gadget.objects.get().due == datetime.datetime(2024, 1, 15, 10, 30,
