@@ -47,6 +47,16 @@ def test_save_with_update_fields_still_stamps(sync, mark):
     assert pulled(sync, after_create)[task.pk]["done"] is True
 
 
+def test_save_with_no_update_fields_saves_and_stamps_nothing(sync):
+    """Django saves nothing for update_fields=[]; no change may reach clients either."""
+    task = Task.objects.create(name="a")
+    since = sync.pull("taskUpdates")["now"]
+    task.name = "not saved"
+    task.save(update_fields=[])
+    assert sync.pull("taskUpdates", since=since) == {"now": since, "updates": []}
+    assert Task.objects.get().name == "a"
+
+
 def test_queryset_update_stamps(sync, mark):
     tasks = Task.objects.bulk_create([Task(name="a"), Task(name="b")])
     since = sync.pull("taskUpdates")["now"]
