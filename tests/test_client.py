@@ -321,6 +321,24 @@ def test_a_handlers_additions_to_the_push_are_pushed_and_kept(server, conflicted
     assert Project.objects.get(pk="EXTRA").name == "added by the handler"
 
 
+def push_only_the_name(conflicts, updates_to_push):
+    for conflict in conflicts:
+        updates_to_push.append(conflict.local_update(["name"]))
+
+
+def test_what_a_handler_keeps_but_does_not_push_is_pushed_with_what_it_pushed(server):
+    task = Task.objects.create(name="base")
+    run(server, models=["todo.task"])
+    server.put(TASKS, task.pk, name="remote", done=True, project=None)
+    Task.objects.filter(pk=task.pk).update(name="local")
+    result = run(server, push_only_the_name, models=["todo.task"])["todo.task"]
+    assert result.conflicts == [{"id": task.pk, "properties": ["name", "done"],
+                                 "resolution": "local"}]
+    assert server.values(TASKS, task.pk) == {"id": task.pk, "name": "local", "done": False,
+                                             "project": None}
+    assert Task.objects.values_list("name", "done").get() == ("local", False)
+
+
 def while_saving(model, action):
     """A progress callback that runs ``action`` just before ``model``'s sync writes locally:
     another process changing the replica while syncall runs."""
