@@ -366,6 +366,18 @@ def test_a_remote_deletion_spares_an_object_changed_here_while_syncall_ran(serve
     assert Project.objects.filter(pk=project.pk).exists()
 
 
+def test_a_remote_value_spares_the_same_field_changed_here_while_syncall_ran(server):
+    project = Project.objects.create(name="v1")
+    run(server)
+    server.put(PROJECTS, project.pk, name="remote")
+    edit = while_saving("todo.project",
+                        lambda: Project.objects.filter(pk=project.pk).update(name="mine"))
+    run(server, models=["todo.project"], progress=edit)
+    assert Project.objects.get().name == "mine"
+    run(server, models=["todo.project"])
+    assert server.values(PROJECTS, project.pk)["name"] == "mine"
+
+
 def test_a_remote_creation_spares_an_id_deleted_here_while_syncall_ran(server):
     run(server)
     server.put(PROJECTS, "R1", name="theirs")
