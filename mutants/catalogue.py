@@ -393,6 +393,10 @@ MUTANTS = [
            '                    result.conflicts.append({"id": pk, "properties": [], '
            '"resolution": "deleted"})\n', "",
            "a local deletion silently beats a remote change", tests=T_CLIENT),
+    Mutant("client-handler-removal-kept-here", CLIENT_DECISIONS,
+           "        if entry.get(REMOVED):\n            plan.deletes[pk] = row.stamp\n        else:",
+           "        if entry.get(REMOVED):\n            pass\n        else:",
+           "a removal the handler pushes is not applied locally", tests=T_CLIENT),
     Mutant("client-failed-push-applies", CLIENT,
            "        push_now = transport.push(url, plan.push)\n",
            "        try:\n            push_now = transport.push(url, plan.push)\n"

@@ -339,6 +339,19 @@ def test_what_a_handler_keeps_but_does_not_push_is_pushed_with_what_it_pushed(se
     assert Task.objects.values_list("name", "done").get() == ("local", False)
 
 
+def delete_both(conflicts, updates_to_push):
+    for conflict in conflicts:
+        updates_to_push.append({"id": conflict.id, "_removed": True})
+
+
+def test_a_handler_that_pushes_a_removal_deletes_the_object_on_both_sides(server, conflicted):
+    run(server, delete_both)
+    assert not Project.objects.exists()
+    assert conflicted.pk not in server.objects[PROJECTS]
+    again = run(server)["todo.project"]
+    assert (again.conflicts, again.pushed, again.pulled) == ([], 0, 0)
+
+
 def while_saving(model, action):
     """A progress callback that runs ``action`` just before ``model``'s sync writes locally:
     another process changing the replica while syncall runs."""
