@@ -29,6 +29,12 @@ def test_prefer_remote_takes_remote_values_decoded():
     assert updates == []
 
 
+def test_take_remote_takes_only_the_properties_named():
+    conflict = make_conflict()
+    conflict.take_remote(["name"])
+    assert (conflict.local.name, conflict.local.done) == ("remote name", False)
+
+
 def test_helpers_read_values_on_the_wire_and_in_python():
     conflict = make_conflict()
     assert conflict.local_value("done") is False and conflict.remote_value("done") is True
