@@ -162,6 +162,7 @@ def read_snapshot(using):
     snapshot, or a row re-stamped in between would drop out of both this pull
     and the next one's window (it is still delivered later, but a pull would
     no longer hold every write stamped inside its window).
+    tests/test_concurrency.py commits such a write right after the clock read.
     """
     connection = connections[using]
     if connection.in_atomic_block:

@@ -106,7 +106,11 @@ class SyncableQuerySet(models.QuerySet):
             stamp = clock.tick(self.model, self.db)
             for obj in objs:
                 obj.last_change = stamp
-            return super().bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
+            # Django's bulk_update writes through update(): a plain QuerySet's,
+            # or each batch would tick again and the instances would not hold
+            # the stamp that is stored.
+            plain = models.QuerySet(self.model, using=self.db)
+            return plain.bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
 
     bulk_update.alters_data = True
 
@@ -234,10 +238,11 @@ class Tombstone(models.Model):
 
     @classmethod
     def forget(cls, model, pks, using):
+        from persistence_sync.db import chunks
+
         label = model._meta.label_lower
         tombstones = cls.objects.using(using)
-        for start in range(0, len(pks), 1000):
-            chunk = [str(pk) for pk in pks[start : start + 1000]]
+        for chunk in chunks([str(pk) for pk in pks]):
             # Find first, then delete by primary key: a DELETE by (model,
             # object_id) of absent rows takes InnoDB gap locks, on which
             # writers of *other* models (sharing this table) would deadlock.

@@ -305,6 +305,133 @@ def test_write_between_collect_and_apply_is_merged_not_lost(server, monkeypatch)
     assert server.values(TASKS, task.pk)["name"] == "renamed here"
 
 
+def test_a_deletion_on_one_side_wins_over_a_change_on_the_other(server):
+    mine, theirs = Project.objects.create(name="mine"), Project.objects.create(name="theirs")
+    run(server)
+    mine_id, theirs_id = mine.pk, theirs.pk
+    server.put(PROJECTS, mine_id, name="changed there")
+    mine.delete()
+    server.delete(PROJECTS, theirs_id)
+    Project.objects.filter(pk=theirs_id).update(name="changed here")
+    result = run(server)["todo.project"]
+    assert sorted(result.conflicts, key=lambda c: c["id"] == theirs_id) == [
+        {"id": mine_id, "properties": [], "resolution": "deleted"},
+        {"id": theirs_id, "properties": [], "resolution": "deleted"},
+    ]
+    assert not Project.objects.exists() and server.objects[PROJECTS] == {}
+    again = run(server)["todo.project"]
+    assert (again.conflicts, again.pushed, again.pulled) == ([], 0, 0)
+
+
+def test_a_pulled_removed_false_is_an_object_not_a_deletion(server):
+    """Some servers send ``"_removed": false`` on every live object."""
+    server.put(PROJECTS, "P1", name="live", _removed=False)
+    result = run(server)["todo.project"]
+    assert result.created == 1 and Project.objects.get(pk="P1").name == "live"
+
+
+def push_a_compromise(conflicts, updates_to_push):
+    """Leaves the local objects alone and only appends to the push."""
+    for conflict in conflicts:
+        updates_to_push.append({"id": conflict.id, "name": "agreed"})
+    updates_to_push.append({"id": "EXTRA", "name": "added by the handler"})
+
+
+def test_a_handlers_additions_to_the_push_are_pushed_and_kept(server, conflicted):
+    result = run(server, push_a_compromise)["todo.project"]
+    assert result.conflicts == [
+        {"id": conflicted.pk, "properties": ["name"], "resolution": "custom"}]
+    assert server.values(PROJECTS, conflicted.pk)["name"] == "agreed"
+    assert server.values(PROJECTS, "EXTRA") == {"id": "EXTRA", "name": "added by the handler"}
+    assert Project.objects.get(pk=conflicted.pk).name == "agreed"
+    again = run(server)["todo.project"]
+    assert (again.conflicts, again.pushed) == ([], 0)
+    assert Project.objects.get(pk="EXTRA").name == "added by the handler"
+
+
+def push_only_the_name(conflicts, updates_to_push):
+    for conflict in conflicts:
+        updates_to_push.append(conflict.local_update(["name"]))
+
+
+def test_what_a_handler_keeps_but_does_not_push_is_pushed_with_what_it_pushed(server):
+    task = Task.objects.create(name="base")
+    run(server, models=["todo.task"])
+    server.put(TASKS, task.pk, name="remote", done=True, project=None)
+    Task.objects.filter(pk=task.pk).update(name="local")
+    result = run(server, push_only_the_name, models=["todo.task"])["todo.task"]
+    assert result.conflicts == [{"id": task.pk, "properties": ["name", "done"],
+                                 "resolution": "local"}]
+    assert server.values(TASKS, task.pk) == {"id": task.pk, "name": "local", "done": False,
+                                             "project": None}
+    assert Task.objects.values_list("name", "done").get() == ("local", False)
+
+
+def delete_both(conflicts, updates_to_push):
+    for conflict in conflicts:
+        updates_to_push.append({"id": conflict.id, "_removed": True})
+
+
+def test_a_handler_that_pushes_a_removal_deletes_the_object_on_both_sides(server, conflicted):
+    run(server, delete_both)
+    assert not Project.objects.exists()
+    assert conflicted.pk not in server.objects[PROJECTS]
+    again = run(server)["todo.project"]
+    assert (again.conflicts, again.pushed, again.pulled) == ([], 0, 0)
+
+
+def while_saving(model, action):
+    """A progress callback that runs ``action`` just before ``model``'s sync writes locally:
+    another process changing the replica while syncall runs."""
+
+    def progress(result, stage):
+        if result.model == model and stage == "saving":
+            action()
+
+    return progress
+
+
+def test_a_remote_deletion_spares_an_object_changed_here_while_syncall_ran(server):
+    project = Project.objects.create(name="v1")
+    run(server)
+    server.delete(PROJECTS, project.pk)
+    edit = while_saving("todo.project",
+                        lambda: Project.objects.filter(pk=project.pk).update(name="edited here"))
+    result = run(server, models=["todo.project"], progress=edit)["todo.project"]
+    assert result.removed == 0
+    assert Project.objects.get(pk=project.pk).name == "edited here"
+    # The local change wins as a later write: it is pushed next run and not deleted.
+    again = run(server, models=["todo.project"])["todo.project"]
+    assert again.pushed == 1 and again.removed == 0
+    assert server.values(PROJECTS, project.pk) == {"id": project.pk, "name": "edited here"}
+    assert Project.objects.filter(pk=project.pk).exists()
+
+
+def test_a_remote_value_spares_the_same_field_changed_here_while_syncall_ran(server):
+    project = Project.objects.create(name="v1")
+    run(server)
+    server.put(PROJECTS, project.pk, name="remote")
+    edit = while_saving("todo.project",
+                        lambda: Project.objects.filter(pk=project.pk).update(name="mine"))
+    run(server, models=["todo.project"], progress=edit)
+    assert Project.objects.get().name == "mine"
+    run(server, models=["todo.project"])
+    assert server.values(PROJECTS, project.pk)["name"] == "mine"
+
+
+def test_a_remote_creation_spares_an_id_deleted_here_while_syncall_ran(server):
+    run(server)
+    server.put(PROJECTS, "R1", name="theirs")
+
+    def create_and_delete():
+        Project.objects.create(id="R1", name="mine").delete()
+
+    run(server, models=["todo.project"], progress=while_saving("todo.project", create_and_delete))
+    assert not Project.objects.filter(pk="R1").exists()
+    again = run(server, models=["todo.project"])["todo.project"]
+    assert again.pushed == 1 and "R1" not in server.objects[PROJECTS]
+
+
 # --- HttpTransport over a real socket --------------------------------------------------
 
 

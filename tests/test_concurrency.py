@@ -6,6 +6,11 @@ acknowledged write must be in the answer of the pull whose window
 (since, now] holds its stamp, and so reach every reader; no two pushes may
 share a stamp. (tests/integration has the same proof with many server
 processes over real HTTP.)
+
+Those runs depend on timing; the tests below do not: they make the one
+interleaving that matters happen (another connection committing right after
+a pull read the clock, a second writer meeting a clock row being created)
+and run on every database in the default run.
 """
 
 import itertools
@@ -14,9 +19,12 @@ import threading
 import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import Client
 from todo.models import Task
+
+from persistence_sync import clock
+from persistence_sync.clock import Clock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,3 +120,100 @@ def test_no_reader_misses_an_acknowledged_write():
             if not window or window[0].get(obj_id) != stamp:
                 missed.append((obj_id, stamp))
         assert missed == [], f"{len(missed)} of {len(log.writes)} writes missed, e.g. {missed[:5]}"
+
+
+def test_a_pull_reads_the_clock_and_the_rows_in_one_snapshot(sync, monkeypatch):
+    """Another connection re-stamps a row and deletes one right after the pull read `now`.
+
+    The pull must answer the row as it was when the clock was read: its new
+    stamp is above `now`, so reading it in a later snapshot would drop it
+    from this answer and, its old stamp being below `now`, from the next
+    one's window too. On PostgreSQL the pull's REPEATABLE READ transaction
+    fixes the snapshot at its first query, the clock read; on MariaDB
+    (InnoDB's consistent read) likewise. On SQLite (rollback journal) the
+    pull's transaction holds a shared lock from the clock read on, so the
+    other connection's commit waits until the pull is done (in WAL mode it
+    would commit and the pull's read snapshot, fixed by the clock read,
+    would still not see it); the same assertions hold.
+    """
+    # Ids in pull order (ascending id), whatever the stamps.
+    gone, kept = Task.objects.create(id="C3", name="gone"), Task.objects.create(id="A1", name="kept")
+    gone.delete()
+    since = sync.pull("taskUpdates")["now"]  # == the tombstone's stamp: not pulled again
+    Task.objects.filter(pk=kept.pk).update(name="in the snapshot")
+    stamp = Task.objects.get(pk=kept.pk).last_change
+    other = Task.objects.create(id="B2", name="other")  # stamped before the pull: in the window
+    other_stamp = other.last_change
+
+    def write_from_another_connection():
+        try:
+            Task.objects.filter(pk=kept.pk).update(name="after the snapshot")
+            Task.objects.filter(pk=other.pk).delete()
+        finally:
+            connections.close_all()
+
+    real_committed_now = clock.committed_now_and_horizon
+    writer = []
+
+    def committed_now_then_write(model, using):
+        value = real_committed_now(model, using)
+        thread = threading.Thread(target=write_from_another_connection)
+        thread.start()
+        # Server databases let the writer commit now; SQLite makes it wait for the pull.
+        thread.join(timeout=0.3 if connection.vendor == "sqlite" else 10)
+        writer.append((thread, not thread.is_alive()))
+        return value
+
+    monkeypatch.setattr(clock, "committed_now_and_horizon", committed_now_then_write)
+    answer = sync.pull("taskUpdates", since=since)
+    monkeypatch.undo()
+    [(thread, committed_during_pull)] = writer
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    # Else this test would prove nothing on a server database.
+    assert committed_during_pull or connection.vendor == "sqlite"
+    assert answer == {"now": other_stamp, "updates": [
+        {"id": kept.pk, "name": "in the snapshot", "done": False, "project": None,
+         "_lastChange": stamp},
+        {"id": other.pk, "name": "other", "done": False, "project": None,
+         "_lastChange": other_stamp},
+    ]}
+    # Nothing is lost: the next pull carries what the other connection committed.
+    later = sync.pull("taskUpdates", since=answer["now"])["updates"]
+    assert [(u["id"], u.get("name"), u.get("_removed")) for u in later] == [
+        (kept.pk, "after the snapshot", None), (other.pk, None, True)]
+
+
+def test_the_first_writes_of_a_model_get_distinct_stamps():
+    """Two writers meet a model's clock row missing: the second waits for the first's row.
+
+    The second must still advance the counter once the first commits, or
+    both writes share a stamp (a client that pulled between them would miss
+    the second). SQLite runs the writers one after the other anyway.
+    """
+    Clock.objects.filter(model="todo.task").delete()
+    first_ticked, stamps, errors = threading.Event(), {}, []
+
+    def write(name, hold):
+        try:
+            if name == "second":
+                first_ticked.wait(10)
+            with transaction.atomic():
+                stamps[name] = clock.tick(Task, "default")
+                if hold:
+                    first_ticked.set()
+                    time.sleep(0.3)  # the second writer now waits for this row
+        except Exception as exc:
+            errors.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=("first", True)),
+               threading.Thread(target=write, args=("second", False))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert stamps["second"] > stamps["first"]
+    assert Clock.objects.get(model="todo.task").value == stamps["second"]

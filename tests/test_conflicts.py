@@ -3,8 +3,8 @@
 import pytest
 from todo.models import Task
 
-from persistence_sync.client import conflicts
 from persistence_sync.client.conflicts import Conflict, get_conflict_handler, prefer_local, prefer_remote
+from persistence_sync.exceptions import ConflictHandlerError
 from persistence_sync.registry import get_registration
 
 
@@ -29,6 +29,12 @@ def test_prefer_remote_takes_remote_values_decoded():
     assert updates == []
 
 
+def test_take_remote_takes_only_the_properties_named():
+    conflict = make_conflict()
+    conflict.take_remote(["name"])
+    assert (conflict.local.name, conflict.local.done) == ("remote name", False)
+
+
 def test_helpers_read_values_on_the_wire_and_in_python():
     conflict = make_conflict()
     assert conflict.local_value("done") is False and conflict.remote_value("done") is True
@@ -51,10 +57,10 @@ def test_handler_lookup(name, expected):
 
 @pytest.mark.parametrize("name, message", [
     ("no.such.handler", "--conflicts: cannot import conflict handler 'no.such.handler'"),
-    ("persistence_sync.client.conflicts.STOCK_HANDLERS", "is not callable"),
-    ("", "must be 'prefer-local'"),
+    ("persistence_sync.client.conflicts.STOCK_HANDLERS", "--conflicts: .* is not callable"),
+    ("", "--conflicts must be 'prefer-local'"),
+    (None, "--conflicts must be 'prefer-local'"),
 ])
 def test_bad_handler_names_say_where_they_came_from(name, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConflictHandlerError, match=message):
         get_conflict_handler(name, "--conflicts")
-    assert conflicts.STOCK_HANDLERS  # untouched

@@ -5,6 +5,7 @@ import re
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.test import override_settings
 from todo.models import Project, Tag, Task
 
 from persistence_sync import clock
@@ -46,6 +47,16 @@ def test_save_with_update_fields_still_stamps(sync, mark):
     assert pulled(sync, after_create)[task.pk]["done"] is True
 
 
+def test_save_with_no_update_fields_saves_and_stamps_nothing(sync):
+    """Django saves nothing for update_fields=[]; no change may reach clients either."""
+    task = Task.objects.create(name="a")
+    since = sync.pull("taskUpdates")["now"]
+    task.name = "not saved"
+    task.save(update_fields=[])
+    assert sync.pull("taskUpdates", since=since) == {"now": since, "updates": []}
+    assert Task.objects.get().name == "a"
+
+
 def test_queryset_update_stamps(sync, mark):
     tasks = Task.objects.bulk_create([Task(name="a"), Task(name="b")])
     since = sync.pull("taskUpdates")["now"]
@@ -61,6 +72,18 @@ def test_bulk_create_and_bulk_update_stamp(sync, mark):
         task.name += "!"
     Task.objects.bulk_update(tasks[:2], ["name"])
     assert {u["name"] for u in pulled(sync, since).values()} == {"t0!", "t1!"}
+
+
+def test_bulk_update_gives_every_object_one_stamp_the_one_stored(sync):
+    tasks = Task.objects.bulk_create([Task(name=f"t{i}") for i in range(3)])
+    since = sync.pull("taskUpdates")["now"]
+    for task in tasks:
+        task.done = True
+    Task.objects.bulk_update(tasks, ["done"], batch_size=1)
+    stored = dict(Task.objects.values_list("pk", "last_change"))
+    assert {task.pk: task.last_change for task in tasks} == stored
+    assert len(set(stored.values())) == 1 and tasks[0].last_change > since
+    assert sync.pull("taskUpdates")["now"] == tasks[0].last_change
 
 
 def test_instance_and_queryset_deletes_leave_tombstones(sync, mark):
@@ -80,9 +103,13 @@ def test_cascaded_deletes_leave_tombstones_for_the_children(sync):
     task = Task.objects.create(name="t", project=project)
     since = sync.pull("taskUpdates")["now"]
     Project.objects.filter(pk=project.pk).delete()
-    assert pulled(sync, since) == {
-        task.pk: {"id": task.pk, "_removed": True, "_lastChange": pulled(sync, since)[task.pk]["_lastChange"]}
+    tombstone = Tombstone.objects.get(model="todo.task")
+    answer = sync.pull("taskUpdates", since=since)
+    assert answer == {
+        "now": tombstone.last_change,
+        "updates": [{"id": task.pk, "_removed": True, "_lastChange": tombstone.last_change}],
     }
+    assert tombstone.object_id == task.pk and tombstone.last_change > since
 
 
 def test_relations_reset_by_on_delete_set_null_are_stamped(sync):
@@ -113,10 +140,21 @@ def test_admin_edits_reach_clients(sync, client):
     assert pulled(sync, since)[task.pk]["_removed"] is True
 
 
-def test_m2m_changes_do_not_break_sync(sync):
+def test_m2m_changes_are_not_synced_and_do_not_touch_the_object(sync):
+    """Task.tags is not on the wire: editing it neither re-stamps the task nor can be pushed."""
     task = Task.objects.create(name="t")
-    task.tags.add(Tag.objects.create(name="x"))
-    assert "tags" not in sync.pull("taskUpdates")["updates"][0]
+    tag = Tag.objects.create(name="x")
+    since = sync.pull("taskUpdates")["now"]
+    task.tags.add(tag)
+    assert sync.pull("taskUpdates", since=since) == {"now": since, "updates": []}
+    [pulled_task] = sync.pull("taskUpdates")["updates"]
+    assert pulled_task == {"id": task.pk, "name": "t", "done": False, "project": None,
+                           "_lastChange": task.last_change}
+    body = sync.push("taskUpdates", [{"id": task.pk, "name": "u", "tags": [tag.pk]}], expect=400)
+    assert [(e["id"], e["field"]) for e in body["errors"]] == [(task.pk, "tags")]
+    tag.delete()  # clears the through rows, no signal to the task
+    assert Task.objects.get().name == "t"
+    assert sync.pull("taskUpdates", since=since)["updates"] == []
 
 
 def test_stamps_are_strictly_increasing_across_writes():
@@ -132,8 +170,49 @@ def test_tick_outside_a_transaction_is_refused():
         clock.tick(Task, "default")
 
 
-def test_a_rolled_back_write_leaves_no_trace(sync, mark):
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_write_leaves_no_trace(sync):
+    """A real ROLLBACK (not a test savepoint) undoes stamps and tombstones, and a later
+    delete of the same objects still leaves the tombstones clients need."""
+    keep, other = Task.objects.bulk_create([Task(name="keep"), Task(name="other")])
+    mark = sync.pull("taskUpdates")["now"]
     with pytest.raises(RuntimeError), transaction.atomic():
         Task.objects.create(name="never")
+        Task.objects.filter(pk=keep.pk).update(name="never renamed")
+        Task.objects.filter(pk__in=[keep.pk, other.pk]).delete()
         raise RuntimeError("roll back")
-    assert pulled(sync, mark) == {}
+    assert sync.pull("taskUpdates", since=mark) == {"now": mark, "updates": []}
+    assert set(Task.objects.values_list("name", flat=True)) == {"keep", "other"}
+    assert not Tombstone.objects.exists()
+    ids = {keep.pk: True, other.pk: True}
+    keep.delete()
+    Task.objects.filter(pk=other.pk).delete()
+    assert {u["id"]: u.get("_removed") for u in pulled(sync, mark).values()} == ids
+
+
+@override_settings(PERSISTENCE_SYNC={"BATCH_SIZE": 2})
+def test_ids_recreated_in_bulk_forget_every_tombstone_past_batch_size(sync):
+    ids = [f"T{i}" for i in range(5)]
+    Task.objects.bulk_create([Task(id=pk, name="first") for pk in ids])
+    Task.objects.filter(pk__in=ids).delete()
+    Task.objects.bulk_create([Task(id=pk, name="second") for pk in ids])
+    assert not Tombstone.objects.exists()
+    assert [(u["id"], "_removed" in u) for u in sync.pull("taskUpdates")["updates"]] == [
+        (pk, False) for pk in ids]
+
+
+@pytest.mark.parametrize("recreate", ["create", "save", "bulk_create"])
+def test_an_id_recreated_through_the_orm_forgets_its_tombstone(sync, recreate):
+    """Else pulls would carry the object and its removal, and syncall would push the removal."""
+    Task.objects.create(id="SAME", name="first").delete()
+    since = sync.pull("taskUpdates")["now"]
+    if recreate == "create":
+        Task.objects.create(id="SAME", name="second")
+    elif recreate == "save":
+        Task(id="SAME", name="second").save()
+    else:
+        Task.objects.bulk_create([Task(id="SAME", name="second")])
+    assert not Tombstone.objects.exists()
+    for start in (0, since):
+        [update] = sync.pull("taskUpdates", since=start)["updates"]
+        assert (update["id"], update["name"], "_removed" in update) == ("SAME", "second", False)

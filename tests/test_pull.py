@@ -1,22 +1,24 @@
 """GET <uri>?since=<ms>: the pull answer's shape, window, order and tombstones."""
 
 import pytest
+from django.db import OperationalError
 from todo.models import Project, Task
+
+from persistence_sync import clock
 
 pytestmark = pytest.mark.django_db
 
 
 def test_pull_answers_every_object_changed_after_since(sync):
     home = Project.objects.create(name="Home")
-    Task.objects.create(name="Dishes", done=True, project=home)
-    answer = sync.pull("taskUpdates", since=0)
-    assert set(answer) == {"now", "updates"}
-    [task] = answer["updates"]
-    assert task == {
-        "id": task["id"], "name": "Dishes", "done": True, "project": home.pk,
-        "_lastChange": task["_lastChange"],
+    old = Task.objects.create(name="Old", project=home)
+    dishes = Task.objects.create(name="Dishes", done=True, project=home)
+    answer = sync.pull("taskUpdates", since=old.last_change)
+    assert answer == {
+        "now": dishes.last_change,
+        "updates": [{"id": dishes.pk, "name": "Dishes", "done": True, "project": home.pk,
+                     "_lastChange": dishes.last_change}],
     }
-    assert task["_lastChange"] <= answer["now"]
 
 
 def test_pull_since_now_returns_only_later_changes(sync):
@@ -100,3 +102,15 @@ def test_a_first_sync_includes_rows_that_never_went_through_the_clock(sync):
 
     QuerySet(Task).filter(pk="RAW").update(last_change=0)  # a write past the clock
     assert {u["id"] for u in sync.pull("taskUpdates", since=0)["updates"]} >= {"RAW"}
+
+
+def test_a_pull_whose_database_fails_answers_503_json(sync, monkeypatch):
+    def database_down(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(clock, "committed_now_and_horizon", database_down)
+    response = sync.client.get("/taskUpdates", {"since": 0})
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["status"] == "error" and "retry later" in body["error"]

@@ -3,7 +3,10 @@
 import json
 
 import pytest
+from django.test import override_settings
 from todo.models import Project, Task
+
+from persistence_sync.models import Tombstone
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +126,34 @@ def test_a_chain_and_a_cycle_of_new_objects_in_one_batch(sync):
     parents = {u["id"]: u["parent"] for u in sync.pull("nodes")["updates"]}
     assert parents["n0"] == "n1" and parents["n300"] is None
     assert (parents["x"], parents["y"]) == ("y", "x")
+
+
+def test_removed_false_is_an_update_not_a_removal(sync):
+    """The classic client sends ``"_removed": false`` on objects it changed."""
+    Task.objects.create(id="T", name="a")
+    sync.push("taskUpdates", [{"id": "T", "name": "b", "_removed": False},
+                              {"id": "N", "name": "new", "_removed": 0}])
+    assert dict(Task.objects.values_list("id", "name")) == {"T": "b", "N": "new"}
+    assert not Tombstone.objects.exists()
+
+
+@override_settings(PERSISTENCE_SYNC={"BATCH_SIZE": 2})
+def test_batches_larger_than_batch_size_are_stored_whole(sync):
+    """Every set-based step works in chunks of BATCH_SIZE ids: none may drop a chunk."""
+    sync.push("projectUpdates", [{"id": f"P{i}", "name": "p"} for i in range(7)])
+    sync.push("taskUpdates", [{"id": f"T{i}", "name": "t", "project": f"P{i}"} for i in range(7)])
+    since = sync.pull("taskUpdates")["now"]
+    sync.push("taskUpdates", [{"id": f"T{i}", "done": True} for i in range(5)]
+              + [{"id": f"T{i}", "_removed": True} for i in range(5, 7)])
+    assert dict(Task.objects.values_list("id", "done")) == {f"T{i}": True for i in range(5)}
+    assert Task.objects.filter(project_id__in=[f"P{i}" for i in range(5)]).count() == 5
+    updates = sync.pull("taskUpdates", since=since)["updates"]
+    assert [(u["id"], u.get("done"), u.get("_removed")) for u in updates] == [
+        *[(f"T{i}", True, None) for i in range(5)], *[(f"T{i}", None, True) for i in range(5, 7)]]
+    # A relation check over many chunks still finds every missing parent.
+    body = sync.push("taskUpdates", [{"id": f"X{i}", "project": f"NO{i}"} for i in range(5)],
+                     expect=400)
+    assert [error["id"] for error in body["errors"]] == [f"X{i}" for i in range(5)]
+    # Re-created ids forget their tombstones, chunk by chunk.
+    sync.push("taskUpdates", [{"id": f"T{i}", "name": "again"} for i in range(5, 7)])
+    assert not Tombstone.objects.filter(model="todo.task").exists()

@@ -14,7 +14,7 @@ JAN_15 = 1705314600  # 2024-01-15T10:30:00Z in seconds
 
 
 def test_every_type_is_pulled_as_its_wire_value(sync):
-    Gadget.objects.create(
+    stored = Gadget.objects.create(
         id="G", name="g", count=3, price=decimal.Decimal("9.50"), ratio=0.25, active=False,
         due=datetime.datetime(2024, 1, 15, 10, 30, tzinfo=datetime.timezone.utc),
         day=datetime.date(2024, 1, 15), data={"a": [1, None]},
@@ -23,7 +23,7 @@ def test_every_type_is_pulled_as_its_wire_value(sync):
     assert gadget == {
         "id": "G", "name": "g", "count": 3, "price": 9.5, "ratio": 0.25, "active": False,
         "due": JAN_15, "day": 1705276800, "data": {"a": [1, None]},
-        "_lastChange": gadget["_lastChange"],
+        "_lastChange": stored.last_change,
     }
     assert "secret" not in gadget  # excluded from sync
 
@@ -38,7 +38,8 @@ def test_pushed_values_are_stored_as_their_python_values(sync):
     assert gadget.secret == "hidden"
 
 
-@pytest.mark.parametrize("due", [JAN_15 * 1000, "2024-01-15T10:30:00.000Z", JAN_15])
+@pytest.mark.parametrize("due", [JAN_15 * 1000, "2024-01-15T10:30:00.000Z", JAN_15,
+                                 "2024-01-15T10:30:00", "2024-01-15T11:30:00+01:00"])
 def test_dates_are_accepted_as_seconds_milliseconds_or_iso(sync, due):
     sync.push("gadgets", [{"id": "G", "name": "g", "due": due}])
     assert Gadget.objects.get().due == datetime.datetime(2024, 1, 15, 10, 30,
@@ -49,6 +50,28 @@ def test_dates_are_accepted_as_seconds_milliseconds_or_iso(sync, due):
 def test_dates_in_milliseconds_setting(sync):
     sync.push("gadgets", [{"id": "G", "name": "g", "due": JAN_15}])
     assert sync.pull("gadgets")["updates"][0]["due"] == JAN_15 * 1000
+
+
+@override_settings(PERSISTENCE_SYNC={"DATES_IN_MILLISECONDS": True})
+def test_dates_in_milliseconds_keep_the_milliseconds_of_a_datetime(sync):
+    Gadget.objects.create(
+        id="G", name="g", day=datetime.date(2024, 1, 15),
+        due=datetime.datetime(2024, 1, 15, 10, 30, 0, 123456, tzinfo=datetime.timezone.utc),
+    )
+    [gadget] = sync.pull("gadgets")["updates"]
+    assert (gadget["due"], gadget["day"]) == (JAN_15 * 1000 + 123, 1705276800 * 1000)
+
+
+def test_pushed_milliseconds_keep_their_fraction_of_a_second(sync):
+    sync.push("gadgets", [{"id": "G", "name": "g", "due": JAN_15 * 1000 + 250}])
+    assert Gadget.objects.get().due == datetime.datetime(2024, 1, 15, 10, 30, 0, 250000,
+                                                         tzinfo=datetime.timezone.utc)
+
+
+def test_a_decimal_is_stored_as_the_number_written_not_its_binary_float(sync):
+    """0.1 has no exact float: the field gets Decimal("0.1"), not 0.1000000000000000055..."""
+    sync.push("gadgets", [{"id": "G", "name": "g", "price": 0.1}])
+    assert Gadget.objects.get().price == decimal.Decimal("0.10")
 
 
 def test_null_is_accepted_only_where_the_field_allows_it(sync):
