@@ -1,0 +1,131 @@
+"""The limits of one push body, checked before it is parsed.
+
+A push is read and parsed in memory, so what a request can make the server
+allocate is bounded here, each limit a setting (``PERSISTENCE_SYNC``):
+
+=====================  ===========  ==============================================
+MAX_BODY_SIZE          32 MiB       bytes of the body (Content-Length, and a
+                                    capped read for bodies without one): 413
+MAX_ITEMS              100,000      objects in the pushed array: 413
+MAX_DEPTH              32           nesting of arrays/objects (the array and its
+                                    objects are 2; a JSON field adds its own): 400
+MAX_STRING_LENGTH      1,000,000    characters of any one string (ids, values,
+                                    keys and strings inside JSON fields): 400
+=====================  ===========  ==============================================
+
+:func:`scan_body` measures depth and item count on the raw bytes, without
+parsing and without recursion, so a body nested 100,000 deep or a 30 MB
+array of zeros is refused before Python builds a single object for it; the
+scan itself allocates at most about twice the body. Strings are measured
+while the parsed values are checked (:mod:`persistence_sync.serializers`).
+
+Usage::
+
+    items = parse_body(request_body)   # raises ProtocolError (400/413)
+"""
+
+import json
+import re
+from itertools import accumulate
+
+from persistence_sync.conf import sync_settings
+from persistence_sync.exceptions import ProtocolError
+
+# A JSON string, escapes included; what it holds never counts as structure.
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+STRUCTURE = b"[]{},"
+NOT_STRUCTURE = bytes(c for c in range(256) if c not in STRUCTURE)
+# Depth change per structural byte, indexed by the byte.
+DEPTH_STEP = [0] * 256
+for _open in b"[{":
+    DEPTH_STEP[_open] = 1
+for _close in b"]}":
+    DEPTH_STEP[_close] = -1
+# Marks a comma with depth 1, so that ``map(eq, depths, marks)`` finds the
+# commas between top-level items (no depth is ever -1).
+TOP_COMMA = [-1] * 256
+TOP_COMMA[ord(",")] = 1
+
+
+def body_too_large(limit):
+    return ProtocolError(
+        f"The body is larger than {limit} bytes (PERSISTENCE_SYNC['MAX_BODY_SIZE']); "
+        "push fewer objects at a time.",
+        status_code=413,
+    )
+
+
+def scan_body(body):
+    """Refuse a body nested deeper than ``MAX_DEPTH`` or with more than ``MAX_ITEMS`` items.
+
+    Works on the bytes with C-speed passes (a regex, ``bytes.translate``,
+    ``itertools.accumulate``): no recursion, no parsed objects. A body that
+    is not valid JSON may pass; the parser then refuses it.
+    """
+    structure = JSON_STRING.sub(b"", body).translate(None, NOT_STRUCTURE)
+    max_depth = sync_settings.MAX_DEPTH
+    brackets = structure.translate(None, b",")
+    depth = max(accumulate(map(DEPTH_STEP.__getitem__, brackets)), default=0)
+    if depth > max_depth:
+        raise ProtocolError(
+            f"The body is nested more than {max_depth} arrays/objects deep "
+            "(PERSISTENCE_SYNC['MAX_DEPTH']); flatten the values of JSON fields.",
+        )
+    max_items = sync_settings.MAX_ITEMS
+    # Top-level items: commas at depth 1, plus one for a non-empty array.
+    if structure.count(b",") + 1 > max_items:
+        depths = accumulate(map(DEPTH_STEP.__getitem__, structure))
+        separators = sum(map(int.__eq__, depths, map(TOP_COMMA.__getitem__, structure)))
+        if separators + 1 > max_items:
+            raise too_many_items(separators + 1, max_items)
+
+
+def too_many_items(count, limit):
+    return ProtocolError(
+        f"The push has {count} objects, more than {limit} (PERSISTENCE_SYNC['MAX_ITEMS']); "
+        f"push at most {limit} objects at a time.",
+        status_code=413,
+    )
+
+
+def parse_body(body):
+    """The pushed JSON value of ``body`` (bytes), once it is within the limits."""
+    scan_body(body)
+    try:
+        items = json.loads(body, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # a body the scan could not measure (not JSON anyway)
+        raise ProtocolError("The body is not valid JSON: nested too deep.") from exc
+    if isinstance(items, list) and len(items) > sync_settings.MAX_ITEMS:
+        raise too_many_items(len(items), sync_settings.MAX_ITEMS)
+    return items
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def check_string(value, what="a string"):
+    """The reason ``value`` (a str) cannot be stored, or None.
+
+    Over ``MAX_STRING_LENGTH``, or holding a lone surrogate (``"\\ud800"`` is
+    valid JSON but no database stores it, and no answer could echo it).
+    """
+    limit = sync_settings.MAX_STRING_LENGTH
+    if len(value) > limit:
+        return (f"{what} of {len(value)} characters is longer than {limit} "
+                "(PERSISTENCE_SYNC['MAX_STRING_LENGTH'])")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{what} holds a lone surrogate (\\ud800-\\udfff), which is not text"
+    return None
+
+
+def printable(value):
+    """``value`` made safe to echo in a JSON answer (lone surrogates replaced)."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
