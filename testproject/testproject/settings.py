@@ -120,4 +120,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
 }
 
-PERSISTENCE_SYNC = {}
+PERSISTENCE_SYNC = {
+    # The budgets of one request are the app's defaults (MAX_BODY_SIZE 32 MiB,
+    # MAX_ITEMS 100,000, MAX_DEPTH 32, MAX_STRING_LENGTH 1,000,000); the
+    # throttle is the one line a production site adds (per user, or per IP
+    # when anonymous; the cache must be shared by all workers).
+    "THROTTLE_RATES": {"pull": "600/min", "push": "120/min"},
+    # The to-do page's classic client reads dates new to it as milliseconds.
+    "DATES_IN_MILLISECONDS": True,
+}
