@@ -87,25 +87,34 @@ def lock_timeout(using, seconds):
     try:
         yield
     finally:
-        if connection.connection is not None:  # not closed by a failure meanwhile
-            with connection.cursor() as cursor:
+        # On the driver's own connection: after a failed statement, Django
+        # refuses queries until the atomic block ends, but this setting is
+        # the session's, not the transaction's, and must be restored now.
+        raw = connection.connection
+        if raw is not None:  # not closed by a failure meanwhile
+            cursor = raw.cursor()
+            try:
                 if connection.vendor == "mysql":
-                    cursor.execute("SET SESSION innodb_lock_wait_timeout = %s", [previous])
+                    cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {int(previous)}")
                 else:
                     cursor.execute(f"PRAGMA busy_timeout = {int(previous)}")
+            finally:
+                cursor.close()
 
 
 def run_with_retries(func, using, deadline=None):
     """Run ``func()`` in a transaction, retrying it after transient errors.
 
     Inside an outer atomic block nothing can be retried (the outer
-    transaction is already doomed), so ``func`` then runs once. No retry
+    transaction is already doomed), so ``func`` then runs once, in a
+    savepoint so that a refusal it raises leaves nothing behind. No retry
     starts after ``deadline`` (a ``time.monotonic()`` value): a writer stuck
     behind another gives up in bounded time.
     """
     connection = connections[using]
     if connection.in_atomic_block:
-        return func()
+        with transaction.atomic(using=using):
+            return func()
     attempts = max(1, sync_settings.TRANSIENT_RETRIES)
     for attempt in range(attempts):
         try:

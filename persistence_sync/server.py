@@ -80,7 +80,7 @@ def push(registration, queryset, changes, using):
     def prepare_and_write():
         stamp = _tick(registration.model, using, timeout)
         plan = _prepare(registration, queryset, changes, using)
-        _write(registration, plan, stamp, using)
+        _write(registration, plan, stamp, using, changes)
         return stamp
 
     if connections[using].in_atomic_block:
@@ -92,7 +92,7 @@ def push(registration, queryset, changes, using):
             stamp = _tick(registration.model, using, timeout)
             if not _unchanged(registration, plan, using):
                 raise _Stale
-            _write(registration, plan, stamp, using)
+            _write(registration, plan, stamp, using, changes)
             return stamp
 
         try:
@@ -181,7 +181,7 @@ def _unchanged(registration, plan, using):
     return all(seen.get(pk) == plan.versions.get(pk) for pk in ids)
 
 
-def _write(registration, plan, stamp, using):
+def _write(registration, plan, stamp, using, changes):
     model = registration.model
     base = model._base_manager.db_manager(using)
     writes = plan.writes
@@ -194,7 +194,7 @@ def _write(registration, plan, stamp, using):
             models.QuerySet.bulk_update(base.all(), [obj for obj, _ in relinks],
                                         sorted({attname for _, attname in relinks}))
         if not exact_ids(model, using):
-            _check_written_ids(registration, writes, using)
+            _check_written_ids(registration, writes, using, changes)
     for chunk in chunks(plan.removals):
         delete_at(base.filter(pk__in=chunk), stamp)
 
@@ -228,7 +228,7 @@ def _loosely(value):
     return value.rstrip(" ").casefold()
 
 
-def _check_written_ids(registration, writes, using):
+def _check_written_ids(registration, writes, using, changes):
     """Refuse the push if two of its ids were stored as one row (rolls it back).
 
     Runs after the writes, under the clock, where the database's own
@@ -242,8 +242,9 @@ def _check_written_ids(registration, writes, using):
         found = set(base.filter(pk__in=chunk).values_list("pk", flat=True))
         errors += [pk for pk in chunk if pk not in found]
     if errors:
+        errors.sort(key=lambda pk: changes[pk].index)
         raise_item_errors(PUSH_REFUSED, [
-            {"index": None, "id": pk, "field": ID,
+            {"index": changes[pk].index, "id": pk, "field": ID,
              "message": "the database takes this id for another id of the push; ids that "
                         "differ only in case or trailing spaces cannot both be stored"}
             for pk in errors
