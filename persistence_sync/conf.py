@@ -17,8 +17,12 @@ DEFAULTS = {
     # client sends all its local changes in one POST, so this is generous:
     # 100,000 small objects fit easily.
     "MAX_BODY_SIZE": 32 * 1024 * 1024,
-    # Objects in one push; more gets 413 before the body is parsed.
+    # Objects in one push; more gets 413 (parsing stops at the first one over).
     "MAX_ITEMS": 100_000,
+    # JSON values in one push body, each array and object counted once more
+    # (a key and its value count once); more gets 413 before parsing. Bounds
+    # what parsing can allocate: 100,000 objects of 8 fields count 900,000.
+    "MAX_VALUES": 2_000_000,
     # Nesting of arrays/objects in a push body: the array and its objects are
     # 2, a JSON field's value adds its own. Deeper gets 400 before parsing.
     "MAX_DEPTH": 32,

@@ -7,17 +7,21 @@ allocate is bounded here, each limit a setting (``PERSISTENCE_SYNC``):
 MAX_BODY_SIZE          32 MiB       bytes of the body (Content-Length, and a
                                     capped read for bodies without one): 413
 MAX_ITEMS              100,000      objects in the pushed array: 413
+MAX_VALUES             2,000,000    JSON values in the body, each array and
+                                    object counted once more (they cost more
+                                    memory); a key and its value count once: 413
 MAX_DEPTH              32           nesting of arrays/objects (the array and its
                                     objects are 2; a JSON field adds its own): 400
 MAX_STRING_LENGTH      1,000,000    characters of any one string (ids, values,
                                     keys and strings inside JSON fields): 400
 =====================  ===========  ==============================================
 
-:func:`scan_body` measures depth and item count on the raw bytes, without
-parsing and without recursion, so a body nested 100,000 deep or a 30 MB
-array of zeros is refused before Python builds a single object for it; the
-scan itself allocates at most about twice the body. Strings are measured
-while the parsed values are checked (:mod:`persistence_sync.serializers`).
+:func:`scan_body` measures depth and the number of values on the raw
+bytes, without parsing and without recursion, so a body nested 100,000 deep
+or a 30 MB array of zeros is refused before Python builds a single object
+for it; the scan itself allocates at most about twice the body. The array is
+then parsed item by item, up to ``MAX_ITEMS``. Strings are measured while
+the parsed values are checked (:mod:`persistence_sync.serializers`).
 
 Usage::
 
@@ -41,10 +45,6 @@ for _open in b"[{":
     DEPTH_STEP[_open] = 1
 for _close in b"]}":
     DEPTH_STEP[_close] = -1
-# Marks a comma with depth 1, so that ``map(eq, depths, marks)`` finds the
-# commas between top-level items (no depth is ever -1).
-TOP_COMMA = [-1] * 256
-TOP_COMMA[ord(",")] = 1
 
 
 def body_too_large(limit):
@@ -56,13 +56,13 @@ def body_too_large(limit):
 
 
 def scan_body(body):
-    """Refuse a body nested deeper than ``MAX_DEPTH`` or with more than ``MAX_ITEMS`` items.
+    """Refuse a body nested deeper than ``MAX_DEPTH`` or holding more than ``MAX_VALUES`` values.
 
     Works on the bytes with C-speed passes (a regex, ``bytes.translate``,
-    ``itertools.accumulate``): no recursion, no parsed objects. A body that
-    is not valid JSON may pass; the parser then refuses it.
+    ``bytes.count``, ``itertools.accumulate``): no recursion, no parsed
+    objects. A body that is not valid JSON may pass; the parser refuses it.
     """
-    structure = JSON_STRING.sub(b"", body).translate(None, NOT_STRUCTURE)
+    structure = JSON_STRING.sub(b"0", body).translate(None, NOT_STRUCTURE)
     max_depth = sync_settings.MAX_DEPTH
     brackets = structure.translate(None, b",")
     depth = max(accumulate(map(DEPTH_STEP.__getitem__, brackets)), default=0)
@@ -71,34 +71,70 @@ def scan_body(body):
             f"The body is nested more than {max_depth} arrays/objects deep "
             "(PERSISTENCE_SYNC['MAX_DEPTH']); flatten the values of JSON fields.",
         )
-    max_items = sync_settings.MAX_ITEMS
-    # Top-level items: commas at depth 1, plus one for a non-empty array.
-    if structure.count(b",") + 1 > max_items:
-        depths = accumulate(map(DEPTH_STEP.__getitem__, structure))
-        separators = sum(map(int.__eq__, depths, map(TOP_COMMA.__getitem__, structure)))
-        if separators + 1 > max_items:
-            raise too_many_items(separators + 1, max_items)
+    # Every value but the first follows a comma (an object's key and value
+    # count once); arrays and objects count once more, for their memory.
+    values = structure.count(b",") + 1 + len(brackets) // 2
+    max_values = sync_settings.MAX_VALUES
+    if values > max_values:
+        raise ProtocolError(
+            f"The body holds more than {max_values} JSON values (PERSISTENCE_SYNC['MAX_VALUES']); "
+            "push fewer objects at a time.",
+            status_code=413,
+        )
 
 
-def too_many_items(count, limit):
+def too_many_items(limit):
     return ProtocolError(
-        f"The push has {count} objects, more than {limit} (PERSISTENCE_SYNC['MAX_ITEMS']); "
+        f"The push has more than {limit} objects (PERSISTENCE_SYNC['MAX_ITEMS']); "
         f"push at most {limit} objects at a time.",
         status_code=413,
     )
 
 
+WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
 def parse_body(body):
-    """The pushed JSON value of ``body`` (bytes), once it is within the limits."""
+    """The pushed JSON value of ``body`` (bytes), once it is within the limits.
+
+    The array is parsed one item at a time, so a body with too many items is
+    refused after ``MAX_ITEMS + 1`` of them, whatever follows.
+    """
     scan_body(body)
     try:
-        items = json.loads(body, parse_constant=_refuse_constant)
+        text = body.decode("utf-8")
+        return _parse_array(text, sync_settings.MAX_ITEMS)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
     except RecursionError as exc:  # a body the scan could not measure (not JSON anyway)
         raise ProtocolError("The body is not valid JSON: nested too deep.") from exc
-    if isinstance(items, list) and len(items) > sync_settings.MAX_ITEMS:
-        raise too_many_items(len(items), sync_settings.MAX_ITEMS)
+
+
+def _parse_array(text, max_items):
+    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+    index = WHITESPACE.match(text).end()
+    if not text.startswith("[", index):
+        return decoder.decode(text)  # not an array: refused by the caller if valid
+    items = []
+    index = WHITESPACE.match(text, index + 1).end()
+    if text.startswith("]", index):
+        index += 1
+    else:
+        while True:
+            if len(items) == max_items:
+                raise too_many_items(max_items)
+            item, index = decoder.raw_decode(text, index)
+            items.append(item)
+            index = WHITESPACE.match(text, index).end()
+            if text.startswith(",", index):
+                index = WHITESPACE.match(text, index + 1).end()
+                continue
+            if text.startswith("]", index):
+                index += 1
+                break
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
+    if WHITESPACE.match(text, index).end() != len(text):
+        raise json.JSONDecodeError("Extra data", text, index)
     return items
 
 

@@ -270,10 +270,21 @@ def test_brackets_inside_strings_do_not_count(sync, stored):
     stored()
 
 
-def test_too_many_items_are_refused_before_parsing(sync, stored):
+def test_too_many_items_are_refused_as_soon_as_parsed(sync, stored):
     body = refused(post(sync, "[" + "0," * 500_000 + "0]"), 413)
-    assert body["error"] == ("The push has 500001 objects, more than 100000 "
-                             "(PERSISTENCE_SYNC['MAX_ITEMS']); push at most 100000 objects at a time.")
+    assert body == {"status": "error", "error": (
+        "The push has more than 100000 objects (PERSISTENCE_SYNC['MAX_ITEMS']); "
+        "push at most 100000 objects at a time.")}
+    # Whatever follows the first item over the limit is not even read.
+    body = refused(post(sync, "[" + "0," * 100_000 + "0, not JSON"), 413)
+    assert "MAX_ITEMS" in body["error"]
+
+
+def test_too_many_values_are_refused_before_parsing(sync, stored):
+    body = refused(post(sync, "[[" + "0," * 2_000_000 + "0]]"), 413)
+    assert body == {"status": "error", "error": (
+        "The body holds more than 2000000 JSON values (PERSISTENCE_SYNC['MAX_VALUES']); "
+        "push fewer objects at a time.")}
 
 
 @override_settings(PERSISTENCE_SYNC={"MAX_ITEMS": 3})
@@ -282,7 +293,7 @@ def test_the_item_limit_is_a_setting(sync, stored):
     stored()
     body = refused(post(sync, [{"id": f"I{i}", "name": "i", "notes": [1, 2, 3]} for i in range(4)]),
                    413)
-    assert "4 objects, more than 3" in body["error"]
+    assert "more than 3 objects" in body["error"]
 
 
 @override_settings(PERSISTENCE_SYNC={"MAX_STRING_LENGTH": 10})
