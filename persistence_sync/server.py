@@ -90,7 +90,7 @@ def push(registration, queryset, changes, using):
 
         def write(plan=plan):
             stamp = _tick(registration.model, using, timeout)
-            if not _unchanged(registration, plan, using):
+            if not _unchanged(registration, plan, changes, using):
                 raise _Stale
             _write(registration, plan, stamp, using, changes)
             return stamp
@@ -167,18 +167,19 @@ def _prepare(registration, queryset, changes, using):
     return _Plan(versions, writes, removals)
 
 
-def _unchanged(registration, plan, using):
-    """Whether the pushed ids are stored exactly as when the push was prepared.
+def _unchanged(registration, plan, changes, using):
+    """Whether every pushed id is stored (or absent) exactly as when the push was prepared.
 
+    All of them, also those the plan leaves alone because they already held
+    the pushed values: were one changed meanwhile, this later push must win.
     Runs under the clock, so no writer of the model (every write path ticks
     it) can change them between this read and the writes.
     """
     base = registration.model._base_manager.db_manager(using)
-    ids = [obj.pk for obj in plan.writes] + plan.removals
     seen = {}
-    for chunk in chunks(ids):
+    for chunk in chunks(changes):
         seen.update(base.filter(pk__in=chunk).values_list("pk", "last_change"))
-    return all(seen.get(pk) == plan.versions.get(pk) for pk in ids)
+    return seen == plan.versions
 
 
 def _write(registration, plan, stamp, using, changes):

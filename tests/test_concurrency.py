@@ -224,3 +224,20 @@ def test_a_writer_stuck_behind_the_clock_gives_up_with_503():
     assert response["Retry-After"] == "1"
     assert waited < 10  # LOCK_TIMEOUT, not the default 30 s SQLite timeout or retries
     assert not Task.objects.filter(id="LATE").exists()
+
+
+def test_a_push_of_the_stored_value_wins_over_a_change_made_while_it_was_prepared():
+    """The push read "old", found nothing to change, but another writer changed it meanwhile."""
+    Task.objects.create(id="T", name="old")
+    results = {}
+    with blocked_while_preparing("T") as (entered, release):
+        thread = push_in_thread([{"id": "T", "name": "old"}], results)
+        try:
+            assert entered.wait(30)
+            Task.objects.filter(id="T").update(name="changed meanwhile")
+        finally:
+            release.set()
+            thread.join(60)
+    assert results["response"].status_code == 200, results["response"].content
+    task = Task.objects.get(id="T")
+    assert (task.name, task.last_change) == ("old", results["response"].json()["now"])
