@@ -390,6 +390,8 @@ class Change:
 def parse_push(items, codecs, id_max_length, connection=None):
     """Validate a pushed array; return ``{id: Change}`` in first-seen order.
 
+    Consumes ``items`` (each is replaced by None once converted).
+
     ``connection``: the database the push will be stored in; values it would
     refuse are refused here. Raises :class:`ProtocolError` listing the bad
     items (index, id, field), the first ``MAX_REPORTED_ERRORS`` of them.
@@ -414,7 +416,10 @@ def parse_push(items, codecs, id_max_length, connection=None):
                            "message": message})
 
     changes = {}
-    for index, item in enumerate(items):
+    for index in range(len(items)):
+        # Consumes ``items``: each parsed object is let go once converted,
+        # so a large push does not hold both forms at once.
+        item, items[index] = items[index], None
         if not isinstance(item, dict):
             error(index, None, None, f"expected an object, got {_json_type(item)}")
             continue
@@ -454,6 +459,8 @@ def parse_push(items, codecs, id_max_length, connection=None):
                 values[codec.attname] = result
             except WireTypeError as exc:
                 error(index, obj_id, key, str(exc))
+        if bad_count:
+            continue  # refused anyway: keep checking, not converted values
         previous = changes.get(obj_id)
         if previous is not None and not previous.removed:
             values = {**previous.values, **values}

@@ -19,7 +19,7 @@ from persistence_sync import clock
 from persistence_sync.conf import sync_settings
 from persistence_sync.db import chunks, lock_timeout, run_with_retries
 from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError
-from persistence_sync.models import Tombstone, delete_at, upsert_at
+from persistence_sync.models import Tombstone, delete_at, prepare_upsert
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
 
 
@@ -117,10 +117,12 @@ def _tick(model, using, timeout):
 
 @dataclass
 class _Plan:
-    """What a push writes, worked out from the rows it read."""
+    """What a push writes, worked out (and its SQL compiled) from the rows it read."""
 
     versions: dict  # pk -> last_change of every pushed id stored when read
     writes: list
+    upsert: object  # models.prepare_upsert() of the writes
+    relinks: list  # (obj, attname) set once every new object exists
     removals: list
 
 
@@ -163,8 +165,12 @@ def _prepare(registration, queryset, changes, using):
 
     if errors:
         raise_item_errors(PUSH_REFUSED, errors)
+    relinks = []
+    if writes and not connections[using].features.can_defer_constraint_checks:
+        writes, relinks = _parents_first(registration, writes, stored)
+    upsert = prepare_upsert(base.all(), writes, [codec.attname for codec in registration.codecs])
     versions = {pk: row["last_change"] for pk, row in stored.items()}
-    return _Plan(versions, writes, removals)
+    return _Plan(versions, writes, upsert, relinks, removals)
 
 
 def _unchanged(registration, plan, changes, using):
@@ -185,17 +191,13 @@ def _unchanged(registration, plan, changes, using):
 def _write(registration, plan, stamp, using, changes):
     model = registration.model
     base = model._base_manager.db_manager(using)
-    writes = plan.writes
-    if writes:
-        relinks = []
-        if not connections[using].features.can_defer_constraint_checks:
-            writes, relinks = _parents_first(registration, writes, plan.versions)
-        upsert_at(base.all(), writes, stamp, [codec.attname for codec in registration.codecs])
-        if relinks:  # links inside a cycle of new objects, set once all exist
-            models.QuerySet.bulk_update(base.all(), [obj for obj, _ in relinks],
-                                        sorted({attname for _, attname in relinks}))
+    if plan.writes:
+        plan.upsert.execute(stamp)
+        if plan.relinks:  # links inside a cycle of new objects, set once all exist
+            models.QuerySet.bulk_update(base.all(), [obj for obj, _ in plan.relinks],
+                                        sorted({attname for _, attname in plan.relinks}))
         if not exact_ids(model, using):
-            _check_written_ids(registration, writes, using, changes)
+            _check_written_ids(registration, plan.writes, using, changes)
     for chunk in chunks(plan.removals):
         delete_at(base.filter(pk__in=chunk), stamp)
 

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.test import override_settings
 from todo.models import Task
 
-from persistence_sync import server
+from persistence_sync import models, server
 from tests.testapp.models import Gadget
 
 pytestmark = pytest.mark.django_db
@@ -322,7 +322,7 @@ def test_the_body_limit_is_checked_before_reading(sync, stored):
 def test_database_errors_are_logged_not_echoed(sync, stored, caplog):
     failure = IntegrityError('duplicate key value violates unique constraint "todo_task_pkey"\n'
                              "DETAIL: Failing row contains (KEEP, secret).")
-    with mock.patch.object(server, "upsert_at", side_effect=failure):
+    with mock.patch.object(models._PreparedUpsert, "execute", side_effect=failure):
         with caplog.at_level(logging.WARNING, logger="persistence_sync.server"):
             response = post(sync, [{"id": "KEEP", "name": "changed"}])
     assert refused(response, 409) == {"status": "error", "error": (
