@@ -20,12 +20,13 @@ MAX_STRING_LENGTH      1,000,000    characters of any one string (ids, values,
 bytes, without parsing and without recursion, so a body nested 100,000 deep
 or a 30 MB array of zeros is refused before Python builds a single object
 for it; the scan itself allocates at most about twice the body. The array is
-then parsed item by item, up to ``MAX_ITEMS``. Strings are measured while
+then parsed item by item as it is checked, up to ``MAX_ITEMS``. Strings are measured while
 the parsed values are checked (:mod:`persistence_sync.serializers`).
 
 Usage::
 
-    items = parse_body(request_body)   # raises ProtocolError (400/413)
+    for item in parse_body(request_body):   # raises ProtocolError (400/413)
+        ...
 """
 
 import json
@@ -95,47 +96,59 @@ WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 def parse_body(body):
-    """The pushed JSON value of ``body`` (bytes), once it is within the limits.
+    """The items of the pushed array in ``body`` (bytes), once it is within the limits.
 
-    The array is parsed one item at a time, so a body with too many items is
-    refused after ``MAX_ITEMS + 1`` of them, whatever follows.
+    An iterator: the array is parsed one item at a time as the caller
+    consumes it, so the parsed objects never all exist at once, and a body
+    with too many items is refused at item ``MAX_ITEMS + 1``, whatever follows.
+    Raises :class:`ProtocolError` (a body that is not JSON, not an array, or
+    over a limit), from this call or while iterating.
     """
     scan_body(body)
     try:
         text = body.decode("utf-8")
-        return _parse_array(text, sync_settings.MAX_ITEMS)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
         raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:  # a body the scan could not measure (not JSON anyway)
-        raise ProtocolError("The body is not valid JSON: nested too deep.") from exc
-
-
-def _parse_array(text, max_items):
     decoder = json.JSONDecoder(parse_constant=_refuse_constant)
     index = WHITESPACE.match(text).end()
     if not text.startswith("[", index):
-        return decoder.decode(text)  # not an array: refused by the caller if valid
-    items = []
-    index = WHITESPACE.match(text, index + 1).end()
-    if text.startswith("]", index):
-        index += 1
-    else:
-        while True:
-            if len(items) == max_items:
-                raise too_many_items(max_items)
-            item, index = decoder.raw_decode(text, index)
-            items.append(item)
-            index = WHITESPACE.match(text, index).end()
-            if text.startswith(",", index):
-                index = WHITESPACE.match(text, index + 1).end()
-                continue
-            if text.startswith("]", index):
-                index += 1
-                break
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
-    if WHITESPACE.match(text, index).end() != len(text):
-        raise json.JSONDecodeError("Extra data", text, index)
-    return items
+        try:
+            value = decoder.decode(text)
+        except ValueError as exc:
+            raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+        kind = {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(value), "a number")
+        raise ProtocolError(f"The body must be a JSON array of objects, not {kind}.")
+    return _items(text, index + 1, decoder, sync_settings.MAX_ITEMS)
+
+
+def _items(text, index, decoder, max_items):
+    try:
+        index = WHITESPACE.match(text, index).end()
+        if text.startswith("]", index):
+            index += 1
+        else:
+            count = 0
+            while True:
+                if count == max_items:
+                    raise too_many_items(max_items)
+                item, index = decoder.raw_decode(text, index)
+                count += 1
+                yield item
+                index = WHITESPACE.match(text, index).end()
+                if text.startswith(",", index):
+                    index = WHITESPACE.match(text, index + 1).end()
+                    continue
+                if text.startswith("]", index):
+                    index += 1
+                    break
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
+        if WHITESPACE.match(text, index).end() != len(text):
+            raise json.JSONDecodeError("Extra data", text, index)
+    except ValueError as exc:
+        raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # a body the scan could not measure (not JSON anyway)
+        raise ProtocolError("The body is not valid JSON: nested too deep.") from exc
 
 
 def _refuse_constant(name):

@@ -388,15 +388,17 @@ class Change:
 
 
 def parse_push(items, codecs, id_max_length, connection=None):
-    """Validate a pushed array; return ``{id: Change}`` in first-seen order.
+    """Validate the pushed items; return ``{id: Change}`` in first-seen order.
 
-    Consumes ``items`` (each is replaced by None once converted).
+    ``items``: a list, or the iterator of :func:`limits.parse_body`, which
+    parses each item only when it is needed here, so that a large push never
+    holds all its parsed objects at once.
 
     ``connection``: the database the push will be stored in; values it would
     refuse are refused here. Raises :class:`ProtocolError` listing the bad
     items (index, id, field), the first ``MAX_REPORTED_ERRORS`` of them.
     """
-    if not isinstance(items, list):
+    if isinstance(items, (dict, str, int, float, bool)) or items is None:
         raise ProtocolError(f"The body must be a JSON array of objects, not {_json_type(items)}.")
     by_name = {codec.name: codec for codec in codecs}
     stored_checks = {}
@@ -416,10 +418,7 @@ def parse_push(items, codecs, id_max_length, connection=None):
                            "message": message})
 
     changes = {}
-    for index in range(len(items)):
-        # Consumes ``items``: each parsed object is let go once converted,
-        # so a large push does not hold both forms at once.
-        item, items[index] = items[index], None
+    for index, item in enumerate(items):
         if not isinstance(item, dict):
             error(index, None, None, f"expected an object, got {_json_type(item)}")
             continue

@@ -140,7 +140,7 @@ class SyncView(APIView):
         items = self.read_json_body(request)
         using = self.get_db(True)
         changes = parse_push(items, self.registration.codecs, self.id_max_length(), connections[using])
-        del items  # the parsed body is no longer needed while the push is stored
+        del items  # the body's text is no longer needed while the push is stored
         try:
             stamp = server.push(self.registration, self.get_queryset(), changes, using)
         except DataError as exc:
