@@ -62,6 +62,7 @@ def database_env(vendor, name):
         "PS_DB_NAME": str(name),
         "DJANGO_SETTINGS_MODULE": "testproject.settings",
         "DJANGO_DEBUG": "0",
+        "PS_THROTTLE": "0",  # the load is the point: no throttle
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(SITE)]),
     }
     for key in ("PS_DB_HOST", "PS_DB_PORT", "PS_DB_USER", "PS_DB_PASSWORD"):

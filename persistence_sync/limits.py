@@ -36,10 +36,14 @@ from itertools import accumulate
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
 
-# A JSON string, escapes included; what it holds never counts as structure.
-JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 STRUCTURE = b"[]{},"
-NOT_STRUCTURE = bytes(c for c in range(256) if c not in STRUCTURE)
+# The structure and the quotes; what strings hold never counts as structure.
+NOT_STRUCTURE_OR_QUOTE = bytes(c for c in range(256) if c not in STRUCTURE + b'"')
+# A string once escapes are gone and only structure and quotes are left.
+QUOTED = re.compile(rb'"[^"]*"')
+# Bytes of that skeleton handled per regex pass: each pass builds a list of
+# its pieces, so this keeps the scan's memory independent of the body.
+WINDOW = 64 * 1024
 # Depth change per structural byte, indexed by the byte.
 DEPTH_STEP = [0] * 256
 for _open in b"[{":
@@ -63,7 +67,7 @@ def scan_body(body):
     ``bytes.count``, ``itertools.accumulate``): no recursion, no parsed
     objects. A body that is not valid JSON may pass; the parser refuses it.
     """
-    structure = JSON_STRING.sub(b"0", body).translate(None, NOT_STRUCTURE)
+    structure = _structure(body)
     max_depth = sync_settings.MAX_DEPTH
     brackets = structure.translate(None, b",")
     depth = max(accumulate(map(DEPTH_STEP.__getitem__, brackets)), default=0)
@@ -82,6 +86,24 @@ def scan_body(body):
             "push fewer objects at a time.",
             status_code=413,
         )
+
+
+def _structure(body):
+    """The ``[]{},`` of ``body`` that are not inside strings, in order."""
+    if b"\\" in body:  # escapes go first, as pairs from the left: \\ then \"
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = body.translate(None, NOT_STRUCTURE_OR_QUOTE)
+    if b'"' not in skeleton:
+        return skeleton
+    out, start, end = bytearray(), 0, len(skeleton)
+    while start < end:
+        cut = min(start + WINDOW, end)
+        if skeleton.count(b'"', start, cut) % 2:  # never cut a string in two
+            close = skeleton.find(b'"', cut)
+            cut = end if close < 0 else close + 1
+        out += QUOTED.sub(b"", skeleton[start:cut])
+        start = cut
+    return out.translate(None, b'"')  # an unterminated string's quote (not JSON anyway)
 
 
 def too_many_items(limit):

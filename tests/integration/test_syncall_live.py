@@ -45,7 +45,7 @@ def free_port():
 
 def site_env(db_path):
     env = dict(os.environ, PS_DB="sqlite", PS_DB_NAME=str(db_path),
-               DJANGO_SETTINGS_MODULE="testproject.settings",
+               DJANGO_SETTINGS_MODULE="testproject.settings", PS_THROTTLE="0",
                PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "testproject")]),
                PYTHONWARNINGS="ignore")
     env.pop("PERSISTENCE_SYNC_TOKEN", None)
