@@ -209,8 +209,12 @@
     labels.forEach(function (label) { shown.push("#" + label); });
     if (task.priority) shown.push("priority " + task.priority);
     if (typeof task.estimate === "number") shown.push(task.estimate + " h");
-    if (task.due instanceof Date && !isNaN(task.due)) {
-      shown.push("due " + task.due.toISOString().slice(0, 16).replace("T", " ") + " UTC");
+    // A Date once loaded from the local database; as pulled, the wire's number
+    // (seconds, or milliseconds above 10^12, as persistence.js reads them).
+    var due = task.due;
+    if (typeof due === "number") due = new Date(due > 1e12 ? due : due * 1000);
+    if (due instanceof Date && !isNaN(due)) {
+      shown.push("due " + due.toISOString().slice(0, 16).replace("T", " ") + " UTC");
     }
     return shown;
   }
