@@ -119,7 +119,7 @@ def test_local_changes_and_deletions_are_pushed_once(server):
     assert first["todo.project"].pushed == 1 and first["todo.task"].pushed == 1
     assert server.values(TASKS, task.pk) == {
         "id": task.pk, "name": "Report", "done": False, "project": project.pk,
-        "due": None, "priority": 0, "estimate": None, "notes": {}}
+        "due": None, "priority": 0, "estimate": None, "notes": None}
     task_id = task.pk
     task.delete()
     assert Tombstone.objects.filter(object_id=task_id).exists()

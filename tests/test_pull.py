@@ -14,7 +14,7 @@ def test_pull_answers_every_object_changed_after_since(sync):
     [task] = answer["updates"]
     assert task == {
         "id": task["id"], "name": "Dishes", "done": True, "project": home.pk,
-        "due": None, "priority": 0, "estimate": None, "notes": {},
+        "due": None, "priority": 0, "estimate": None, "notes": None,
         "_lastChange": task["_lastChange"],
     }
     assert task["_lastChange"] <= answer["now"]

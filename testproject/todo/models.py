@@ -38,8 +38,10 @@ class Task(SyncableModel):
     due = models.DateTimeField(null=True, blank=True)
     priority = models.IntegerField(default=0, help_text="Higher comes first.")
     estimate = models.FloatField(null=True, blank=True, help_text="Hours of work expected.")
+    # null by default, not {}: the classic client compares values with !==,
+    # so an object (even {}) always differs from its local copy.
     notes = models.JSONField(
-        default=dict, blank=True, help_text='Free-form, e.g. {"labels": ["home"], "text": "..."}.'
+        null=True, blank=True, help_text='Free-form, e.g. {"labels": ["home"], "text": "..."}.'
     )
     # Many-to-many relations are not synced by the protocol; the admin edits them.
     tags = models.ManyToManyField(Tag, blank=True, related_name="tasks")
