@@ -19,9 +19,11 @@ MAX_STRING_LENGTH      1,000,000    characters of any one string (ids, values,
 :func:`scan_body` measures depth and the number of values on the raw
 bytes, without parsing and without recursion, so a body nested 100,000 deep
 or a 30 MB array of zeros is refused before Python builds a single object
-for it; the scan itself allocates at most about twice the body. The array is
-then parsed item by item as it is checked, up to ``MAX_ITEMS``. Strings are measured while
-the parsed values are checked (:mod:`persistence_sync.serializers`).
+for it; the scan allocates at most about the body's size again. The array is
+then parsed item by item as it is checked, up to ``MAX_ITEMS``. Strings are
+measured while the parsed values are checked
+(:mod:`persistence_sync.serializers`). ``benchmarks/push_limits.py``
+measures what refused and accepted pushes cost.
 
 Usage::
 
