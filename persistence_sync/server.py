@@ -262,6 +262,7 @@ def exact_ids(model, using):
 
     True on SQLite and PostgreSQL; on MySQL/MariaDB only with a NO PAD binary
     collation on the id column (``utf8mb4_nopad_bin``, ``utf8mb4_0900_bin``).
+    Read once per process: restart the workers after changing the collation.
     """
     connection = connections[using]
     if connection.vendor != "mysql":
