@@ -17,6 +17,26 @@ DEFAULTS = {
     # client sends all its local changes in one POST, so this is generous:
     # 100,000 small objects fit easily.
     "MAX_BODY_SIZE": 32 * 1024 * 1024,
+    # Objects in one push; more gets 413 (parsing stops at the first one over).
+    "MAX_ITEMS": 100_000,
+    # JSON values in one push body, each array and object counted once more
+    # (a key and its value count once); more gets 413 before parsing. Bounds
+    # what parsing can allocate: 100,000 objects of 8 fields count 900,000.
+    "MAX_VALUES": 2_000_000,
+    # Nesting of arrays/objects in a push body: the array and its objects are
+    # 2, a JSON field's value adds its own. Deeper gets 400 before parsing.
+    "MAX_DEPTH": 32,
+    # Characters of any one string in a push (ids, values, keys and strings
+    # inside JSON fields); a model field's max_length still applies.
+    "MAX_STRING_LENGTH": 1_000_000,
+    # Seconds a push waits for the model's clock (another writer's lock)
+    # before it gives up with 503 and stores nothing; the client retries.
+    "LOCK_TIMEOUT": 10,
+    # DRF throttle rates of the sync endpoints per user (or IP address when
+    # anonymous), e.g. {"pull": "600/min", "push": "60/min"}; None: no
+    # throttle of this app (DRF's DEFAULT_THROTTLE_CLASSES still apply).
+    # Uses Django's default cache, which must be shared by all workers.
+    "THROTTLE_RATES": None,
     # Rows per SQL statement when a push or pull touches many objects; a pull
     # holds at most this many rows in memory while it streams its answer.
     "BATCH_SIZE": 2000,

@@ -7,6 +7,7 @@ so that the client never sees it.
 
 import random
 import time
+from contextlib import contextmanager
 
 from django.db import DatabaseError, connections, transaction
 
@@ -44,15 +45,76 @@ def is_transient(exc, connection):
     return False
 
 
-def run_with_retries(func, using):
+def is_busy(exc, connection):
+    """Whether ``exc`` is a lock wait that timed out (another writer held the lock)."""
+    cause = exc.__cause__
+    if connection.vendor == "postgresql":
+        return (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) == "55P03"
+    if connection.vendor == "mysql":
+        args = getattr(cause, "args", None) or exc.args
+        return bool(args) and args[0] == 1205
+    if connection.vendor == "sqlite":
+        return "database is locked" in str(exc)
+    return False
+
+
+@contextmanager
+def lock_timeout(using, seconds):
+    """Make lock waits on ``using`` give up after ``seconds`` (inside a transaction).
+
+    PostgreSQL: ``SET LOCAL lock_timeout`` (ends with the transaction);
+    MySQL/MariaDB: the session's ``innodb_lock_wait_timeout`` (whole seconds,
+    restored after); SQLite: its busy timeout (restored after).
+    """
+    connection = connections[using]
+    if not seconds or connection.vendor not in ("postgresql", "mysql", "sqlite"):
+        yield
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"])
+        elif connection.vendor == "mysql":
+            cursor.execute("SELECT @@SESSION.innodb_lock_wait_timeout")
+            previous = cursor.fetchone()[0]
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = %s", [max(1, round(seconds))])
+        else:
+            cursor.execute("PRAGMA busy_timeout")
+            previous = cursor.fetchone()[0]
+            cursor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    if connection.vendor == "postgresql":
+        yield
+        return
+    try:
+        yield
+    finally:
+        # On the driver's own connection: after a failed statement, Django
+        # refuses queries until the atomic block ends, but this setting is
+        # the session's, not the transaction's, and must be restored now.
+        raw = connection.connection
+        if raw is not None:  # not closed by a failure meanwhile
+            cursor = raw.cursor()
+            try:
+                if connection.vendor == "mysql":
+                    cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {int(previous)}")
+                else:
+                    cursor.execute(f"PRAGMA busy_timeout = {int(previous)}")
+            finally:
+                cursor.close()
+
+
+def run_with_retries(func, using, deadline=None):
     """Run ``func()`` in a transaction, retrying it after transient errors.
 
     Inside an outer atomic block nothing can be retried (the outer
-    transaction is already doomed), so ``func`` then runs once.
+    transaction is already doomed), so ``func`` then runs once, in a
+    savepoint so that a refusal it raises leaves nothing behind. No retry
+    starts after ``deadline`` (a ``time.monotonic()`` value): a writer stuck
+    behind another gives up in bounded time.
     """
     connection = connections[using]
     if connection.in_atomic_block:
-        return func()
+        with transaction.atomic(using=using):
+            return func()
     attempts = max(1, sync_settings.TRANSIENT_RETRIES)
     for attempt in range(attempts):
         try:
@@ -60,6 +122,8 @@ def run_with_retries(func, using):
                 return func()
         except DatabaseError as exc:
             if attempt == attempts - 1 or not is_transient(exc, connection):
+                raise
+            if deadline is not None and time.monotonic() > deadline:
                 raise
         # Jittered exponential backoff, capped: the competing writer
         # usually finishes within milliseconds.

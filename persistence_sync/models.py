@@ -50,13 +50,74 @@ def upsert_at(queryset, objs, stamp, fields, batch_size=None):
     client stores what it pulled. Set-based (one statement per batch), on
     every backend Django ships (``ON CONFLICT`` / ``ON DUPLICATE KEY``).
     """
-    from persistence_sync.db import chunks
+    prepare_upsert(queryset, objs, fields, batch_size).execute(stamp)
 
-    options = {"update_conflicts": True, "update_fields": list(fields)}
-    if connections[queryset.db].features.supports_update_conflicts_with_target:
-        options["unique_fields"] = [queryset.model._meta.pk.name]
-    for chunk in chunks(objs, batch_size):
-        bulk_create_at(queryset, chunk, stamp, **options)
+
+# Stands for the stamp in SQL compiled before the stamp is known.
+_STAMP_PLACEHOLDER = -6_917_529_027_641_081_857
+
+
+def prepare_upsert(queryset, objs, fields, batch_size=None):
+    """:func:`upsert_at` in two steps: compile now, ``.execute(stamp)`` under the clock.
+
+    Compiling the statements (every value through its field's
+    ``get_db_prep_save``) is most of the ORM's cost of a large insert; done
+    before the clock is taken, the clock is held only to run them.
+    """
+    return _PreparedUpsert(queryset, list(objs), list(fields), batch_size)
+
+
+class _PreparedUpsert:
+    def __init__(self, queryset, objs, fields, batch_size):
+        from django.db.models.constants import OnConflict
+        from django.db.models.sql import InsertQuery
+
+        from persistence_sync.db import chunks
+
+        self.model, self.using, self.objs = queryset.model, queryset.db, objs
+        connection = connections[self.using]
+        opts = self.model._meta
+        columns = [f for f in opts.concrete_fields if f.concrete]
+        stamp_index = columns.index(opts.get_field("last_change"))
+        update = [opts.get_field(name) for name in [*fields, "last_change"]]
+        unique = [opts.pk] if connection.features.supports_update_conflicts_with_target else None
+        size = max(connection.ops.bulk_batch_size(columns, objs), 1)
+        if batch_size:
+            size = min(size, batch_size)
+        for obj in objs:
+            obj.last_change = _STAMP_PLACEHOLDER
+        self.statements = []
+        for chunk in chunks(objs, size):
+            query = InsertQuery(self.model, on_conflict=OnConflict.UPDATE,
+                                update_fields=update, unique_fields=unique)
+            query.insert_values(columns, chunk)
+            for sql, params in query.get_compiler(using=self.using).as_sql():
+                params = list(params)
+                if len(params) == len(chunk) * len(columns):  # one placeholder per value
+                    positions = range(stamp_index, len(params), len(columns))
+                elif len(params) == len(columns):  # PostgreSQL's UNNEST: one array per column
+                    positions = [stamp_index]
+                else:
+                    positions = []
+                if not positions or any(
+                    params[p] != _STAMP_PLACEHOLDER and params[p] != [_STAMP_PLACEHOLDER] * len(chunk)
+                    for p in positions
+                ):
+                    raise AssertionError(f"Unexpected INSERT parameters for {opts.label}.")
+                self.statements.append((sql, params, positions))
+
+    def execute(self, stamp):
+        """Run the statements with ``stamp``; must run under the model's clock."""
+        Tombstone.forget(self.model, [obj.pk for obj in self.objs], self.using)
+        with connections[self.using].cursor() as cursor:
+            for sql, params, positions in self.statements:
+                for position in positions:
+                    value = params[position]
+                    params[position] = [stamp] * len(value) if isinstance(value, list) else stamp
+                cursor.execute(sql, params)
+        for obj in self.objs:
+            obj.last_change = stamp
+            obj._state.adding, obj._state.db = False, self.using
 
 
 def delete_at(queryset, stamp):

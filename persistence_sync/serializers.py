@@ -18,11 +18,21 @@ ForeignKey, 1:1        the related object's id      named after the field
 
 Converters are plain functions built once per model, so a large pull is a
 loop over tuples, not per-object serializer machinery.
+
+Every pushed value is checked on the way in, so that what is stored can be
+pulled again as valid JSON and read back by Python: numbers must be finite and
+within the column (``connection.ops.integer_field_range``), date-times within
+what both Python and the database hold in UTC (with a day to spare, so any
+time zone can show them), strings without lone surrogates (nor NUL on
+PostgreSQL), within ``max_length`` and ``MAX_STRING_LENGTH``, decimals within
+their digits and places, values among ``choices`` where declared. A refusal
+names the item's index, id and field (:func:`parse_push`).
 """
 
 import calendar
 import datetime
 import decimal
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +46,7 @@ from django.utils.dateparse import parse_datetime
 
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError, WireTypeError
+from persistence_sync.limits import check_string, printable
 
 # Keys of a pushed item that are not model fields.
 ID, LAST_CHANGE, REMOVED = "id", "_lastChange", "_removed"
@@ -43,6 +54,12 @@ ID, LAST_CHANGE, REMOVED = "id", "_lastChange", "_removed"
 PUSH_ID_HEADER, PUSH_REPLAY_HEADER = "X-Sync-Push-Id", "X-Sync-Push-Replay"
 # Push errors listed in one answer; the rest are counted.
 MAX_REPORTED_ERRORS = 50
+# Date-times pushed must lie in this UTC range: what Python's datetime holds,
+# less a day at each end so that showing one in any time zone cannot overflow.
+EARLIEST = datetime.datetime(1, 1, 2, tzinfo=datetime.timezone.utc)
+LATEST = datetime.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc)
+# MySQL/MariaDB DATETIME and DATE hold years 1000 to 9999 only.
+MYSQL_EARLIEST_YEAR = 1000
 
 
 # The classic client sends null for every property a new object never had;
@@ -77,6 +94,9 @@ def _identity(value):
 def _check_string(value):
     if not isinstance(value, str):
         raise WireTypeError(f"expected a string, got {_json_type(value)}")
+    problem = check_string(value)
+    if problem:
+        raise WireTypeError(problem)
     return value
 
 
@@ -112,9 +132,23 @@ def _integer_checker(field):
 
 
 def _check_number(value):
-    if type(value) in (int, float):
+    if type(value) is int:
+        return value
+    if type(value) is float:
+        if not math.isfinite(value):  # json reads 1e400 as infinity
+            raise WireTypeError("the number is too large (not finite)")
         return value
     raise WireTypeError(f"expected a number, got {_json_type(value)}")
+
+
+def _float_from_wire(value):
+    try:
+        number = float(_check_number(value))  # a 400-digit integer overflows
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise WireTypeError("the number is too large for a float (at most about 1.8e308)")
+    return number
 
 
 def _seconds(value):
@@ -123,19 +157,32 @@ def _seconds(value):
     return number / 1000 if abs(number) > 10**12 else number
 
 
+DATETIME_RANGE = "date-times must lie between 0001-01-02 and 9999-12-30 (UTC)"
+
+
 def _datetime_from_wire(value):
     if isinstance(value, str):
         # The classic preferLocal conflict handler pushes a Date as ISO 8601.
-        parsed = parse_datetime(value)
-        if parsed is None:
+        try:
+            parsed = parse_datetime(value[:64])  # no ISO date-time is longer
+        except ValueError:  # well-formed but impossible: "2020-13-45T99:99"
+            parsed = None
+        if parsed is None or len(value) > 64:
             raise WireTypeError("expected seconds since 1970 or an ISO 8601 date-time")
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-        return parsed if settings.USE_TZ else parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    try:
-        moment = datetime.datetime.fromtimestamp(_seconds(value), tz=datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise WireTypeError("timestamp out of range") from exc
+        try:
+            # An offset may carry a valid local time past year 9999 in UTC.
+            moment = parsed.astimezone(datetime.timezone.utc)
+        except OverflowError as exc:
+            raise WireTypeError(DATETIME_RANGE) from exc
+    else:
+        try:
+            moment = datetime.datetime.fromtimestamp(_seconds(value), tz=datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise WireTypeError(DATETIME_RANGE) from exc
+    if not EARLIEST <= moment <= LATEST:
+        raise WireTypeError(DATETIME_RANGE)
     return moment if settings.USE_TZ else moment.replace(tzinfo=None)
 
 
@@ -164,11 +211,36 @@ def _date_to_wire(value):
 
 
 def _decimal_from_wire(value):
-    return decimal.Decimal(str(_check_number(value)))
+    return decimal.Decimal(repr(_check_number(value)))
 
 
 def _decimal_to_wire(value):
     return None if value is None else float(value)
+
+
+def _json_from_wire(value):
+    """A JSON field's value, walked without recursion: what json.dumps can store again.
+
+    Infinity (from ``1e400``) would be stored as ``Infinity``, which no JSON
+    parser reads back; a lone surrogate could not be encoded at all.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str:
+            problem = check_string(item)
+            if problem:
+                raise WireTypeError(problem)
+        elif kind is float:
+            if not math.isfinite(item):
+                raise WireTypeError("the number is too large (not finite)")
+        elif kind is list:
+            pending.extend(item)
+        elif kind is dict:
+            pending.extend(item)  # the keys
+            pending.extend(item.values())
+    return value
 
 
 def _uuid_from_wire(value):
@@ -192,9 +264,9 @@ CONVERTERS = [
     (models.DateTimeField, _datetime_to_wire, _datetime_from_wire),
     (models.DateField, _date_to_wire, _date_from_wire),
     (models.DecimalField, _decimal_to_wire, _decimal_from_wire),
-    (models.FloatField, _identity, _check_number),
+    (models.FloatField, _identity, _float_from_wire),
     (models.IntegerField, _identity, _check_int),  # all integer fields
-    (models.JSONField, _identity, _identity),
+    (models.JSONField, _identity, _json_from_wire),
     (models.UUIDField, _uuid_to_wire, _uuid_from_wire),
     (models.CharField, _identity, _check_string),  # slug, email, url, ...
     (models.TextField, _identity, _check_string),
@@ -225,7 +297,8 @@ def unsupported_reason(field):
 
 
 def _validated(field, from_wire):
-    """Wrap ``from_wire`` with null handling and the field's own validators."""
+    """Wrap ``from_wire`` with null handling, choices and the field's own validators."""
+    choices = {key for key, _ in field.flatchoices} if field.choices else None
 
     def convert(value):
         if value is None:
@@ -235,6 +308,8 @@ def _validated(field, from_wire):
                 return USE_DEFAULT
             raise WireTypeError("may not be null")
         result = from_wire(value)
+        if choices is not None and result not in choices:
+            raise WireTypeError("is not one of the field's choices")
         try:
             field.run_validators(result)
         except ValidationError as exc:
@@ -242,6 +317,51 @@ def _validated(field, from_wire):
         return result
 
     return convert
+
+
+def database_checker(field, connection):
+    """What the database behind ``connection`` refuses of ``field``'s values, or None.
+
+    Returns a function raising :class:`WireTypeError`; checked in Python so
+    that the refusal names the item and field instead of failing the batch.
+    """
+    target = field.target_field if field.is_relation else field
+    internal = target.get_internal_type()
+    if internal in BaseDatabaseOperations.integer_field_ranges:
+        low, high = connection.ops.integer_field_range(internal)
+
+        def check(value):
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise WireTypeError(f"{value} is out of range [{low}, {high}] for this database")
+
+        return check
+    if connection.vendor == "postgresql" and isinstance(
+        target, (models.CharField, models.TextField, models.JSONField)
+    ):
+        return _refuse_nul
+    if connection.vendor == "mysql" and isinstance(target, models.DateField):
+
+        def check(value):
+            if value.year < MYSQL_EARLIEST_YEAR:
+                raise WireTypeError("dates before the year 1000 do not fit MySQL/MariaDB")
+
+        return check
+    return None
+
+
+def _refuse_nul(value):
+    """PostgreSQL stores no NUL character, in text or in jsonb (keys included)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is str:
+            if "\x00" in item:
+                raise WireTypeError("PostgreSQL cannot store the NUL character (\\u0000)")
+        elif type(item) is list:
+            pending.extend(item)
+        elif type(item) is dict:
+            pending.extend(item)
+            pending.extend(item.values())
 
 
 def build_codec(field):
@@ -269,18 +389,35 @@ class Change:
     values: dict = None  # attname -> Python value, only the fields sent
 
 
-def parse_push(items, codecs, id_max_length):
-    """Validate a pushed array; return ``{id: Change}`` in first-seen order.
+def parse_push(items, codecs, id_max_length, connection=None):
+    """Validate the pushed items; return ``{id: Change}`` in first-seen order.
 
-    Raises :class:`ProtocolError` listing every bad item (index, id, field).
+    ``items``: a list, or the iterator of :func:`limits.parse_body`, which
+    parses each item only when it is needed here, so that a large push never
+    holds all its parsed objects at once.
+
+    ``connection``: the database the push will be stored in; values it would
+    refuse are refused here. Raises :class:`ProtocolError` listing the bad
+    items (index, id, field), the first ``MAX_REPORTED_ERRORS`` of them.
     """
-    if not isinstance(items, list):
+    if isinstance(items, (dict, str, int, float, bool)) or items is None:
         raise ProtocolError(f"The body must be a JSON array of objects, not {_json_type(items)}.")
     by_name = {codec.name: codec for codec in codecs}
+    stored_checks = {}
+    id_check = None
+    if connection is not None:
+        stored_checks = {codec.name: database_checker(codec.field, connection) for codec in codecs}
+        if connection.vendor == "postgresql":
+            id_check = _refuse_nul
     errors = []
+    bad_count = 0
 
     def error(index, obj_id, field, message):
-        errors.append({"index": index, "id": obj_id, "field": field, "message": message})
+        nonlocal bad_count
+        bad_count += 1
+        if len(errors) < MAX_REPORTED_ERRORS:  # a huge bad push must not cost memory
+            errors.append({"index": index, "id": printable(obj_id), "field": printable(field),
+                           "message": message})
 
     changes = {}
     for index, item in enumerate(items):
@@ -293,7 +430,16 @@ def parse_push(items, codecs, id_max_length):
                   "every item needs a non-empty string id")
             continue
         if len(obj_id) > id_max_length:
-            error(index, obj_id, ID, f"ids are at most {id_max_length} characters")
+            error(index, obj_id[:id_max_length + 1], ID, f"ids are at most {id_max_length} characters")
+            continue
+        problem = check_string(obj_id, "the id")
+        if problem is None and id_check is not None:
+            try:
+                id_check(obj_id)
+            except WireTypeError as exc:
+                problem = str(exc)
+        if problem:
+            error(index, obj_id, ID, problem)
             continue
         if item.get(REMOVED) is True or item.get(REMOVED) == 1:
             changes[obj_id] = Change(index=index, removed=True, values={})
@@ -304,23 +450,30 @@ def parse_push(items, codecs, id_max_length):
                 continue  # the server assigns _lastChange; _removed false is no removal
             codec = by_name.get(key)
             if codec is None:
-                error(index, obj_id, key, "unknown field")
+                error(index, obj_id, key[:100], "unknown field")
                 continue
             try:
-                values[codec.attname] = codec.from_wire(value)
+                result = codec.from_wire(value)
+                check = stored_checks.get(key)
+                if check is not None and result is not None and result is not USE_DEFAULT:
+                    check(result)
+                values[codec.attname] = result
             except WireTypeError as exc:
                 error(index, obj_id, key, str(exc))
+        if bad_count:
+            continue  # refused anyway: keep checking, not converted values
         previous = changes.get(obj_id)
         if previous is not None and not previous.removed:
             values = {**previous.values, **values}
         changes[obj_id] = Change(index=index, removed=False, values=values)
     if errors:
-        raise_item_errors(PUSH_REFUSED, errors)
+        raise_item_errors(PUSH_REFUSED, errors, count=bad_count)
     return changes
 
 
-def raise_item_errors(message, errors, status_code=400):
+def raise_item_errors(message, errors, status_code=400, count=None):
     shown = errors[:MAX_REPORTED_ERRORS]
-    if len(errors) > len(shown):
-        message += f" {len(errors)} items are bad; the first {len(shown)} are listed."
+    count = len(errors) if count is None else count
+    if count > len(shown):
+        message += f" {count} values are bad; the first {len(shown)} are listed."
     raise ProtocolError(message, shown, status_code=status_code)

@@ -11,6 +11,8 @@ queries per ``BATCH_SIZE`` objects, or stores nothing.
 
 import datetime
 import json
+import time
+from dataclasses import dataclass
 from operator import itemgetter
 
 import orjson
@@ -19,9 +21,9 @@ from django.utils import timezone
 
 from persistence_sync import clock
 from persistence_sync.conf import sync_settings
-from persistence_sync.db import chunks, run_with_retries
+from persistence_sync.db import chunks, lock_timeout, run_with_retries
 from persistence_sync.exceptions import PUSH_REFUSED, HistoryPruned, ProtocolError
-from persistence_sync.models import PushReceipt, Tombstone, delete_at, upsert_at
+from persistence_sync.models import PushReceipt, Tombstone, delete_at, prepare_upsert
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
 
 # Expired push receipts deleted by one push, at most.
@@ -175,6 +177,8 @@ def encode_items(items):
         return json.dumps(items, separators=(",", ":"))[1:-1].encode()
 
 
+
+
 def push(registration, queryset, changes, using, push_id=None, replay=False):
     """Store ``changes`` (from :func:`serializers.parse_push`) whole; return the stamp.
 
@@ -183,26 +187,82 @@ def push(registration, queryset, changes, using, push_id=None, replay=False):
     and stores nothing. A ``replay`` of an id never seen stores nothing either
     and returns None: the client abandoned that push, and a late copy of it
     is refused (409).
+
+    What a push needs to read (the stored rows, visibility, relations) is
+    read and checked *before* it takes the model's clock, so one large or
+    slow push stalls no other writer of the model while it is prepared. Under
+    the clock it only checks that the rows it read are unchanged (their
+    stamps) and writes. If another writer changed them meanwhile, the push is
+    prepared again; after ``PREPARE_ATTEMPTS`` such races it is prepared
+    under the clock. A writer waiting for the clock longer than
+    ``LOCK_TIMEOUT`` gives up with a database error and stores nothing.
     """
+    queryset = queryset.using(using)
+    timeout = sync_settings.LOCK_TIMEOUT
+    deadline = time.monotonic() + timeout if timeout else None
+    receipt = _Receipt(registration, push_id, replay, using)
+    if receipt.known() or replay:
+        # A repeat needs no preparation; a replay stores nothing: both are
+        # answered under the clock, where the first copy cannot be running.
+        return run_with_retries(lambda: receipt.answer(_tick(registration.model, using, timeout)),
+                                using, deadline)
 
-    def apply():
-        # Ticking first takes the model's clock lock, so two requests with one
-        # push id run one after the other and the second finds the receipt.
-        stamp = clock.tick(registration.model, using)
-        if push_id is not None:
-            receipt = PushReceipt.objects.using(using).filter(
-                model=registration.label, push_id=push_id).first()
-            if receipt is not None:
-                return _answer_repeated(receipt, replay)
-            if replay:
-                _remember(registration, push_id, None, using)
-                return None
-        _apply(registration, queryset.using(using), changes, stamp, using)
-        if push_id is not None:
-            _remember(registration, push_id, stamp, using)
+    def prepare_and_write():
+        stamp = _tick(registration.model, using, timeout)
+        if receipt.known():
+            return receipt.answer(stamp)
+        plan = _prepare(registration, queryset, changes, using)
+        _write(registration, plan, stamp, using, changes)
+        return receipt.record(stamp)
+
+    if connections[using].in_atomic_block:
+        return run_with_retries(prepare_and_write, using)  # one transaction anyway
+    for _ in range(PREPARE_ATTEMPTS):
+        plan = _prepare(registration, queryset, changes, using)
+
+        def write(plan=plan):
+            stamp = _tick(registration.model, using, timeout)
+            if receipt.known():  # another copy of this push was stored meanwhile
+                return receipt.answer(stamp)
+            if not _unchanged(registration, plan, changes, using):
+                raise _Stale
+            _write(registration, plan, stamp, using, changes)
+            return receipt.record(stamp)
+
+        try:
+            return run_with_retries(write, using, deadline)
+        except _Stale:
+            continue
+    return run_with_retries(prepare_and_write, using, deadline)
+
+
+class _Receipt:
+    """The idempotent-push bookkeeping of one push (nothing when it has no id)."""
+
+    def __init__(self, registration, push_id, replay, using):
+        self.registration, self.push_id, self.replay, self.using = registration, push_id, replay, using
+
+    def lookup(self):
+        if self.push_id is None:
+            return None
+        return PushReceipt.objects.using(self.using).filter(
+            model=self.registration.label, push_id=self.push_id).first()
+
+    def known(self):
+        return self.lookup() is not None
+
+    def answer(self, stamp):
+        """Under the clock: the first answer of a repeated id, or None for an abandoned replay."""
+        found = self.lookup()
+        if found is not None:
+            return _answer_repeated(found, self.replay)
+        _remember(self.registration, self.push_id, None, self.using)  # a replay: abandon it
+        return None
+
+    def record(self, stamp):
+        if self.push_id is not None:
+            _remember(self.registration, self.push_id, stamp, self.using)
         return stamp
-
-    return run_with_retries(apply, using)
 
 
 def push_many(batches, using, check=None):
@@ -212,20 +272,24 @@ def push_many(batches, using, check=None):
     ticked in label order, so two multi-model pushes cannot deadlock on them.
     ``check(stamps)``, when given, runs once every clock is held and before
     anything is written: a refusal it raises leaves nothing stored, and no
-    other writer of these models can change what it read.
+    other writer of these models can change what it read. (Prepared under
+    the clocks: one transaction for several models is the point here.)
     """
+    timeout = sync_settings.LOCK_TIMEOUT
+    deadline = time.monotonic() + timeout if timeout else None
 
     def apply():
         stamps = {}
         for registration, _, _ in sorted(batches, key=lambda batch: batch[0].label):
-            stamps[registration.label] = clock.tick(registration.model, using)
+            stamps[registration.label] = _tick(registration.model, using, timeout)
         if check is not None:
             check(stamps)
         for registration, queryset, changes in batches:
-            _apply(registration, queryset.using(using), changes, stamps[registration.label], using)
+            plan = _prepare(registration, queryset.using(using), changes, using)
+            _write(registration, plan, stamps[registration.label], using, changes)
         return stamps
 
-    return run_with_retries(apply, using)
+    return run_with_retries(apply, using, deadline)
 
 
 def _answer_repeated(receipt, replay):
@@ -251,7 +315,34 @@ def _remember(registration, push_id, stamp, using):
         receipts.filter(pk__in=old).delete()
 
 
-def _apply(registration, queryset, changes, stamp, using):
+
+
+# Times a push is prepared outside the clock before it is prepared under it.
+PREPARE_ATTEMPTS = 3
+
+
+class _Stale(Exception):
+    """Rows a push read changed before it took the clock: prepare it again."""
+
+
+def _tick(model, using, timeout):
+    with lock_timeout(using, timeout):
+        return clock.tick(model, using)
+
+
+@dataclass
+class _Plan:
+    """What a push writes, worked out (and its SQL compiled) from the rows it read."""
+
+    versions: dict  # pk -> last_change of every pushed id stored when read
+    writes: list
+    upsert: object  # models.prepare_upsert() of the writes
+    relinks: list  # (obj, attname) set once every new object exists
+    removals: list
+
+
+def _prepare(registration, queryset, changes, using):
+    """Read what ``changes`` touch, check it, and work out the writes."""
     model = registration.model
     base = model._base_manager.db_manager(using)
     concrete = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
@@ -259,6 +350,7 @@ def _apply(registration, queryset, changes, stamp, using):
     for chunk in chunks(changes):
         for row in base.filter(pk__in=chunk).values_list("pk", *concrete):
             stored[row[0]] = dict(zip(concrete, row[1:]))
+    _check_same_ids(registration, changes, stored)
     _check_visibility(registration, queryset, changes, stored)
     _check_relations(registration, changes, stored, using)
 
@@ -274,31 +366,137 @@ def _apply(registration, queryset, changes, stamp, using):
             errors += [{"index": change.index, "id": pk, "field": codecs[name].name,
                         "message": "may not be null"} for name in defaulted]
             continue
-        for name in defaulted:
-            del change.values[name]  # a new object: the model's default applies
+        values = {name: value for name, value in change.values.items() if value is not USE_DEFAULT}
         if pk in stored:
             old = stored[pk]
             if all(
                 codecs[name].wire(value) == codecs[name].wire(old[name])
-                for name, value in change.values.items()
+                for name, value in values.items()
             ):
                 continue  # nothing changes: the object keeps its stamp
-            writes.append(model(pk=pk, **{**old, **change.values}))
+            writes.append(model(pk=pk, **{**old, **values}))
         else:
-            writes.append(model(pk=pk, **change.values))
+            writes.append(model(pk=pk, **values))  # a default applies where null was sent
 
     if errors:
         raise_item_errors(PUSH_REFUSED, errors)
-    if writes:
-        relinks = []
-        if not connections[using].features.can_defer_constraint_checks:
-            writes, relinks = _parents_first(registration, writes, stored)
-        upsert_at(base.all(), writes, stamp, [codec.attname for codec in registration.codecs])
-        if relinks:  # links inside a cycle of new objects, set once all exist
-            models.QuerySet.bulk_update(base.all(), [obj for obj, _ in relinks],
-                                        sorted({attname for _, attname in relinks}))
-    for chunk in chunks(removals):
+    relinks = []
+    if writes and not connections[using].features.can_defer_constraint_checks:
+        writes, relinks = _parents_first(registration, writes, stored)
+    upsert = prepare_upsert(base.all(), writes, [codec.attname for codec in registration.codecs])
+    versions = {pk: row["last_change"] for pk, row in stored.items()}
+    return _Plan(versions, writes, upsert, relinks, removals)
+
+
+def _unchanged(registration, plan, changes, using):
+    """Whether every pushed id is stored (or absent) exactly as when the push was prepared.
+
+    All of them, also those the plan leaves alone because they already held
+    the pushed values: were one changed meanwhile, this later push must win.
+    Runs under the clock, so no writer of the model (every write path ticks
+    it) can change them between this read and the writes.
+    """
+    base = registration.model._base_manager.db_manager(using)
+    seen = {}
+    for chunk in chunks(changes):
+        seen.update(base.filter(pk__in=chunk).values_list("pk", "last_change"))
+    return seen == plan.versions
+
+
+def _write(registration, plan, stamp, using, changes):
+    model = registration.model
+    base = model._base_manager.db_manager(using)
+    if plan.writes:
+        plan.upsert.execute(stamp)
+        if plan.relinks:  # links inside a cycle of new objects, set once all exist
+            models.QuerySet.bulk_update(base.all(), [obj for obj, _ in plan.relinks],
+                                        sorted({attname for _, attname in plan.relinks}))
+        if not exact_ids(model, using):
+            _check_written_ids(registration, plan.writes, using, changes)
+    for chunk in chunks(plan.removals):
         delete_at(base.filter(pk__in=chunk), stamp)
+
+
+def _check_same_ids(registration, changes, stored):
+    """Refuse pushed ids that the database takes for a different stored id.
+
+    MySQL/MariaDB's usual collations compare ``"a1"``, ``"A1"`` and ``"A1 "``
+    as equal: reading ``"a1"`` finds the row ``"A1"``, and writing it would
+    overwrite that object.
+    """
+    strangers = {_loosely(pk): pk for pk in stored if pk not in changes}
+    if not strangers:
+        return
+    errors = [
+        {"index": change.index, "id": pk, "field": ID,
+         "message": f"the database takes this id for the stored id {strangers[_loosely(pk)]!r}; "
+                    "ids that differ only in case or trailing spaces cannot both be stored"}
+        for pk, change in changes.items()
+        if pk not in stored and _loosely(pk) in strangers
+    ]
+    if not errors:  # a collation that equates more than case and trailing spaces
+        errors = [{"index": None, "id": pk, "field": ID,
+                   "message": "the database takes a pushed id for this stored id"}
+                  for pk in strangers.values()]
+    raise_item_errors(PUSH_REFUSED, errors)
+
+
+def _loosely(value):
+    """An approximation of a case-insensitive, PAD SPACE comparison (for messages only)."""
+    return value.rstrip(" ").casefold()
+
+
+def _check_written_ids(registration, writes, using, changes):
+    """Refuse the push if two of its ids were stored as one row (rolls it back).
+
+    Runs after the writes, under the clock, where the database's own
+    comparison says which rows the ids landed on: each written id must be
+    read back exactly.
+    """
+    base = registration.model._base_manager.db_manager(using)
+    written = [obj.pk for obj in writes]
+    errors = []
+    for chunk in chunks(written):
+        found = set(base.filter(pk__in=chunk).values_list("pk", flat=True))
+        errors += [pk for pk in chunk if pk not in found]
+    if errors:
+        errors.sort(key=lambda pk: changes[pk].index)
+        raise_item_errors(PUSH_REFUSED, [
+            {"index": changes[pk].index, "id": pk, "field": ID,
+             "message": "the database takes this id for another id of the push; ids that "
+                        "differ only in case or trailing spaces cannot both be stored"}
+            for pk in errors
+        ])
+
+
+_exact_ids = {}
+
+
+def exact_ids(model, using):
+    """Whether the database compares ``model``'s ids exactly (byte for byte).
+
+    True on SQLite and PostgreSQL; on MySQL/MariaDB only with a NO PAD binary
+    collation on the id column (``utf8mb4_nopad_bin``, ``utf8mb4_0900_bin``).
+    Read once per process: restart the workers after changing the collation.
+    """
+    connection = connections[using]
+    if connection.vendor != "mysql":
+        return True
+    key = (using, model._meta.db_table)
+    if key not in _exact_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT collation_name FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() AND table_name = %s AND column_name = %s",
+                [model._meta.db_table, model._meta.pk.column],
+            )
+            row = cursor.fetchone()
+        name = (row[0] or "") if row else ""
+        # MariaDB names its NO PAD collations *_nopad_*; MySQL 8's *_0900_bin is NO PAD.
+        _exact_ids[key] = name == "binary" or (
+            name.endswith("_bin") and ("_nopad_" in name or "_0900_" in name)
+        )
+    return _exact_ids[key]
 
 
 def _parents_first(registration, writes, stored):

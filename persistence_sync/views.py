@@ -12,19 +12,28 @@ model (``TaskSyncView``), so a traceback says which model it is about.
 
 import itertools
 import json
+import logging
 import re
 from functools import partial
 
-from django.db import DatabaseError, DataError, IntegrityError, router, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connections, router, transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework import exceptions
 from rest_framework.parsers import BaseParser, DataAndFiles
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from persistence_sync import server, signals
 from persistence_sync.conf import sync_settings
+from persistence_sync.db import is_busy
 from persistence_sync.exceptions import ProtocolError
+from persistence_sync.limits import body_too_large, parse_body
 from persistence_sync.serializers import PUSH_ID_HEADER, PUSH_REPLAY_HEADER, parse_push
+
+# The database's own words about a refused or failed request: they may quote
+# SQL, constraint names and row contents, so they go to the log, never on the wire.
+logger = logging.getLogger("persistence_sync.server")
 
 # Largest value a BIGINT _lastChange column holds.
 MAX_STAMP = 2**63 - 1
@@ -33,17 +42,21 @@ PUSH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def json_response(body, status=200):
-    return HttpResponse(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
-        status=status,
-        content_type="application/json",
-    )
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    try:
+        content = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escape it rather than fail
+        content = json.dumps(body, separators=(",", ":")).encode("ascii")
+    return HttpResponse(content, status=status, content_type="application/json")
 
 
 def error_response(exc, context):
     """DRF exception handler: the protocol's JSON error shape for every refusal."""
     if isinstance(exc, ProtocolError):
-        return json_response(exc.as_json(), status=exc.status_code)
+        response = json_response(exc.as_json(), status=exc.status_code)
+        if getattr(exc, "retry_after", None):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, exceptions.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.get_full_details())
         response = json_response({"status": "error", "error": str(detail)}, exc.status_code)
@@ -53,6 +66,35 @@ def error_response(exc, context):
             response["Retry-After"] = str(int(exc.wait))
         return response
     return None  # a server error: let Django report it
+
+
+class SyncRateThrottle(SimpleRateThrottle):
+    """``PERSISTENCE_SYNC["THROTTLE_RATES"]``: pulls and pushes per user (or IP), all models.
+
+    Added to every sync view (after DRF's ``DEFAULT_THROTTLE_CLASSES``) unless
+    the registration names its own ``throttle_classes``; does nothing while
+    the setting is None. ``{"pull": "600/min", "push": "60/min"}`` keeps a
+    runaway client from sinking the server and lets a browser sync freely.
+    """
+
+    def get_rate(self):
+        return None  # chosen per request in allow_request
+
+    def allow_request(self, request, view):
+        rates = sync_settings.THROTTLE_RATES or {}
+        self.scope = "push" if request.method == "POST" else "pull"
+        self.rate = rates.get(self.scope)
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view):
+        ident = request.user.pk if request.user and request.user.is_authenticated else None
+        return self.cache_format % {
+            "scope": f"persistence_sync_{self.scope}",
+            "ident": ident if ident is not None else self.get_ident(request),
+        }
 
 
 class UnreadBodyParser(BaseParser):
@@ -79,6 +121,11 @@ class SyncView(APIView):
     def get_exception_handler(self):
         return error_response
 
+    def get_throttles(self):
+        if self.registration.throttle_classes is not None:
+            return [throttle() for throttle in self.registration.throttle_classes]
+        return [throttle() for throttle in [*api_settings.DEFAULT_THROTTLE_CLASSES, SyncRateThrottle]]
+
     def get_queryset(self):
         return self.registration.queryset_for(self.request)
 
@@ -89,14 +136,15 @@ class SyncView(APIView):
     def get(self, request, *args, **kwargs):
         page = self.parse_page(request.query_params)
         on_done = partial(self.pulled, request, page)
-        chunks = server.pull_chunks(self.registration, self.get_queryset(), page, self.get_db(False),
-                                    on_done)
         try:
+            chunks = server.pull_chunks(self.registration, self.get_queryset(), page,
+                                        self.get_db(False), on_done)
             # The clock and the first batch are read before answering, so that
             # a database that is down still gets a 503, not a cut-off 200.
             head = list(itertools.islice(chunks, 4))
         except DatabaseError as exc:
-            raise ProtocolError(f"The database is unavailable, retry later: {exc}", status_code=503) from exc
+            self.log_database_error("pull", exc)
+            raise ProtocolError("The database is unavailable, retry later.", status_code=503) from exc
         if len(head) < 4:  # the clock, one batch at most and the end: no need to stream
             return HttpResponse(b"".join(head), content_type="application/json")
         return StreamingHttpResponse(_streamed(head, chunks), content_type="application/json")
@@ -111,31 +159,41 @@ class SyncView(APIView):
     def post(self, request, *args, **kwargs):
         push_id, replay = self.parse_push_id(request)
         items = self.read_json_body(request)
-        changes = parse_push(items, self.registration.codecs, self.id_max_length())
-        model, using = self.registration.model, self.get_db(True)
-        signal_args = {"sender": model, "request": request, "registration": self.registration,
-                       "changes": changes}
+        using = self.get_db(True)
+        changes = parse_push(items, self.registration.codecs, self.id_max_length(), connections[using])
+        del items  # the body's text is no longer needed while the push is stored
+        signal_args = {"sender": self.registration.model, "request": request,
+                       "registration": self.registration, "changes": changes}
         if changes:
             signals.pre_push.send(**signal_args)
         try:
             stamp = server.push(self.registration, self.get_queryset(), changes, using,
                                 push_id=push_id, replay=replay)
         except DataError as exc:
+            self.log_database_error("push", exc)
             raise ProtocolError(
-                f"A value does not fit its database column; nothing was stored: {exc}"
+                "A value does not fit its database column; nothing was stored."
             ) from exc
         except IntegrityError as exc:
+            self.log_database_error("push", exc)
             raise ProtocolError(
-                f"The push conflicts with a database constraint; nothing was stored: {exc}",
+                "The push conflicts with a database constraint (a unique value, or a "
+                "related object removed meanwhile); nothing was stored.",
                 status_code=409,
             ) from exc
         except DatabaseError as exc:
             # Transient errors were retried in server.push; what remains (the
-            # database restarting, say) leaves nothing half-written.
-            raise ProtocolError(
-                f"The database is unavailable; nothing was stored, retry later: {exc}",
+            # database restarting, a writer holding the clock past
+            # LOCK_TIMEOUT) leaves nothing half-written.
+            self.log_database_error("push", exc)
+            busy = is_busy(exc, connections[using])
+            error = ProtocolError(
+                "The model is busy with another push; nothing was stored, retry later."
+                if busy else "The database is unavailable; nothing was stored, retry later.",
                 status_code=503,
-            ) from exc
+            )
+            error.retry_after = 1 if busy else 5
+            raise error from exc
         if stamp is None:  # a replay of a push this server never stored
             return json_response({"status": "abandoned"})
         if changes:
@@ -164,6 +222,15 @@ class SyncView(APIView):
             raise ProtocolError(f"{PUSH_REPLAY_HEADER} must be 1 when sent, not {replay[:80]!r}.")
         return push_id, replay == "1"
 
+    def log_database_error(self, action, exc):
+        user = getattr(self.request, "user", None)
+        logger.warning(
+            "%s of %s by %s failed: %s: %s", action, self.registration.label,
+            user.get_username() if user is not None and user.is_authenticated else "anonymous",
+            type(exc).__name__, exc,
+            exc_info=exc,
+        )
+
     def id_max_length(self):
         return self.registration.model._meta.pk.max_length or 255
 
@@ -191,6 +258,12 @@ class SyncView(APIView):
 
     @staticmethod
     def read_json_body(request):
+        """The pushed items: an iterator parsing them one at a time (:func:`limits.parse_body`)."""
+        return parse_body(SyncView.read_body(request))
+
+    @staticmethod
+    def read_body(request):
+        """The raw body of a push, within ``MAX_BODY_SIZE``; 415 unless it is JSON."""
         content_type = request.content_type.split(";")[0].strip().lower()
         if content_type != "application/json":
             raise ProtocolError(
@@ -198,26 +271,19 @@ class SyncView(APIView):
                 status_code=415,
             )
         limit = sync_settings.MAX_BODY_SIZE
-        too_big = ProtocolError(
-            f"The body is larger than {limit} bytes "
-            "(PERSISTENCE_SYNC['MAX_BODY_SIZE']); push fewer objects at a time.",
-            status_code=413,
-        )
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if length > limit:
-            raise too_big
+            raise body_too_large(limit)  # before reading a byte of it
         # Read the raw stream: Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) is
-        # meant for forms; pushes have their own, larger limit.
+        # meant for forms; pushes have their own, larger limit. The read is
+        # capped, whatever Content-Length claimed (or chunked bodies lack).
         body = request._request.read(limit + 1)
         if len(body) > limit:
-            raise too_big
-        try:
-            return json.loads(body, parse_constant=_refuse_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+            raise body_too_large(limit)
+        return body
 
 
 def parse_stamp(name, value):
@@ -234,9 +300,6 @@ def _streamed(head, chunks):
     yield from head
     yield from chunks
 
-
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def sync_view_factory(registration):

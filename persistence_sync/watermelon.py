@@ -43,7 +43,7 @@ import json
 from dataclasses import dataclass, field
 
 import orjson
-from django.db import DatabaseError, IntegrityError, models, router, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework import exceptions
 from rest_framework.views import APIView
@@ -52,6 +52,7 @@ from persistence_sync import clock, server
 from persistence_sync.conf import sync_settings
 from persistence_sync.db import chunks
 from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError, WireTypeError
+from persistence_sync.limits import parse_document, too_many_items
 from persistence_sync.serializers import ID, REMOVED, parse_push
 
 PARTS = ("created", "updated", "deleted")
@@ -345,10 +346,18 @@ def _deleted(tombstones, budget, table):
 # --- push ---------------------------------------------------------------------------
 
 
-def parse_push_body(body, tables, id_max_length):
-    """``[(registration, queryset, changes)]`` from a push body; 400 naming table, list and index."""
+def parse_push_body(body, tables, id_max_length, connection=None):
+    """``[(registration, queryset, changes)]`` from a push body; 400 naming table, list and index.
+
+    ``connection``: the database the push goes to; values it would refuse are
+    refused here, as in persistence.sync pushes.
+    """
     if not isinstance(body, dict):
         raise ProtocolError("The body must be a JSON object of tables: WatermelonDB's changes.")
+    total = sum(len(part) for changes in body.values() if isinstance(changes, dict)
+                for part in changes.values() if isinstance(part, list))
+    if total > sync_settings.MAX_ITEMS:
+        raise too_many_items(sync_settings.MAX_ITEMS)
     by_name = {table_of(registration).name: (registration, queryset) for registration, queryset in tables}
     batches, errors = [], []
     for name, table_changes in body.items():
@@ -358,7 +367,8 @@ def parse_push_body(body, tables, id_max_length):
         items, places, refused = _push_items(name, table_changes, registration)
         errors += refused
         try:
-            batches.append((registration, queryset, parse_push(items, registration.codecs, id_max_length)))
+            batches.append((registration, queryset,
+                            parse_push(items, registration.codecs, id_max_length, connection)))
         except ProtocolError as exc:
             errors += [{"table": name, "list": places[e["index"]][0], "index": places[e["index"]][1],
                         "id": e["id"], "field": _column_name(registration, e["field"]),
@@ -504,7 +514,7 @@ class WatermelonSyncView(APIView):
         from persistence_sync.views import SyncView
 
         last_pulled_at = _int_param(request.query_params, "last_pulled_at", required=True)
-        body = SyncView.read_json_body(request)
+        body = parse_document(SyncView.read_body(request))
         pushed = set(body) if isinstance(body, dict) else set()
         known = {table_of(r).name for r in self.registry.registrations()}
         if pushed - known:
@@ -514,9 +524,10 @@ class WatermelonSyncView(APIView):
         forbidden = pushed - {table_of(r).name for r, _ in tables}
         if forbidden:
             raise ProtocolError(f"You may not push to {sorted(forbidden)}.", status_code=403)
-        batches = parse_push_body(body, tables, max(r.model._meta.pk.max_length or 255
-                                                    for r, _ in tables) if tables else 255)
         using = router.db_for_write(tables[0][0].model) if tables else "default"
+        batches = parse_push_body(body, tables, max(r.model._meta.pk.max_length or 255
+                                                    for r, _ in tables) if tables else 255,
+                                  connections[using])
         try:
             server.push_many(batches, using, conflict_check(batches, last_pulled_at, using))
         except IntegrityError as exc:

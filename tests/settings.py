@@ -12,3 +12,8 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
 
 # Fast password hashing for tests that log users in.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The suite asserts the protocol's own date unit (seconds) and pushes far more
+# often than the example site's throttle allows; tests that need either set it.
+PERSISTENCE_SYNC = {**PERSISTENCE_SYNC, "THROTTLE_RATES": None,  # noqa: F405
+                    "DATES_IN_MILLISECONDS": False}

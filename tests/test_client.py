@@ -147,7 +147,8 @@ def test_local_changes_and_deletions_are_pushed_once(server):
     first = run(server)
     assert first["todo.project"].pushed == 1 and first["todo.task"].pushed == 1
     assert server.values(TASKS, task.pk) == {
-        "id": task.pk, "name": "Report", "done": False, "project": project.pk}
+        "id": task.pk, "name": "Report", "done": False, "project": project.pk,
+        "due": None, "priority": 0, "estimate": None, "notes": None}
     task_id = task.pk
     task.delete()
     assert Tombstone.objects.filter(object_id=task_id).exists()
@@ -363,7 +364,8 @@ def test_what_a_handler_keeps_but_does_not_push_is_pushed_with_what_it_pushed(se
     assert result.conflicts == [{"id": task.pk, "properties": ["name", "done"],
                                  "resolution": "local"}]
     assert server.values(TASKS, task.pk) == {"id": task.pk, "name": "local", "done": False,
-                                             "project": None}
+                                             "project": None, "due": None, "priority": 0,
+                                             "estimate": None, "notes": None}
     assert Task.objects.values_list("name", "done").get() == ("local", False)
 
 

@@ -17,13 +17,15 @@ import itertools
 import json
 import threading
 import time
+from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 from django.db import connection, connections, transaction
-from django.test import Client
+from django.test import Client, override_settings
 from todo.models import Task
 
-from persistence_sync import clock
+from persistence_sync import clock, server
 from persistence_sync.clock import Clock
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -174,9 +176,9 @@ def test_a_pull_reads_the_clock_and_the_rows_in_one_snapshot(sync, monkeypatch):
     assert committed_during_pull or connection.vendor == "sqlite"
     assert answer == {"now": other_stamp, "updates": [
         {"id": kept.pk, "name": "in the snapshot", "done": False, "project": None,
-         "_lastChange": stamp},
+         "due": None, "priority": 0, "estimate": None, "notes": None, "_lastChange": stamp},
         {"id": other.pk, "name": "other", "done": False, "project": None,
-         "_lastChange": other_stamp},
+         "due": None, "priority": 0, "estimate": None, "notes": None, "_lastChange": other_stamp},
     ]}
     # Nothing is lost: the next pull carries what the other connection committed.
     later = sync.pull("taskUpdates", since=answer["now"])["updates"]
@@ -217,3 +219,128 @@ def test_the_first_writes_of_a_model_get_distinct_stamps():
     assert errors == []
     assert stamps["second"] > stamps["first"]
     assert Clock.objects.get(model="todo.task").value == stamps["second"]
+
+
+# --- the clock is held only for the writes (issue 10) -------------------------
+
+@contextmanager
+def blocked_while_preparing(first_id):
+    """Make the push holding ``first_id`` wait inside its preparation (before the clock).
+
+    Yields ``(entered, release)``: set when the push is blocked; set it free.
+    Only its first preparation blocks.
+    """
+    entered, release = threading.Event(), threading.Event()
+    real = server._check_relations
+
+    def check_relations(registration, changes, *args):
+        if first_id in changes and not entered.is_set():
+            entered.set()
+            assert release.wait(60), "the test never released the push"
+        return real(registration, changes, *args)
+
+    with mock.patch.object(server, "_check_relations", check_relations):
+        yield entered, release
+
+
+def push_in_thread(items, results):
+    def run():
+        try:
+            results["response"] = Client().post(
+                "/taskUpdates", json.dumps(items), content_type="application/json")
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_push_being_validated_stalls_no_other_writer():
+    """Another writer of the model commits while a large push is still being checked.
+
+    Deterministic: the large push is held inside its validation until the
+    other writers are done. Were it holding the model's clock, they could not
+    commit and would give up after LOCK_TIMEOUT with 503.
+    """
+    big, results = [{"id": f"BIG{i}", "name": "big"} for i in range(3000)], {}
+    with blocked_while_preparing("BIG0") as (entered, release):
+        thread = push_in_thread(big, results)
+        try:
+            assert entered.wait(30)
+            small = Client().post("/taskUpdates", json.dumps([{"id": "SMALL", "name": "s"}]),
+                                  content_type="application/json")
+            saved = Task(id="SAVED", name="saved")
+            saved.save()
+        finally:
+            release.set()
+            thread.join(120)
+    assert small.status_code == 200, small.content
+    assert results["response"].status_code == 200, results["response"].content
+    assert results["response"].json()["now"] > saved.last_change > small.json()["now"]
+    assert Task.objects.filter(id__startswith="BIG").count() == 3000
+
+
+def test_a_row_changed_while_a_push_is_prepared_is_not_reverted():
+    """The push read the row before another writer changed it: it is prepared again."""
+    Task.objects.create(id="T", name="old", done=False)
+    results = {}
+    with blocked_while_preparing("T") as (entered, release):
+        thread = push_in_thread([{"id": "T", "name": "new"}], results)
+        try:
+            assert entered.wait(30)
+            Task.objects.filter(id="T").update(done=True)  # a field the push does not send
+        finally:
+            release.set()
+            thread.join(60)
+    assert results["response"].status_code == 200, results["response"].content
+    assert Task.objects.values_list("name", "done").get(id="T") == ("new", True)
+
+
+@override_settings(PERSISTENCE_SYNC={"LOCK_TIMEOUT": 1})
+def test_a_writer_stuck_behind_the_clock_gives_up_with_503():
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_clock():
+        try:
+            with transaction.atomic():
+                clock.tick(Task, "default")
+                holding.set()
+                release.wait(60)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_clock)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        started = time.monotonic()
+        response = Client().post("/taskUpdates", json.dumps([{"id": "LATE", "name": "late"}]),
+                                 content_type="application/json")
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join(60)
+    assert response.status_code == 503, response.content
+    assert response.json() == {"status": "error", "error": (
+        "The model is busy with another push; nothing was stored, retry later.")}
+    assert response["Retry-After"] == "1"
+    assert waited < 10  # LOCK_TIMEOUT, not the default 30 s SQLite timeout or retries
+    assert not Task.objects.filter(id="LATE").exists()
+
+
+def test_a_push_of_the_stored_value_wins_over_a_change_made_while_it_was_prepared():
+    """The push read "old", found nothing to change, but another writer changed it meanwhile."""
+    Task.objects.create(id="T", name="old")
+    results = {}
+    with blocked_while_preparing("T") as (entered, release):
+        thread = push_in_thread([{"id": "T", "name": "old"}], results)
+        try:
+            assert entered.wait(30)
+            Task.objects.filter(id="T").update(name="changed meanwhile")
+        finally:
+            release.set()
+            thread.join(60)
+    assert results["response"].status_code == 200, results["response"].content
+    task = Task.objects.get(id="T")
+    assert (task.name, task.last_change) == ("old", results["response"].json()["now"])

@@ -130,7 +130,8 @@ def test_admin_edits_reach_clients(sync, client):
     task = Task.objects.create(name="before")
     since = sync.pull("taskUpdates")["now"]
     response = client.post(f"/admin/todo/task/{task.pk}/change/", {"name": "after", "done": "on",
-                                                                   "project": "", "tags": []})
+                                                                   "project": "", "tags": [],
+                                                                   "priority": 0, "notes": "null"})
     assert response.status_code == 302, response.content[:2000]
     assert pulled(sync, since)[task.pk]["name"] == "after"
     since = sync.pull("taskUpdates")["now"]
@@ -149,6 +150,7 @@ def test_m2m_changes_are_not_synced_and_do_not_touch_the_object(sync):
     assert sync.pull("taskUpdates", since=since) == {"now": since, "updates": []}
     [pulled_task] = sync.pull("taskUpdates")["updates"]
     assert pulled_task == {"id": task.pk, "name": "t", "done": False, "project": None,
+                           "due": None, "priority": 0, "estimate": None, "notes": None,
                            "_lastChange": task.last_change}
     body = sync.push("taskUpdates", [{"id": task.pk, "name": "u", "tags": [tag.pk]}], expect=400)
     assert [(e["id"], e["field"]) for e in body["errors"]] == [(task.pk, "tags")]

@@ -17,6 +17,7 @@ def test_pull_answers_every_object_changed_after_since(sync):
     assert answer == {
         "now": dishes.last_change,
         "updates": [{"id": dishes.pk, "name": "Dishes", "done": True, "project": home.pk,
+                     "due": None, "priority": 0, "estimate": None, "notes": None,
                      "_lastChange": dishes.last_change}],
     }
 

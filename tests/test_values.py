@@ -22,7 +22,7 @@ def test_every_type_is_pulled_as_its_wire_value(sync):
     [gadget] = sync.pull("gadgets")["updates"]
     assert gadget == {
         "id": "G", "name": "g", "count": 3, "price": 9.5, "ratio": 0.25, "active": False,
-        "due": JAN_15, "day": 1705276800, "data": {"a": [1, None]},
+        "due": JAN_15, "day": 1705276800, "data": {"a": [1, None]}, "size": "S",
         "_lastChange": stored.last_change,
     }
     assert "secret" not in gadget  # excluded from sync

@@ -51,7 +51,8 @@ def test_a_first_sync_sends_raw_records_as_created(client):
     Task.objects.create(id="GONE", name="gone").delete()
     answer = pull(client)
     assert answer["changes"]["tasks"] == {
-        "created": [{"id": task.pk, "name": "Dishes", "done": False, "project_id": home.pk}],
+        "created": [{"id": task.pk, "name": "Dishes", "done": False, "project_id": home.pk,
+                     "due": None, "priority": 0, "estimate": None, "notes": None}],
         "updated": [], "deleted": ["GONE"]}
     assert answer["timestamp"] >= task.last_change
 
@@ -82,7 +83,8 @@ def test_later_syncs_send_changes_since_as_updated_and_deletions(client):
     other_pk = other.pk
     other.delete()
     tasks = pull(client, last_pulled_at=timestamp)["changes"]["tasks"]
-    assert tasks == {"updated": [{"id": task.pk, "name": "b", "done": False, "project_id": None}],
+    assert tasks == {"updated": [{"id": task.pk, "name": "b", "done": False, "project_id": None,
+                                  "due": None, "priority": 0, "estimate": None, "notes": None}],
                      "created": [], "deleted": [other_pk]}
 
 

@@ -8,6 +8,7 @@ PS_DB_NAME             database name (SQLite: a file path; default ``db.sqlite3`
                        next to manage.py; servers: ``persistence_sync``)
 PS_DB_HOST / PS_DB_PORT  server address (default 127.0.0.1 and the usual port)
 PS_DB_USER / PS_DB_PASSWORD  credentials (default ``root`` and empty)
+PS_THROTTLE            ``0`` turns the sync endpoints' throttle off (load tests)
 =====================  ==========================================================
 """
 
@@ -125,4 +126,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
 }
 
-PERSISTENCE_SYNC = {}
+PERSISTENCE_SYNC = {
+    # The budgets of one request are the app's defaults (MAX_BODY_SIZE 32 MiB,
+    # MAX_ITEMS 100,000, MAX_DEPTH 32, MAX_STRING_LENGTH 1,000,000); the
+    # throttle is the one line a production site adds (per user, or per IP
+    # when anonymous; the cache must be shared by all workers).
+    "THROTTLE_RATES": (
+        {"pull": "600/min", "push": "120/min"} if os.environ.get("PS_THROTTLE") != "0" else None
+    ),
+    # The to-do page's classic client reads dates new to it as milliseconds.
+    "DATES_IN_MILLISECONDS": True,
+}

@@ -85,6 +85,7 @@ def site_env(vendor, name):
         "PS_DB_NAME": str(name),
         "DJANGO_SETTINGS_MODULE": "testproject.settings",
         "DJANGO_DEBUG": "0",
+        "PS_THROTTLE": "0",  # load and live tests: the example site's throttle off
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(SITE), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
     for key in ("PS_DB_HOST", "PS_DB_PORT", "PS_DB_USER", "PS_DB_PASSWORD"):

@@ -32,7 +32,9 @@ SETUP_JS = """async () => {
   await webSqlReady;
   persistence.store.websql.config(persistence, "synctest", "browser sync test", 5 * 1024 * 1024);
   window.Project = persistence.define("Project", {name: "TEXT"});
-  window.Task = persistence.define("Task", {name: "TEXT", done: "BOOL"});
+  window.Task = persistence.define("Task", {
+    name: "TEXT", done: "BOOL", due: "DATE", priority: "INT", estimate: "REAL", notes: "JSON",
+  });
   Task.hasOne("project", Project);
   window.Gadget = persistence.define("Gadget", {
     name: "TEXT", count: "INT", price: "NUMERIC", ratio: "REAL", active: "BOOL",
@@ -291,7 +293,8 @@ def test_conflicts_resolved_by_prefer_local(page, home):
         {"id": shop.id, "properties": ["name", "done"]},
     ]
     assert sorted(result["pushed"], key=lambda item: item["name"]) == [
-        {"id": loose.id, "name": "Loose end (browser)", "done": False, "project": None},
+        {"id": loose.id, "name": "Loose end (browser)", "done": False, "project": None,
+         "due": None, "priority": 0, "estimate": None, "notes": None},
         {"id": paint.id, "name": "Paint (browser)"},
         {"id": shop.id, "name": "Shop", "done": False},  # the server's rename is undone
     ]
@@ -314,7 +317,8 @@ def test_conflicts_resolved_by_prefer_remote(page, home):
         {"id": shop.id, "properties": ["name", "done"]},
     ]
     assert result["pushed"] == [
-        {"id": loose.id, "name": "Loose end (browser)", "done": False, "project": None},
+        {"id": loose.id, "name": "Loose end (browser)", "done": False, "project": None,
+         "due": None, "priority": 0, "estimate": None, "notes": None},
     ]
     expected = {
         paint.id: ("Paint (server)", False, project.id),

@@ -166,6 +166,32 @@ def test_orm_changes_and_deletions_travel_both_ways(context, live_server):
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
+def test_every_wire_type_of_a_task_is_shown_and_kept(context, live_server, settings):
+    """Due date-time, priority, estimate and JSON notes reach the page and survive its push."""
+    import datetime
+
+    from todo.models import Project, Task
+
+    # As the example site: the classic client reads dates new to it as ms.
+    settings.PERSISTENCE_SYNC = {**settings.PERSISTENCE_SYNC, "DATES_IN_MILLISECONDS": True}
+    due = datetime.datetime(2030, 5, 17, 9, 30, tzinfo=datetime.timezone.utc)
+    notes = {"labels": ["outside", "weekend"], "text": "green"}
+    home = Project.objects.create(name="Home")
+    Task.objects.create(name="Paint", project=home, due=due, priority=3, estimate=2.5, notes=notes)
+
+    page = open_page(context, live_server.url + "/")
+    assert page.row("Paint").locator("small.detail").all_text_contents() == [
+        "#outside", "#weekend", "priority 3", "2.5 h", "due 2030-05-17 09:30 UTC"]
+
+    page.tick("Paint")
+    assert page.sync()["tasks"]["sent"] == 1
+    task = Task.objects.get(name="Paint")
+    assert (task.done, task.due, task.priority, task.estimate, task.notes) == (True, due, 3, 2.5, notes)
+    assert page.errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
 def test_a_logged_in_user_syncs_with_csrf_enforced(context, live_server, django_user_model):
     django_user_model.objects.create_superuser("ada", "ada@example.com", "secret-pass")
     tab = context.new_page()

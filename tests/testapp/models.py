@@ -17,6 +17,7 @@ class Gadget(SyncableModel):
     due = models.DateTimeField(null=True)
     day = models.DateField(null=True)
     data = models.JSONField(null=True)
+    size = models.CharField(max_length=1, choices=[("S", "small"), ("L", "large")], default="S")
     secret = models.CharField(max_length=20, default="hidden")  # never synced
 
 

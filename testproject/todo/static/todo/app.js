@@ -288,9 +288,27 @@
         return;
       }
       localStorage.setItem(SELECTED_PROJECT_KEY, current.id);
-      var tasks = Task.all().filter("project", "=", current.id).order("done", true).order("name", true);
+      var tasks = Task.all().filter("project", "=", current.id).order("done", true)
+        .order("priority", false).order("name", true);
       return list(tasks).then(renderTasks);
     });
+  }
+
+  // What the page shows of a task's other synced fields (edited in the admin).
+  function details(task) {
+    var shown = [];
+    var labels = task.notes && Array.isArray(task.notes.labels) ? task.notes.labels : [];
+    labels.forEach(function (label) { shown.push("#" + label); });
+    if (task.priority) shown.push("priority " + task.priority);
+    if (typeof task.estimate === "number") shown.push(task.estimate + " h");
+    // A Date once loaded from the local database; as pulled, the wire's number
+    // (seconds, or milliseconds above 10^12, as persistence.js reads them).
+    var due = task.due;
+    if (typeof due === "number") due = new Date(due > 1e12 ? due : due * 1000);
+    if (due instanceof Date && !isNaN(due)) {
+      shown.push("due " + due.toISOString().slice(0, 16).replace("T", " ") + " UTC");
+    }
+    return shown;
   }
 
   function renderTasks(tasks) {
@@ -325,6 +343,12 @@
       });
       li.appendChild(box);
       li.appendChild(name);
+      details(task).forEach(function (text) {
+        var badge = document.createElement("small");
+        badge.className = "detail";
+        badge.textContent = text;
+        li.appendChild(badge);
+      });
       li.appendChild(remove);
       ul.appendChild(li);
     });
@@ -334,7 +358,11 @@
     persistence.debug = /[?&]debug=1(&|$)/.test(location.search);
     persistence.store.websql.config(persistence, options.database, "To-do", 5 * 1024 * 1024);
     Project = persistence.define("Project", {name: "TEXT"});
-    Task = persistence.define("Task", {name: "TEXT", done: "BOOL"});
+    // The same fields as the server's Task (todo/models.py): DATE travels as
+    // seconds (or ms), JSON as any JSON value, REAL as a number.
+    Task = persistence.define("Task", {
+      name: "TEXT", done: "BOOL", due: "DATE", priority: "INT", estimate: "REAL", notes: "JSON",
+    });
     Task.hasOne("project", Project);
     Project.enableSync(options.projectUri);
     Task.enableSync(options.taskUri);

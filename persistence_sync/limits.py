@@ -1,0 +1,218 @@
+"""The limits of one push body, checked before it is parsed.
+
+A push is read and parsed in memory, so what a request can make the server
+allocate is bounded here, each limit a setting (``PERSISTENCE_SYNC``):
+
+=====================  ===========  ==============================================
+MAX_BODY_SIZE          32 MiB       bytes of the body (Content-Length, and a
+                                    capped read for bodies without one): 413
+MAX_ITEMS              100,000      objects in the pushed array: 413
+MAX_VALUES             2,000,000    JSON values in the body, each array and
+                                    object counted once more (they cost more
+                                    memory); a key and its value count once: 413
+MAX_DEPTH              32           nesting of arrays/objects (the array and its
+                                    objects are 2; a JSON field adds its own): 400
+MAX_STRING_LENGTH      1,000,000    characters of any one string (ids, values,
+                                    keys and strings inside JSON fields): 400
+=====================  ===========  ==============================================
+
+:func:`scan_body` measures depth and the number of values on the raw
+bytes, without parsing and without recursion, so a body nested 100,000 deep
+or a 30 MB array of zeros is refused before Python builds a single object
+for it; the scan allocates at most about the body's size again. The array is
+then parsed item by item as it is checked, up to ``MAX_ITEMS``. Strings are
+measured while the parsed values are checked
+(:mod:`persistence_sync.serializers`). ``benchmarks/push_limits.py``
+measures what refused and accepted pushes cost.
+
+Usage::
+
+    for item in parse_body(request_body):   # raises ProtocolError (400/413)
+        ...
+"""
+
+import json
+import re
+from itertools import accumulate
+
+from persistence_sync.conf import sync_settings
+from persistence_sync.exceptions import ProtocolError
+
+STRUCTURE = b"[]{},"
+# The structure and the quotes; what strings hold never counts as structure.
+NOT_STRUCTURE_OR_QUOTE = bytes(c for c in range(256) if c not in STRUCTURE + b'"')
+# A string once escapes are gone and only structure and quotes are left.
+QUOTED = re.compile(rb'"[^"]*"')
+# Bytes of that skeleton handled per regex pass: each pass builds a list of
+# its pieces, so this keeps the scan's memory independent of the body.
+WINDOW = 64 * 1024
+# Depth change per structural byte, indexed by the byte.
+DEPTH_STEP = [0] * 256
+for _open in b"[{":
+    DEPTH_STEP[_open] = 1
+for _close in b"]}":
+    DEPTH_STEP[_close] = -1
+
+
+def body_too_large(limit):
+    return ProtocolError(
+        f"The body is larger than {limit} bytes (PERSISTENCE_SYNC['MAX_BODY_SIZE']); "
+        "push fewer objects at a time.",
+        status_code=413,
+    )
+
+
+def scan_body(body):
+    """Refuse a body nested deeper than ``MAX_DEPTH`` or holding more than ``MAX_VALUES`` values.
+
+    Works on the bytes with C-speed passes (a regex, ``bytes.translate``,
+    ``bytes.count``, ``itertools.accumulate``): no recursion, no parsed
+    objects. A body that is not valid JSON may pass; the parser refuses it.
+    """
+    structure = _structure(body)
+    max_depth = sync_settings.MAX_DEPTH
+    brackets = structure.translate(None, b",")
+    depth = max(accumulate(map(DEPTH_STEP.__getitem__, brackets)), default=0)
+    if depth > max_depth:
+        raise ProtocolError(
+            f"The body is nested more than {max_depth} arrays/objects deep "
+            "(PERSISTENCE_SYNC['MAX_DEPTH']); flatten the values of JSON fields.",
+        )
+    # Every value but the first follows a comma (an object's key and value
+    # count once); arrays and objects count once more, for their memory.
+    values = structure.count(b",") + 1 + len(brackets) // 2
+    max_values = sync_settings.MAX_VALUES
+    if values > max_values:
+        raise ProtocolError(
+            f"The body holds more than {max_values} JSON values (PERSISTENCE_SYNC['MAX_VALUES']); "
+            "push fewer objects at a time.",
+            status_code=413,
+        )
+
+
+def _structure(body):
+    """The ``[]{},`` of ``body`` that are not inside strings, in order."""
+    if b"\\" in body:  # escapes go first, as pairs from the left: \\ then \"
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = body.translate(None, NOT_STRUCTURE_OR_QUOTE)
+    if b'"' not in skeleton:
+        return skeleton
+    out, start, end = bytearray(), 0, len(skeleton)
+    while start < end:
+        cut = min(start + WINDOW, end)
+        if skeleton.count(b'"', start, cut) % 2:  # never cut a string in two
+            close = skeleton.find(b'"', cut)
+            cut = end if close < 0 else close + 1
+        out += QUOTED.sub(b"", skeleton[start:cut])
+        start = cut
+    return out.translate(None, b'"')  # an unterminated string's quote (not JSON anyway)
+
+
+def too_many_items(limit):
+    return ProtocolError(
+        f"The push has more than {limit} objects (PERSISTENCE_SYNC['MAX_ITEMS']); "
+        f"push at most {limit} objects at a time.",
+        status_code=413,
+    )
+
+
+WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def parse_body(body):
+    """The items of the pushed array in ``body`` (bytes), once it is within the limits.
+
+    An iterator: the array is parsed one item at a time as the caller
+    consumes it, so the parsed objects never all exist at once, and a body
+    with too many items is refused at item ``MAX_ITEMS + 1``, whatever follows.
+    Raises :class:`ProtocolError` (a body that is not JSON, not an array, or
+    over a limit), from this call or while iterating.
+    """
+    scan_body(body)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+    index = WHITESPACE.match(text).end()
+    if not text.startswith("[", index):
+        try:
+            value = decoder.decode(text)
+        except ValueError as exc:
+            raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+        kind = {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(value), "a number")
+        raise ProtocolError(f"The body must be a JSON array of objects, not {kind}.")
+    return _items(text, index + 1, decoder, sync_settings.MAX_ITEMS)
+
+
+def parse_document(body):
+    """The JSON value in ``body`` (bytes), whole, once it is within the limits.
+
+    For bodies that are not one array of items (WatermelonDB's ``changes``
+    object): the same scan as :func:`parse_body` bounds what parsing can
+    allocate before it starts.
+    """
+    scan_body(body)
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+
+
+def _items(text, index, decoder, max_items):
+    try:
+        index = WHITESPACE.match(text, index).end()
+        if text.startswith("]", index):
+            index += 1
+        else:
+            count = 0
+            while True:
+                if count == max_items:
+                    raise too_many_items(max_items)
+                item, index = decoder.raw_decode(text, index)
+                count += 1
+                yield item
+                index = WHITESPACE.match(text, index).end()
+                if text.startswith(",", index):
+                    index = WHITESPACE.match(text, index + 1).end()
+                    continue
+                if text.startswith("]", index):
+                    index += 1
+                    break
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
+        if WHITESPACE.match(text, index).end() != len(text):
+            raise json.JSONDecodeError("Extra data", text, index)
+    except ValueError as exc:
+        raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # a body the scan could not measure (not JSON anyway)
+        raise ProtocolError("The body is not valid JSON: nested too deep.") from exc
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def check_string(value, what="a string"):
+    """The reason ``value`` (a str) cannot be stored, or None.
+
+    Over ``MAX_STRING_LENGTH``, or holding a lone surrogate (``"\\ud800"`` is
+    valid JSON but no database stores it, and no answer could echo it).
+    """
+    limit = sync_settings.MAX_STRING_LENGTH
+    if len(value) > limit:
+        return (f"{what} of {len(value)} characters is longer than {limit} "
+                "(PERSISTENCE_SYNC['MAX_STRING_LENGTH'])")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{what} holds a lone surrogate (\\ud800-\\udfff), which is not text"
+    return None
+
+
+def printable(value):
+    """``value`` made safe to echo in a JSON answer (lone surrogates replaced)."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
