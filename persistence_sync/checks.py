@@ -23,7 +23,10 @@ def check_registrations(app_configs=None, **kwargs):
     for index, reg in enumerate(regs):
         # Registrations made by class were checked by register(); check again
         # in case something changed them since (a field removed, say).
-        errors += registry.problems(reg.model, reg.uri, reg.fields, others=regs[:index])
+        errors += registry.problems(reg.model, reg.uri, reg.fields, others=regs[:index],
+                                    owner=reg.owner, scope=reg.scope,
+                                    scope_values=reg.scope_values,
+                                    read_only_fields=reg.read_only_fields)
         errors += _check_manager(reg.model)
     return errors
 

@@ -42,6 +42,17 @@ class Registration:
     authentication_classes: tuple = None  # None: the project's DRF defaults
     permission_classes: tuple = None
     throttle_classes: tuple = None
+    # Multi-user options (see "Multi-user sync" in the README and
+    # persistence_sync.scoping): a foreign key to the user model that new
+    # objects get set to request.user; or a field whose value must be one of
+    # scope_values(request); fields clients may read but not write; and a hook
+    # perform_write(request, objs) setting server-controlled values on the
+    # objects a push creates (obj._state.adding) or changes.
+    owner: str = None
+    scope: str = None
+    scope_values: object = None
+    read_only_fields: tuple = ()
+    perform_write: object = None
     registered_at: str = field(default="", compare=False)
 
     @property
@@ -60,13 +71,36 @@ class Registration:
 
         return sync_view_factory(self)
 
+    @property
+    def scope_field(self):
+        """The model field whose value decides who sees an object (or None)."""
+        name = self.owner or self.scope
+        return None if name is None else self.model._meta.get_field(name)
+
+    @property
+    def is_scoped(self):
+        """Whether requests see only some objects (a scope or any queryset limit)."""
+        return bool(self.owner or self.scope or self.queryset is not None
+                    or self.get_queryset is not None)
+
+    def scope_values_for(self, request):
+        """The scope values ``request`` may see, or None when the model has no scope."""
+        from persistence_sync.scoping import scope_values_for
+
+        return scope_values_for(self, request)
+
     def queryset_for(self, request):
         """The objects ``request`` may see and touch."""
         if self.get_queryset is not None:
-            return self.get_queryset(request)
-        if self.queryset is not None:
-            return self.queryset.all()
-        return self.model._default_manager.all()
+            queryset = self.get_queryset(request)
+        elif self.queryset is not None:
+            queryset = self.queryset.all()
+        else:
+            queryset = self.model._default_manager.all()
+        values = self.scope_values_for(request)
+        if values is not None:
+            queryset = queryset.filter(**{f"{self.scope_field.attname}__in": values.raw})
+        return queryset
 
 
 # label -> Registration, for resolved registrations.
@@ -101,7 +135,8 @@ def default_fields(model):
     )
 
 
-def problems(model, uri, fields, exclude=None, others=()):
+def problems(model, uri, fields, exclude=None, others=(), owner=None, scope=None,
+             scope_values=None, read_only_fields=()):
     """Everything wrong with a registration, as system-check Errors."""
     from persistence_sync.models import SyncableModel
     from persistence_sync.serializers import unsupported_reason
@@ -146,12 +181,58 @@ def problems(model, uri, fields, exclude=None, others=()):
                 hint=f"Remove {field_name!r} from fields=; choose among: {', '.join(valid)}.",
                 obj=model, id="persistence_sync.E004",
             ))
+    errors += _scope_problems(model, name, owner, scope, scope_values, read_only_fields,
+                              fields or [f for f in valid if f not in (exclude or ())])
+    return errors
+
+
+def _scope_problems(model, name, owner, scope, scope_values, read_only_fields, synced):
+    from django.contrib.auth import get_user_model
+
+    def error(msg, hint):
+        return Error(msg, hint=hint, obj=model, id="persistence_sync.E006")
+
+    errors = []
+    if owner and scope:
+        errors.append(error(f"{name} is registered with both owner= and scope=.",
+                            "owner='field' is scope='field' limited to request.user; pick one."))
+    for option, field_name in (("owner", owner), ("scope", scope)):
+        if field_name is None:
+            continue
+        try:
+            model_field = model._meta.get_field(field_name)
+        except FieldDoesNotExist:
+            errors.append(error(f"{name} has no field {field_name!r} for {option}=.",
+                                f"Name a concrete field of {name}."))
+            continue
+        if not model_field.concrete or model_field.many_to_many or model_field.primary_key:
+            errors.append(error(f"{name}.{field_name} cannot be the {option}: it must be a "
+                                "concrete, single-valued field that is not the primary key.",
+                                "Use a ForeignKey or a plain field of the model itself."))
+        elif option == "owner" and (
+            not model_field.many_to_one or model_field.related_model is not get_user_model()
+        ):
+            errors.append(error(f"{name}.{field_name} cannot be the owner: it is not a "
+                                "ForeignKey to the user model.",
+                                "Use scope=... with scope_values=... for other fields."))
+    if scope and not callable(scope_values):
+        errors.append(error(f"{name} is registered with scope={scope!r} but no scope_values.",
+                            "Pass scope_values=lambda request: [...] (the values the "
+                            "request may see)."))
+    if scope_values is not None and not scope:
+        errors.append(error(f"{name} is registered with scope_values= but no scope=.",
+                            "Name the field the values are compared with: scope='team'."))
+    for field_name in read_only_fields or ():
+        if field_name not in synced:
+            errors.append(error(f"{name}.{field_name} is in read_only_fields but not synced.",
+                                f"Choose among the synced fields: {', '.join(synced)}."))
     return errors
 
 
 def register(model=None, *, uri=None, fields=None, exclude=None, queryset=None,
              get_queryset=None, authentication_classes=None, permission_classes=None,
-             throttle_classes=None):
+             throttle_classes=None, owner=None, scope=None, scope_values=None,
+             read_only_fields=(), perform_write=None):
     """Register ``model`` for sync. Returns the model, so it works as a decorator.
 
     ``uri``: the endpoint path under the included URLs (default:
@@ -160,10 +241,24 @@ def register(model=None, *, uri=None, fields=None, exclude=None, queryset=None,
     ``queryset`` or ``get_queryset(request)``: the objects a request may see
     and touch. ``authentication_classes``, ``permission_classes``,
     ``throttle_classes``: DRF classes (default: the project's DRF settings).
+
+    Multi-user options (README, "Multi-user sync"):
+    ``owner="owner"`` names a ForeignKey to the user model: a request sees and
+    touches only its user's objects, new objects get ``owner=request.user``,
+    anonymous requests are refused. ``scope="team"`` with
+    ``scope_values=lambda request: [...]``: a request sees the objects whose
+    field value is one of those values; deletions, moves between values and
+    changes of the request's values reach devices as removals.
+    ``read_only_fields``: synced in pulls, refused in pushes unless unchanged.
+    ``perform_write(request, objs)``: sets server-controlled values on the
+    model instances a push is about to store (new ones have
+    ``obj._state.adding``), like DRF's ``perform_create``.
     """
     options = dict(uri=uri, fields=fields, exclude=exclude, queryset=queryset,
                    get_queryset=get_queryset, authentication_classes=authentication_classes,
-                   permission_classes=permission_classes, throttle_classes=throttle_classes)
+                   permission_classes=permission_classes, throttle_classes=throttle_classes,
+                   owner=owner, scope=scope, scope_values=scope_values,
+                   read_only_fields=read_only_fields, perform_write=perform_write)
     if queryset is not None and get_queryset is not None:
         raise RegistrationError("Pass either queryset= or get_queryset= to register(), not both.")
     if model is None:
@@ -188,7 +283,8 @@ def _add(model, options, where, raise_errors):
             f"(at {_registry[label].registered_at}); unregister it first to change its options."
         )
     uri = (options["uri"] or (default_uri(model) if hasattr(model, "_meta") else "")).lstrip("/")
-    errors = problems(model, uri, options["fields"], options["exclude"], _registry.values())
+    errors = problems(model, uri, options["fields"], options["exclude"], _registry.values(),
+                      **_scope_options(options))
     if not uri:
         raise RegistrationError(f"register({model!r}): uri must not be empty.")
     if errors:
@@ -203,6 +299,9 @@ def _add(model, options, where, raise_errors):
         authentication_classes=_tuple(options["authentication_classes"]),
         permission_classes=_tuple(options["permission_classes"]),
         throttle_classes=_tuple(options["throttle_classes"]),
+        owner=options["owner"], scope=options["scope"], scope_values=options["scope_values"],
+        read_only_fields=tuple(options["read_only_fields"] or ()),
+        perform_write=options["perform_write"],
         registered_at=where,
     )
     _refresh_urls()
@@ -234,6 +333,10 @@ def _refresh_urls():
             else:
                 pending.extend(pattern.url_patterns)
     clear_url_caches()
+
+
+def _scope_options(options):
+    return {key: options[key] for key in ("owner", "scope", "scope_values", "read_only_fields")}
 
 
 def _tuple(value):

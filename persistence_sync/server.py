@@ -20,24 +20,46 @@ from persistence_sync.models import Tombstone, delete_at, upsert_at
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
 
 
-def pull(registration, queryset, since, using):
-    """The protocol's pull answer for objects of ``queryset`` changed after ``since``."""
+def pull(registration, queryset, since, using, access=None):
+    """The protocol's pull answer for objects of ``queryset`` changed after ``since``.
+
+    ``access`` (a :class:`persistence_sync.scoping.Access`) limits the
+    tombstones to the request's scope and adds what a change of the request's
+    scope values brings (see :mod:`persistence_sync.scoping`).
+    """
     codecs = registration.codecs
     # Rows that never went through the clock (fixtures, data migrations with
     # historical models) keep the default stamp 0: a first sync includes them.
     after = since if since > 0 else -1
+    columns = ("pk", "last_change", *(codec.attname for codec in codecs))
+    if access is not None:
+        access.refresh_grants(using)
     with clock.read_snapshot(using):
         now = clock.committed_now(registration.model, using)
         rows = list(
             queryset.using(using)
             .filter(last_change__gt=after, last_change__lte=now)
-            .values_list("pk", "last_change", *(codec.attname for codec in codecs))
+            .values_list(*columns)
         )
-        removed = list(
-            Tombstone.objects.using(using)
-            .filter(model=registration.label, last_change__gt=since, last_change__lte=now)
-            .values_list("object_id", "last_change")
+        tombstones = Tombstone.objects.using(using).filter(
+            model=registration.label, last_change__gt=since, last_change__lte=now
         )
+        if access is not None:
+            tombstones = access.tombstones(tombstones)
+        removed = list(tombstones.values_list("object_id", "last_change"))
+        if access is not None and access.scope_attname is not None:
+            extra_rows, extra_removed = access.pull_extras(since, now, columns, using)
+            seen = {row[0] for row in rows}
+            rows += [row for row in extra_rows if row[0] not in seen]
+            removed += extra_removed
+            # An object that moved between two of the request's scopes, or
+            # came back, is in the answer: no removal may follow it.
+            alive = access.visible({pk for pk, _ in removed}, using)
+            latest = {}
+            for pk, stamp in removed:
+                if pk not in alive:
+                    latest[pk] = max(stamp, latest.get(pk, stamp))
+            removed = list(latest.items())
     names = [codec.name for codec in codecs]
     converters = [codec.to_wire for codec in codecs]
     # Ascending _lastChange, then id, by Python's ordering, so the order does
@@ -58,18 +80,22 @@ def pull(registration, queryset, since, using):
     return {"now": now, "updates": updates}
 
 
-def push(registration, queryset, changes, using):
-    """Store ``changes`` (from :func:`serializers.parse_push`) whole; return the stamp."""
+def push(registration, queryset, changes, using, access=None):
+    """Store ``changes`` (from :func:`serializers.parse_push`) whole; return the stamp.
+
+    ``access`` (a :class:`persistence_sync.scoping.Access`) enforces the write
+    rule, the owner and read-only fields and the ``perform_write`` hook.
+    """
 
     def apply():
         stamp = clock.tick(registration.model, using)
-        _apply(registration, queryset.using(using), changes, stamp, using)
+        _apply(registration, queryset.using(using), changes, stamp, using, access)
         return stamp
 
     return run_with_retries(apply, using)
 
 
-def _apply(registration, queryset, changes, stamp, using):
+def _apply(registration, queryset, changes, stamp, using, access=None):
     model = registration.model
     base = model._base_manager.db_manager(using)
     concrete = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
@@ -77,8 +103,13 @@ def _apply(registration, queryset, changes, stamp, using):
     for chunk in chunks(changes):
         for row in base.filter(pk__in=chunk).values_list("pk", *concrete):
             stored[row[0]] = dict(zip(concrete, row[1:]))
-    _check_visibility(registration, queryset, changes, stored)
-    _check_relations(registration, changes, stored, using)
+    if access is None:
+        _check_visibility(registration, queryset, changes, stored)
+    else:
+        changes = dict(changes)  # check_before drops removals of hidden objects
+        access.check_before(changes, stored, using)
+        access.server_values(changes, stored, registration.codecs)
+    _check_relations(registration, changes, stored, using, access)
 
     codecs = {codec.attname: codec for codec in registration.codecs}
     writes, removals, errors = [], [], []
@@ -101,20 +132,31 @@ def _apply(registration, queryset, changes, stamp, using):
                 for name, value in change.values.items()
             ):
                 continue  # nothing changes: the object keeps its stamp
-            writes.append(model(pk=pk, **{**old, **change.values}))
+            obj = model(pk=pk, **{**old, **change.values})
+            obj._state.adding = False
+            writes.append(obj)
         else:
             writes.append(model(pk=pk, **change.values))
 
     if errors:
         raise_item_errors(PUSH_REFUSED, errors)
+    update_fields = [codec.attname for codec in registration.codecs]
+    if access is not None:
+        access.prepare(writes)
+        # perform_write may set fields that are not synced; old values of
+        # the rest were read above under the clock's lock, so writing every
+        # column changes only what the push or the hook changed.
+        update_fields = [name for name in concrete if name != "last_change"]
     if writes:
         relinks = []
         if not connections[using].features.can_defer_constraint_checks:
             writes, relinks = _parents_first(registration, writes, stored)
-        upsert_at(base.all(), writes, stamp, [codec.attname for codec in registration.codecs])
+        upsert_at(base.all(), writes, stamp, update_fields)
         if relinks:  # links inside a cycle of new objects, set once all exist
             models.QuerySet.bulk_update(base.all(), [obj for obj, _ in relinks],
                                         sorted({attname for _, attname in relinks}))
+        if access is not None:
+            access.check_after(changes, writes, using)
     for chunk in chunks(removals):
         delete_at(base.filter(pk__in=chunk), stamp)
 
@@ -175,13 +217,20 @@ def _check_visibility(registration, queryset, changes, stored):
         raise_item_errors(PUSH_REFUSED, errors, status_code=403)
 
 
-def _check_relations(registration, changes, stored, using):
-    """Every pushed relation must name an object that exists (or is created here)."""
+def _check_relations(registration, changes, stored, using, access=None):
+    """Every pushed relation must name an object that exists (or is created here).
+
+    With ``access``, one the request may see: a hidden object gets the same
+    answer as a missing one.
+    """
     errors = []
     for codec in registration.codecs:
         target = codec.related_model
         if target is None:
             continue
+        targets = target._base_manager.db_manager(using).all()
+        if access is not None:
+            targets = access.related(target, using)
         wanted = {}
         for pk, change in changes.items():
             value = change.values.get(codec.attname) if not change.removed else None
@@ -193,9 +242,7 @@ def _check_relations(registration, changes, stored, using):
         to_field = codec.field.target_field.attname
         for chunk in chunks(wanted):
             found.update(
-                target._base_manager.db_manager(using)
-                .filter(**{f"{to_field}__in": chunk})
-                .values_list(to_field, flat=True)
+                targets.filter(**{f"{to_field}__in": chunk}).values_list(to_field, flat=True)
             )
         if target is registration.model:  # a parent created in the same batch
             found.update(pk for pk, change in changes.items() if not change.removed)

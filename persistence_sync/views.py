@@ -17,6 +17,7 @@ from rest_framework.parsers import BaseParser, DataAndFiles
 from rest_framework.views import APIView
 
 from persistence_sync import server
+from persistence_sync.scoping import Access
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
 from persistence_sync.serializers import parse_push
@@ -76,6 +77,19 @@ class SyncView(APIView):
     def get_queryset(self):
         return self.registration.queryset_for(self.request)
 
+    def get_access(self):
+        return Access(self.registration, self.request, self.get_queryset())
+
+    def check_permissions(self, request):
+        super().check_permissions(request)
+        # Owner and scope values come from the user: an anonymous request has
+        # none, and gets 401/403 rather than an empty answer (or a 500).
+        reg = self.registration
+        if (reg.owner or reg.scope) and not request.user.is_authenticated:
+            self.permission_denied(
+                request, message=f"Log in to sync {reg.model._meta.verbose_name_plural}."
+            )
+
     def get_db(self, for_write):
         route = router.db_for_write if for_write else router.db_for_read
         return route(self.registration.model)
@@ -83,7 +97,9 @@ class SyncView(APIView):
     def get(self, request, *args, **kwargs):
         since = self.parse_since(request.query_params.get("since"))
         try:
-            answer = server.pull(self.registration, self.get_queryset(), since, self.get_db(False))
+            access = self.get_access()
+            answer = server.pull(self.registration, access.queryset, since, self.get_db(False),
+                                 access=access)
         except DatabaseError as exc:
             raise ProtocolError(f"The database is unavailable, retry later: {exc}", status_code=503) from exc
         return json_response(answer)
@@ -92,7 +108,9 @@ class SyncView(APIView):
         items = self.read_json_body(request)
         changes = parse_push(items, self.registration.codecs, self.id_max_length())
         try:
-            stamp = server.push(self.registration, self.get_queryset(), changes, self.get_db(True))
+            access = self.get_access()
+            stamp = server.push(self.registration, access.queryset, changes, self.get_db(True),
+                                access=access)
         except DataError as exc:
             raise ProtocolError(
                 f"A value does not fit its database column; nothing was stored: {exc}"
