@@ -308,7 +308,8 @@ class Tombstone(models.Model):
     model = models.CharField(max_length=100)
     object_id = models.CharField(max_length=255)
     last_change = models.BigIntegerField()
-    scope = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "": unscoped models, whose tombstones every pull returns.
+    scope = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         constraints = [

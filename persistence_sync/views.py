@@ -17,9 +17,9 @@ from rest_framework.parsers import BaseParser, DataAndFiles
 from rest_framework.views import APIView
 
 from persistence_sync import server
-from persistence_sync.scoping import Access
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
+from persistence_sync.scoping import Access
 from persistence_sync.serializers import parse_push
 
 # Largest value a BIGINT _lastChange column holds.
