@@ -366,7 +366,7 @@ class ScopeGrant(models.Model):
     ``scope_values(request)`` differs from the active rows, the added values
     become active and the lost ones inactive, stamped by the model's clock.
     A pull whose ``since`` is older than a grant gets every object of that
-    value; older than a revocation, a removal for every object of it
+    value; older than a revocation, a removal for every object it had then
     (:mod:`persistence_sync.scoping`).
     """
 
@@ -375,6 +375,11 @@ class ScopeGrant(models.Model):
     value = models.CharField(max_length=255)
     active = models.BooleanField(default=True)
     last_change = models.BigIntegerField()
+    revoked_ids = models.JSONField(
+        default=list, blank=True,
+        help_text="Ids of the objects of this value when it was revoked: exactly what the "
+        "user's devices may hold, without naming objects created afterwards.",
+    )
 
     class Meta:
         constraints = [

@@ -186,9 +186,18 @@ def problems(model, uri, fields, exclude=None, others=(), owner=None, scope=None
     return errors
 
 
-def _scope_problems(model, name, owner, scope, scope_values, read_only_fields, synced):
-    from django.contrib.auth import get_user_model
+def _is_user_link(model_field):
+    """Whether ``model_field`` is a ForeignKey to the user model (also before models load)."""
+    from django.conf import settings
 
+    if not model_field.many_to_one:
+        return False
+    target = model_field.remote_field.model
+    label = target if isinstance(target, str) else target._meta.label
+    return label.lower() == settings.AUTH_USER_MODEL.lower()
+
+
+def _scope_problems(model, name, owner, scope, scope_values, read_only_fields, synced):
     def error(msg, hint):
         return Error(msg, hint=hint, obj=model, id="persistence_sync.E006")
 
@@ -209,9 +218,7 @@ def _scope_problems(model, name, owner, scope, scope_values, read_only_fields, s
             errors.append(error(f"{name}.{field_name} cannot be the {option}: it must be a "
                                 "concrete, single-valued field that is not the primary key.",
                                 "Use a ForeignKey or a plain field of the model itself."))
-        elif option == "owner" and (
-            not model_field.many_to_one or model_field.related_model is not get_user_model()
-        ):
+        elif option == "owner" and not _is_user_link(model_field):
             errors.append(error(f"{name}.{field_name} cannot be the owner: it is not a "
                                 "ForeignKey to the user model.",
                                 "Use scope=... with scope_values=... for other fields."))

@@ -113,12 +113,16 @@ class Access:
             rows = {value: (pk, active) for pk, value, active in
                     grants.values_list("pk", "value", "active")}
             added = [value for value in wanted if not rows.get(value, (None, False))[1]]
-            lost = [pk for value, (pk, active) in rows.items() if active and value not in wanted]
             regranted = [rows[value][0] for value in added if value in rows]
             if regranted:
                 grants.filter(pk__in=regranted).update(active=True, last_change=stamp)
-            if lost:
-                grants.filter(pk__in=lost).update(active=False, last_change=stamp)
+            model = self.registration.model._base_manager.db_manager(using)
+            for value, (pk, active) in rows.items():
+                if active and value not in wanted:
+                    revoked_ids = list(model.filter(**{self.scope_attname: value})
+                                       .values_list("pk", flat=True))
+                    grants.filter(pk=pk).update(active=False, last_change=stamp,
+                                                revoked_ids=revoked_ids)
             ScopeGrant.objects.using(using).bulk_create([
                 ScopeGrant(model=label, user=user, value=value, active=True, last_change=stamp)
                 for value in added if value not in rows
@@ -148,11 +152,9 @@ class Access:
             ScopeGrant.objects.using(using)
             .filter(model=self.registration.label, user=user,
                     last_change__gt=since, last_change__lte=now)
-            .values_list("value", "active", "last_change")
+            .values_list("value", "active", "last_change", "revoked_ids")
         )
-        granted = [value for value, active, _ in changed if active and value in self.values]
-        revoked = {value: stamp for value, active, stamp in changed
-                   if not active and value not in self.values}
+        granted = [value for value, active, _, _ in changed if active and value in self.values]
         rows, removals = [], []
         if granted:
             rows = list(
@@ -160,18 +162,16 @@ class Access:
                 .filter(**{f"{self.scope_attname}__in": granted}, last_change__lte=now)
                 .values_list(*columns)
             )
-        if revoked:
-            model = self.registration.model
-            for value, stamp in revoked.items():
-                removals += [
-                    (pk, stamp) for pk in
-                    model._base_manager.db_manager(using)
-                    .filter(**{self.scope_attname: value}).values_list("pk", flat=True)
-                ]
+        for value, active, stamp, revoked_ids in changed:
+            if active or value in self.values:
+                continue
+            # What the value held when it was revoked, and what left it
+            # between the device's last pull and then; nothing created since.
+            removals += [(pk, stamp) for pk in revoked_ids]
             removals += list(
                 Tombstone.objects.using(using)
-                .filter(model=self.registration.label, scope__in=list(revoked),
-                        last_change__gt=since, last_change__lte=now)
+                .filter(model=self.registration.label, scope=value,
+                        last_change__gt=since, last_change__lte=stamp)
                 .values_list("object_id", "last_change")
             )
         return rows, removals
@@ -264,32 +264,36 @@ class Access:
         if errors:
             raise_item_errors(PUSH_REFUSED, errors)
 
+    def initial_values(self):
+        """Values every object a push creates starts with: its owner, the requester."""
+        if not self.registration.owner:
+            return {}
+        return {self.registration.scope_field.attname: self.request.user.pk}
+
     def prepare(self, writes):
-        """Set the owner of new objects and run the registration's ``perform_write`` hook."""
-        registration = self.registration
-        if registration.owner:
-            attname = registration.scope_field.attname
-            for obj in writes:
-                if obj._state.adding:
-                    setattr(obj, attname, self.request.user.pk)
-        if registration.perform_write is not None and writes:
-            registration.perform_write(self.request, writes)
+        """Run the registration's ``perform_write`` hook on the objects about to be written."""
+        if self.registration.perform_write is not None and writes:
+            self.registration.perform_write(self.request, writes)
+
+    def check_scope(self, changes, writes):
+        """The write rule's second half for the scope, before writing: 403 if any leaves it."""
+        if self.values is None:
+            return
+        hidden = [obj.pk for obj in writes if getattr(obj, self.scope_attname) not in self.values]
+        if hidden:
+            raise_item_errors(PUSH_REFUSED, [self._refusal(changes[pk], pk) for pk in hidden],
+                              status_code=403)
 
     def check_after(self, changes, writes, using):
         """The write rule's second half: every object written is still visible (403 otherwise).
 
         Runs after the rows are written, inside the push's transaction, so a
-        refusal stores nothing; the scope is also checked before writing.
+        refusal stores nothing: the only way to apply a queryset's own filter.
         """
         if not self.registration.is_scoped or not writes:
             return
-        if self.values is not None:
-            hidden = [obj.pk for obj in writes if getattr(obj, self.scope_attname) not in self.values]
-        else:
-            hidden = []
-        if not hidden:
-            visible = self.visible([obj.pk for obj in writes], using)
-            hidden = [obj.pk for obj in writes if obj.pk not in visible]
+        visible = self.visible([obj.pk for obj in writes], using)
+        hidden = [obj.pk for obj in writes if obj.pk not in visible]
         if hidden:
             raise_item_errors(PUSH_REFUSED, [self._refusal(changes[pk], pk) for pk in hidden],
                               status_code=403)

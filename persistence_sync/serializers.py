@@ -267,9 +267,11 @@ class Change:
     values: dict = None  # attname -> Python value, only the fields sent
 
 
-def parse_push(items, codecs, id_max_length):
+def parse_push(items, codecs, id_max_length, server_fields=()):
     """Validate a pushed array; return ``{id: Change}`` in first-seen order.
 
+    ``server_fields``: names the server sets (owner, read-only fields), for
+    which a pushed null means "whatever the server sets" (USE_DEFAULT).
     Raises :class:`ProtocolError` listing every bad item (index, id, field).
     """
     if not isinstance(items, list):
@@ -303,6 +305,9 @@ def parse_push(items, codecs, id_max_length):
             codec = by_name.get(key)
             if codec is None:
                 error(index, obj_id, key, "unknown field")
+                continue
+            if value is None and key in server_fields:
+                values[codec.attname] = USE_DEFAULT
                 continue
             try:
                 values[codec.attname] = codec.from_wire(value)

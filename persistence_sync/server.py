@@ -11,7 +11,7 @@ queries per ``BATCH_SIZE`` objects, or stores nothing.
 
 from operator import itemgetter
 
-from django.db import connections, models
+from django.db import connections, models, transaction
 
 from persistence_sync import clock
 from persistence_sync.db import chunks, run_with_retries
@@ -44,21 +44,22 @@ def pull(registration, queryset, since, using, access=None):
         tombstones = Tombstone.objects.using(using).filter(
             model=registration.label, last_change__gt=since, last_change__lte=now
         )
-        if access is not None:
-            tombstones = access.tombstones(tombstones)
+        if access is not None and access.scope_attname is not None:
+            # An object that moved between two of the request's scopes, or
+            # came back, is visible: no removal of it may be sent.
+            tombstones = access.tombstones(tombstones).exclude(
+                object_id__in=queryset.using(using).values("pk"))
         removed = list(tombstones.values_list("object_id", "last_change"))
         if access is not None and access.scope_attname is not None:
             extra_rows, extra_removed = access.pull_extras(since, now, columns, using)
             seen = {row[0] for row in rows}
             rows += [row for row in extra_rows if row[0] not in seen]
-            removed += extra_removed
-            # An object that moved between two of the request's scopes, or
-            # came back, is in the answer: no removal may follow it.
-            alive = access.visible({pk for pk, _ in removed}, using)
+            alive = access.visible({pk for pk, _ in extra_removed}, using)
+            removed += [(pk, stamp) for pk, stamp in extra_removed if pk not in alive]
+            # One removal per object: it may have left several of the scopes.
             latest = {}
             for pk, stamp in removed:
-                if pk not in alive:
-                    latest[pk] = max(stamp, latest.get(pk, stamp))
+                latest[pk] = max(stamp, latest.get(pk, stamp))
             removed = list(latest.items())
     names = [codec.name for codec in codecs]
     converters = [codec.to_wire for codec in codecs]
@@ -92,6 +93,15 @@ def push(registration, queryset, changes, using, access=None):
         _apply(registration, queryset.using(using), changes, stamp, using, access)
         return stamp
 
+    if access is not None and connections[using].in_atomic_block:
+        # Inside the caller's transaction run_with_retries opens none, and the
+        # write rule may refuse after writing: a savepoint undoes the push.
+        def apply_in_savepoint(apply=apply):
+            with transaction.atomic(using=using):
+                return apply()
+
+        apply = apply_in_savepoint
+
     return run_with_retries(apply, using)
 
 
@@ -112,6 +122,9 @@ def _apply(registration, queryset, changes, stamp, using, access=None):
     _check_relations(registration, changes, stored, using, access)
 
     codecs = {codec.attname: codec for codec in registration.codecs}
+    # Values the server sets on new objects (the owner), given to the
+    # constructor so that no field default runs for them.
+    initial = {} if access is None else access.initial_values()
     writes, removals, errors = [], [], []
     for pk, change in changes.items():
         if change.removed:
@@ -136,13 +149,14 @@ def _apply(registration, queryset, changes, stamp, using, access=None):
             obj._state.adding = False
             writes.append(obj)
         else:
-            writes.append(model(pk=pk, **change.values))
+            writes.append(model(pk=pk, **{**initial, **change.values}))
 
     if errors:
         raise_item_errors(PUSH_REFUSED, errors)
     update_fields = [codec.attname for codec in registration.codecs]
     if access is not None:
         access.prepare(writes)
+        access.check_scope(changes, writes)
         # perform_write may set fields that are not synced; old values of
         # the rest were read above under the clock's lock, so writing every
         # column changes only what the push or the hook changed.

@@ -106,7 +106,9 @@ class SyncView(APIView):
 
     def post(self, request, *args, **kwargs):
         items = self.read_json_body(request)
-        changes = parse_push(items, self.registration.codecs, self.id_max_length())
+        reg = self.registration
+        changes = parse_push(items, reg.codecs, self.id_max_length(),
+                             server_fields={*reg.read_only_fields, *([reg.owner] if reg.owner else [])})
         try:
             access = self.get_access()
             stamp = server.push(self.registration, access.queryset, changes, self.get_db(True),

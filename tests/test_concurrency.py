@@ -15,8 +15,9 @@ import time
 
 import pytest
 from django.db import connection, connections
-from django.test import Client
 from todo.models import Task
+
+from tests.conftest import DemoClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +39,7 @@ class Log:
 
 
 def writer(number, log, stop):
-    client, counter = Client(), itertools.count()
+    client, counter = DemoClient(), itertools.count()
     try:
         while not stop.is_set():
             n = next(counter)
@@ -64,7 +65,7 @@ def writer(number, log, stop):
 
 
 def reader(pulls, log, stop):
-    client, since = Client(), 0
+    client, since = DemoClient(), 0
     try:
         while True:
             finished = stop.is_set()

@@ -103,7 +103,8 @@ def test_admin_edits_reach_clients(sync, client):
     task = Task.objects.create(name="before")
     since = sync.pull("taskUpdates")["now"]
     response = client.post(f"/admin/todo/task/{task.pk}/change/", {"name": "after", "done": "on",
-                                                                   "project": "", "tags": []})
+                                                                   "project": "", "tags": [],
+                                                                   "owner": task.owner_id})
     assert response.status_code == 302, response.content[:2000]
     assert pulled(sync, since)[task.pk]["name"] == "after"
     since = sync.pull("taskUpdates")["now"]

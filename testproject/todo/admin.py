@@ -11,17 +11,17 @@ class TaskInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "id", "last_change"]
+    list_display = ["name", "owner", "id", "last_change"]
     inlines = [TaskInline]
 
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["name", "done", "project", "last_change"]
-    list_filter = ["done", "project"]
+    list_display = ["name", "owner", "done", "project", "last_change"]
+    list_filter = ["owner", "done", "project"]
     filter_horizontal = ["tags"]
 
 
 @admin.register(Tag)
 class TagAdmin(admin.ModelAdmin):
-    list_display = ["name", "id", "last_change"]
+    list_display = ["name", "owner", "id", "last_change"]

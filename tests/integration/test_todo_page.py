@@ -13,6 +13,8 @@ import os
 
 import pytest
 
+from tests.conftest import demo_user
+
 VIEWPORT = {"width": 900, "height": 600}
 
 @pytest.fixture
@@ -193,6 +195,7 @@ def test_the_page_says_how_to_enable_the_client_when_npm_is_missing(client, monk
         raise clientlib.ClientLibUnavailable(f"npm is not on PATH. {clientlib.HOW_TO_ENABLE}")
 
     monkeypatch.setattr(clientlib, "ensure_installed", unavailable)
+    client.force_login(demo_user())
     response = client.get("/")
     assert response.status_code == 200
     html = response.content.decode()
