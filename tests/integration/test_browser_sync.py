@@ -108,8 +108,13 @@ SETUP_JS = """async () => {
 
 @pytest.fixture
 def page(chromium, live_server):
-    """A fresh page on the live server's origin, with the browser models set up."""
+    """A fresh page on the live server's origin, with the browser models set up.
+
+    It syncs as the demo user (HTTP Basic): the to-do models are per user.
+    """
+    browser.demo_user_with_password()
     context = chromium.new_context()
+    context.add_init_script(browser.BASIC_AUTH_SCRIPT)
     url = live_server.url + PAGE_PATH
     context.route(url, lambda route: route.fulfill(body=PAGE, content_type="text/html"))
     page = context.new_page()
