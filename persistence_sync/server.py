@@ -242,6 +242,10 @@ def _check_relations(registration, changes, stored, using, access=None):
         target = codec.related_model
         if target is None:
             continue
+        if access is not None and codec.attname == access.scope_attname:
+            # Checked against the request's scope values instead: a value
+            # outside them is refused (403) whether it exists or not.
+            continue
         targets = target._base_manager.db_manager(using).all()
         if access is not None:
             targets = access.related(target, using)

@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from persistence_sync.models import ScopeGrant, Tombstone
+from tests.test_registry import restore_registry  # noqa: F401  (fixture)
 from tests.testapp.models import Board, Comment, Memo
 
 pytestmark = pytest.mark.django_db
@@ -226,6 +227,9 @@ class TestTeams:
         before = snapshot()
         bob.push("boards", [{"id": "B1", "team": blue.pk}], expect=403)
         bob.push("boards", [{"id": "B1"}], expect=403)  # no team: visible to nobody
+        # Another team and a team that does not exist: one answer, no probing.
+        other = bob.push("boards", [{"id": "B1", "team": blue.pk}], expect=403)
+        assert bob.push("boards", [{"id": "B1", "team": 999999}], expect=403) == other
         bob.push("boards", [{"id": "U1", "title": "x"}], expect=403)
         bob.push("boards", [{"id": "R1", "team": red.pk}, {"id": "R2", "team": blue.pk}],
                  expect=403)
@@ -288,3 +292,22 @@ class TestTeams:
         Board.objects.filter(id="R2").update(team=blue)  # moved away from red
         bob_user.groups.remove(red)
         assert ids(bob.pull("boards"), removed=True) == ["R1", "R2"]
+
+
+@pytest.mark.usefixtures("restore_registry")
+def test_the_owner_need_not_be_a_synced_field(ann, bob):
+    import persistence_sync
+
+    persistence_sync.unregister(Memo)
+    persistence_sync.register(Memo, uri="memos", owner="owner", fields=["text"])
+    ann.push("memos", [{"id": "A1", "text": "a"}])
+    assert Memo.objects.get(id="A1").owner == ann.user
+    assert ann.pull("memos") == [{"id": "A1", "text": "a", "_lastChange": ann.since["memos"]}]
+    assert bob.pull("memos") == []
+
+
+def test_nobody_comments_in_another_account(ann, bob):
+    bob.push("memos", [{"id": "B1"}])
+    before = snapshot()
+    bob.push("comments", [{"id": "C1", "memo": "B1", "owner": ann.user.pk}], expect=403)
+    assert snapshot() == before and ann.pull("comments") == []
