@@ -1,4 +1,5 @@
-"""Models used only by the tests (tables made without migrations)."""
+"""Models used only by the tests (tables made by migrations/0001_initial.py, because Memo and
+Comment link to the user model and PostgreSQL needs auth_user to exist first)."""
 
 from django.conf import settings
 from django.contrib.auth.models import Group
