@@ -55,6 +55,11 @@ def main():
     try:
         n = args.objects
         client = Client()
+        # The to-do models are per user: push and pull as the demo account.
+        from django.contrib.auth import get_user_model
+        from todo.models import demo_owner
+
+        client.force_login(get_user_model()._default_manager.get(pk=demo_owner()))
         rows = [{"id": f"{i:032X}", "name": f"task {i}", "done": i % 2 == 0} for i in range(n)]
 
         floor, _ = timed(lambda: QuerySet(Task).bulk_create(

@@ -49,6 +49,9 @@ SITE = ROOT / "testproject"
 DEFAULT_PORTS = {"postgresql": "5432", "mysql": "3306"}
 PROJECTS = [f"P{n}" for n in range(5)]  # shared by every writer; never deleted
 REMOVED = None  # the logged value of a deletion
+# The example site's to-do models are per user: the load syncs as the demo
+# account its migrations create; ORM writes default to it too.
+DEMO_AUTH = ("demo", "demo")
 HTTP_TIMEOUT = 30
 
 
@@ -206,7 +209,8 @@ def wait_until_serving(server, timeout=30):
         if server.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {server.process.returncode}:\n{server.log()}")
         try:
-            if requests.get(f"{server.url}/taskUpdates", params={"since": 2**62}, timeout=5).ok:
+            if requests.get(f"{server.url}/taskUpdates", params={"since": 2**62}, timeout=5,
+                            auth=DEMO_AUTH).ok:
                 return
         except requests.RequestException:
             pass
@@ -265,7 +269,6 @@ def get(session, log, url, since):
 
 def push_writer(base_url, model, number, go, stop, results, seed, batch_range, removals):
     """Push batches of new and changed objects of ``model`` ('task' or 'project')."""
-    import requests
 
     rng = random.Random(seed)
     uri = {"task": "taskUpdates", "project": "projectUpdates"}[model]
@@ -274,7 +277,7 @@ def push_writer(base_url, model, number, go, stop, results, seed, batch_range, r
     live, versions, counter = [], {}, itertools.count()
     if model == "project" and number == 0:
         live += PROJECTS  # renamed while tasks point at them
-    session = requests.Session()
+    session = demo_session(base_url)
     results.put(("ready", log.role))
     go.wait()
     while not stop.is_set():
@@ -351,11 +354,10 @@ def orm_writer(env, number, go, stop, results, seed):
 
 def reader(base_url, uri, number, go, writers_done, results):
     """Follow the since/now chain on ``uri`` until the writers are done, then once more."""
-    import requests
 
     log = Log(f"reader-{number}", uri)
     url = f"{base_url}/{uri}"
-    session = requests.Session()
+    session = demo_session(base_url)
     since = 0
     results.put(("ready", log.role))
     go.wait()
@@ -424,12 +426,29 @@ def collect(results, processes, kind, timeout=120):
     raise RuntimeError(f"no {kind!r} message from the load processes in {timeout} s")
 
 
+def demo_session(base_url):
+    """A requests session signed in as the demo user (one password check, not one per request)."""
+    import requests
+
+    session = requests.Session()
+    login = f"{base_url}/accounts/login/"
+    session.get(login, timeout=HTTP_TIMEOUT).raise_for_status()
+    username, password = DEMO_AUTH
+    response = session.post(login, timeout=HTTP_TIMEOUT, allow_redirects=False, data={
+        "username": username, "password": password,
+        "csrfmiddlewaretoken": session.cookies["csrftoken"]})
+    assert response.status_code == 302, f"signing in as {username} failed: {response.status_code}"
+    session.headers["X-CSRFToken"] = session.cookies["csrftoken"]  # rotated by the login
+    return session
+
+
 def create_projects(base_url):
     """The projects every task points at (a push of existing ones changes nothing)."""
     import requests
 
     items = [{"id": pk, "name": f"{pk} v0"} for pk in PROJECTS]
-    response = requests.post(f"{base_url}/projectUpdates", json=items, timeout=HTTP_TIMEOUT)
+    response = requests.post(f"{base_url}/projectUpdates", json=items, timeout=HTTP_TIMEOUT,
+                             auth=DEMO_AUTH)
     response.raise_for_status()
 
 
