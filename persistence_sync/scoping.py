@@ -290,8 +290,9 @@ class Access:
         Runs after the rows are written, inside the push's transaction, so a
         refusal stores nothing: the only way to apply a queryset's own filter.
         """
-        if not self.registration.is_scoped or not writes:
-            return
+        reg = self.registration
+        if not writes or (reg.queryset is None and reg.get_queryset is None):
+            return  # no queryset of the project's: check_scope decided already
         visible = self.visible([obj.pk for obj in writes], using)
         hidden = [obj.pk for obj in writes if obj.pk not in visible]
         if hidden:

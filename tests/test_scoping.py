@@ -311,3 +311,17 @@ def test_nobody_comments_in_another_account(ann, bob):
     before = snapshot()
     bob.push("comments", [{"id": "C1", "memo": "B1", "owner": ann.user.pk}], expect=403)
     assert snapshot() == before and ann.pull("comments") == []
+
+
+def test_get_queryset_registrations_follow_the_write_rule_too(sync):
+    """testapp.Note is limited by get_queryset (the X-Owner header): no write may leave it."""
+    from tests.testapp.models import Note
+
+    def push(owner, items):
+        return sync.client.post("/notes", json.dumps(items), content_type="application/json",
+                                HTTP_X_OWNER=owner)
+
+    assert push("ann", [{"id": "N1", "owner": "ann"}]).status_code == 200
+    assert push("ann", [{"id": "N2", "owner": "bob"}]).status_code == 403  # created hidden
+    assert push("ann", [{"id": "N1", "owner": "bob"}]).status_code == 403  # handed over
+    assert list(Note.objects.values_list("id", "owner")) == [("N1", "ann")]
