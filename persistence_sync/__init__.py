@@ -13,9 +13,15 @@ and include the URLs::
     # urls.py
     urlpatterns = [path("", include("persistence_sync.urls"))]
 
-The package root stays light: it imports nothing that loads models or views,
-so ``import persistence_sync`` is safe while Django is still starting.
+``register``, ``unregister``, ``is_registered``, ``get_registration`` and
+``registrations`` are the methods of :data:`persistence_sync.registry.default`
+(see :class:`~persistence_sync.registry.SyncRegistry`), so ``help()`` shows
+their options. The package root stays light: it imports nothing that loads
+models or views, so ``import persistence_sync`` is safe while Django is still
+starting; the registry is imported on first use of one of these names.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from persistence_sync.exceptions import (
     PersistenceSyncError,
@@ -25,51 +31,34 @@ from persistence_sync.exceptions import (
 
 __version__ = "0.1.0"
 
+_REGISTRY_VERBS = ("get_registration", "is_registered", "register", "registrations", "unregister")
+
 __all__ = [
     "PersistenceSyncError",
     "RegistrationError",
     "SyncClientError",
-    "get_registration",
-    "is_registered",
-    "register",
-    "registrations",
-    "unregister",
+    *_REGISTRY_VERBS,
 ]
 
+if TYPE_CHECKING:
+    from persistence_sync.registry import default as _default
 
-def register(model=None, **options):
-    """Register a SyncableModel for sync; usable as ``@register(...)`` or a call.
-
-    See :func:`persistence_sync.registry.register` for the options.
-    """
-    from persistence_sync import registry
-
-    return registry.register(model, **options)
-
-
-def unregister(model):
-    """Stop syncing ``model``; its endpoint disappears from the URLs."""
-    from persistence_sync import registry
-
-    registry.unregister(model)
+    get_registration = _default.get_registration
+    is_registered = _default.is_registered
+    register = _default.register
+    registrations = _default.registrations
+    unregister = _default.unregister
 
 
-def is_registered(model):
-    """Whether ``model`` (a class or an ``"app_label.Model"`` label) is registered."""
-    from persistence_sync import registry
+def __getattr__(name: str) -> Any:
+    if name in _REGISTRY_VERBS:
+        from persistence_sync import registry
 
-    return registry.is_registered(model)
-
-
-def get_registration(model):
-    """The :class:`~persistence_sync.registry.Registration` of ``model``."""
-    from persistence_sync import registry
-
-    return registry.get_registration(model)
+        # Looked up on each use rather than cached here, so that a registry
+        # swapped in for a test (tests/conftest.py's fresh_registry) is the one used.
+        return getattr(registry.default, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def registrations():
-    """Every registration, parents before children."""
-    from persistence_sync import registry
-
-    return registry.registrations()
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_REGISTRY_VERBS})

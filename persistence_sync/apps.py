@@ -9,14 +9,20 @@ class PersistenceSyncConfig(AppConfig):
 
     def ready(self):
         from django.apps import apps
+        from django.core.checks import register
 
-        from persistence_sync import checks  # noqa: F401  (registers the checks)
+        from persistence_sync import checks, registry
         from persistence_sync.models import (
             SyncableModel,
             record_deletion,
             relations_reset_on_delete,
             stamp_before_set_on_delete,
         )
+
+        # Under the app's own tag, so that commands can require them
+        # (syncall does: it refuses to run with a broken registration).
+        register(checks.check_settings, checks.TAG)
+        register(registry.check_registrations, checks.TAG)
 
         # Every syncable model, registered or not, so that a model registered
         # later has a complete history.

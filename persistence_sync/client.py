@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 from django.utils import timezone
 
-from persistence_sync import clock
+from persistence_sync import clock, resync
 from persistence_sync.conf import sync_settings
 from persistence_sync.conflicts import Conflict, get_conflict_handler
 from persistence_sync.db import chunks
@@ -81,6 +81,7 @@ class ModelResult:
     conflicts: list = field(default_factory=list)
     dry_run: bool = False
     error: str = None
+    resynced: bool = False  # the remote had pruned deletions: pulled from 0 and reconciled
 
     @property
     def ok(self):
@@ -91,7 +92,7 @@ class ModelResult:
             "model": self.model, "url": self.url, "ok": self.ok, "error": self.error,
             "dry_run": self.dry_run, "received": self.received, "pulled": self.pulled,
             "created": self.created, "updated": self.updated, "removed": self.removed,
-            "pushed": self.pushed, "conflicts": self.conflicts,
+            "pushed": self.pushed, "conflicts": self.conflicts, "resynced": self.resynced,
         }
 
     def summary(self):
@@ -106,6 +107,7 @@ class ModelResult:
             f"{self.model}: {verb}pulled {self.pulled}, created {self.created}, "
             f"updated {self.updated}, removed {self.removed}, pushed {self.pushed}, "
             f"conflicts {len(self.conflicts)}" + (f" ({how})" if how else "")
+            + (" (full resync: the remote pruned older deletions)" if self.resynced else "")
         )
 
 
@@ -450,12 +452,16 @@ def sync_model(registration, url, transport, handler, using=DEFAULT_DB_ALIAS, dr
     result = ModelResult(model=registration.label, url=url, dry_run=dry_run)
     state = get_state(registration, url, using)
     _report(progress, result, "pulling")
-    answer = transport.pull(url, state.server_date)
+    answer, resyncing = resync.pull(transport, url, state.server_date)
     result.received = len(answer["updates"])
     remote = parse_remote(registration, answer["updates"])
+    if resyncing:
+        remote, present = resync.unseen(remote, state.server_date)
     _report(progress, result, "deciding")
     local = collect_local(registration, state, remote, using)
     plan = decide(registration, state, remote, local, handler, result)
+    if resyncing:
+        resync.reconcile(registration, present, local, plan, result, using)
     result.pushed = len(plan.push)
     if dry_run:
         result.created, result.removed = len(plan.creates), len(plan.deletes)

@@ -55,6 +55,11 @@ class Clock(models.Model):
 
     model = models.CharField(max_length=100, primary_key=True)
     value = models.BigIntegerField(default=0)
+    tombstones_pruned_to = models.BigIntegerField(
+        default=0,
+        help_text="Deletions stamped up to this value were pruned; pulls from before it "
+        "are answered 410 (a full resync).",
+    )
 
     class Meta:
         app_label = "persistence_sync"
@@ -97,13 +102,18 @@ def tick(model, using):
 
 def committed_now(model, using):
     """The counter's committed value: every stamp up to it has committed."""
-    value = (
+    return committed_now_and_horizon(model, using)[0]
+
+
+def committed_now_and_horizon(model, using):
+    """``(committed_now, tombstones_pruned_to)`` read in one query, hence one snapshot."""
+    row = (
         Clock.objects.using(using)
         .filter(model=clock_key(model))
-        .values_list("value", flat=True)
+        .values_list("value", "tombstones_pruned_to")
         .first()
     )
-    return value or 0
+    return row or (0, 0)
 
 
 @contextmanager
@@ -130,3 +140,32 @@ def read_snapshot(using):
                 # case the project configured READ COMMITTED for MySQL.
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         yield
+
+
+def catch_up(models, using):
+    """Bring the clocks of ``models`` up to the latest of them; return that value ``T``.
+
+    For a pull of several models under one timestamp (WatermelonDB's
+    protocol has one ``last_pulled_at`` for every table). Each model keeps
+    its own counter, so an idle model's committed value lags behind a busy
+    one's, and ``T`` of the busy one proves nothing about the idle one: a
+    writer of the idle model may hold a stamp at or below ``T`` and not have
+    committed yet. Advancing the lagging counters to ``T`` takes their row
+    locks, so it waits for such a writer to commit; once this transaction
+    commits, every model's stamps up to ``T`` have committed and any later
+    writer stamps above ``T``: the ``now`` rule holds for all of them at
+    ``T``. Only lagging counters are written; their locks are taken in label
+    order, as :func:`persistence_sync.server.push_many` takes them.
+    """
+    keys = sorted({clock_key(model) for model in models})
+    values = dict(Clock.objects.using(using).filter(model__in=keys).values_list("model", "value"))
+    latest = max(values.values(), default=0)
+    lagging = [key for key in keys if values.get(key, 0) < latest]
+    if lagging:
+        with transaction.atomic(using=using):
+            counters = Clock.objects.using(using)
+            counters.bulk_create([Clock(model=key, value=0) for key in lagging if key not in values],
+                                 ignore_conflicts=True)
+            for key in lagging:
+                counters.filter(model=key).update(value=Greatest(F("value"), Value(latest)))
+    return latest

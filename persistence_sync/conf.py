@@ -17,8 +17,12 @@ DEFAULTS = {
     # client sends all its local changes in one POST, so this is generous:
     # 100,000 small objects fit easily.
     "MAX_BODY_SIZE": 32 * 1024 * 1024,
-    # Rows per SQL statement when a push or pull touches many objects.
+    # Rows per SQL statement when a push or pull touches many objects; a pull
+    # holds at most this many rows in memory while it streams its answer.
     "BATCH_SIZE": 2000,
+    # Most objects one page of a paged pull (?limit=N) answers; a larger limit
+    # is lowered to it.
+    "MAX_PAGE_SIZE": 10000,
     # How often a push is retried after a transient database error (deadlock,
     # serialization failure, lock wait timeout, "database is locked").
     "TRANSIENT_RETRIES": 8,
@@ -28,6 +32,11 @@ DEFAULTS = {
     # above 10^12 as ms everywhere, so browser clients want True; syncall and
     # other protocol clients understand both.
     "DATES_IN_MILLISECONDS": False,
+    # How long tombstones (the records of deletions that pulls hand out) are
+    # kept: a timedelta or a number of days; None keeps them for ever.
+    # ``manage.py prunetombstones`` (run it from cron) drops older ones; a
+    # client that last pulled before a pruned deletion gets 410 and resyncs.
+    "TOMBSTONE_RETENTION": None,
     # --- the sync client (manage.py syncall) ---
     # Base URL of the remote server, e.g. "https://central.example.com/sync/".
     "SERVER_URL": None,

@@ -5,6 +5,7 @@ RegistrationError      a model cannot be registered as asked (also an
                        ``ImproperlyConfigured``, as Django reports set-up errors)
 ClockError             a writer ticked the clock outside a transaction
 ProtocolError          a request breaks the wire protocol: a 4xx JSON answer
+HistoryPruned          a pull from before the tombstone horizon: 410, resync
 WireTypeError          one JSON value does not fit its field (also a ValueError)
 SyncClientError        the sync client could not complete a model's sync
 TransportError         an HTTP exchange of the sync client failed
@@ -36,12 +37,17 @@ class SyncClientError(PersistenceSyncError):
 
 
 class TransportError(SyncClientError):
-    """An HTTP exchange with the remote failed; ``transient`` ones are retried."""
+    """An HTTP exchange with the remote failed; ``transient`` ones are retried.
 
-    def __init__(self, message, transient=False, status=None):
+    ``status`` is the HTTP status of an error answer and ``answer`` its body
+    parsed as JSON (None when it was not JSON).
+    """
+
+    def __init__(self, message, transient=False, status=None, answer=None):
         super().__init__(message)
         self.transient = transient
         self.status = status
+        self.answer = answer
 
 
 class ConflictHandlerError(PersistenceSyncError, ValueError):
@@ -69,6 +75,29 @@ class ProtocolError(PersistenceSyncError):
         if self.errors:
             body["errors"] = self.errors
         return body
+
+
+class HistoryPruned(ProtocolError):
+    """A pull whose ``since`` is older than the tombstones kept: answered 410 Gone.
+
+    Deletions stamped up to ``horizon`` were pruned (``manage.py
+    prunetombstones``), so the server can no longer say which of the
+    client's objects were deleted since ``since``. The answer (an extension,
+    docs/protocol.md "Tombstone retention") tells the client to resync from 0.
+    """
+
+    status_code = 410
+
+    def __init__(self, since, horizon):
+        super().__init__(
+            f"since={since} is older than the tombstone horizon {horizon}: deletions up to "
+            "it were pruned. Pull again with since=0 and reconcile (a full resync)."
+        )
+        self.since = since
+        self.horizon = horizon
+
+    def as_json(self):
+        return {**super().as_json(), "horizon": self.horizon, "resync": True}
 
 
 # The message of every refused push: the 4xx answer says nothing was stored.

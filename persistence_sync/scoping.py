@@ -18,7 +18,9 @@ whose value decides who sees an object. Everything else follows from it:
   per model (:class:`~persistence_sync.models.ScopeGrant`); when
   ``scope_values(request)`` changes, a pull whose ``since`` is older than the
   change gets every object of a granted value and a removal for every object
-  of a lost one.
+  of a lost one. Objects of a granted value join the pull's streamed (and
+  paged) window; removals for a lost value exist only in memory, so the rare
+  pull that carries one is answered whole, sorted by id (``more: false``).
 
 ``get_queryset=`` / ``queryset=`` without a scope remain the escape hatch:
 reads and the write rule follow the queryset, but the server cannot tell
@@ -136,14 +138,14 @@ class Access:
             return tombstones  # no scope: nothing tells whose they were
         return tombstones.filter(scope__in=self.values.keys)
 
-    def pull_extras(self, since, now, columns, using):
-        """``(rows, removals)`` beyond the ``since`` window, from grants and revocations.
+    def grant_changes(self, since, now, using):
+        """``(granted, revoked)``: changes of the request's scope values in ``(since, now]``.
 
-        ``rows``: every object of a value granted after ``since``;
-        ``removals``: ``(pk, stamp)`` for every object of a value revoked after
-        ``since``, and its tombstones (deleted or moved away in the meantime).
+        ``granted``: values granted in that window that the request holds now
+        (the pull answers every object of them, whatever its stamp);
+        ``revoked``: ``(value, stamp, revoked_ids)`` of values lost in it.
         """
-        from persistence_sync.models import ScopeGrant, Tombstone
+        from persistence_sync.models import ScopeGrant
 
         user = user_key(self.request)
         if not self.registration.scope or user is None:
@@ -155,26 +157,37 @@ class Access:
             .values_list("value", "active", "last_change", "revoked_ids")
         )
         granted = [value for value, active, _, _ in changed if active and value in self.values]
-        rows, removals = [], []
-        if granted:
-            rows = list(
-                self.queryset.using(using)
-                .filter(**{f"{self.scope_attname}__in": granted}, last_change__lte=now)
-                .values_list(*columns)
-            )
-        for value, active, stamp, revoked_ids in changed:
-            if active or value in self.values:
-                continue
-            # What the value held when it was revoked, and what left it
-            # between the device's last pull and then; nothing created since.
-            removals += [(pk, stamp) for pk in revoked_ids]
-            removals += list(
+        revoked = [(value, stamp, revoked_ids) for value, active, stamp, revoked_ids in changed
+                   if not active and value not in self.values]
+        return granted, revoked
+
+    def revoked_removals(self, revoked, since, using):
+        """``{pk: stamp}``: a removal for every object a device may hold of a ``revoked`` value.
+
+        What the value held when it was revoked, and what left it between the
+        device's last pull (``since``) and then; nothing created since. These
+        removals exist only in memory (the objects live on elsewhere, or were
+        never the device's), so :func:`persistence_sync.server.pull_chunks`
+        answers a pull that carries them whole, not streamed nor paged.
+        """
+        from persistence_sync.models import Tombstone
+
+        removals = {}
+
+        def add(pk, stamp):
+            removals[pk] = max(stamp, removals.get(pk, stamp))
+
+        for value, stamp, revoked_ids in revoked:
+            for pk in revoked_ids:
+                add(pk, stamp)
+            for pk, tombstone_stamp in (
                 Tombstone.objects.using(using)
                 .filter(model=self.registration.label, scope=value,
                         last_change__gt=since, last_change__lte=stamp)
                 .values_list("object_id", "last_change")
-            )
-        return rows, removals
+            ):
+                add(pk, tombstone_stamp)
+        return removals
 
     def visible(self, pks, using):
         """Those of ``pks`` the request sees now."""

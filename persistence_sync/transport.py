@@ -32,6 +32,13 @@ def _snippet(raw, limit=200):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _json_or_none(raw):
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 def is_int(value):
     return type(value) is int or (type(value) is float and value.is_integer())
 
@@ -129,7 +136,7 @@ class HttpTransport:
             body = exc.read() if exc.fp is not None else b""
             raise TransportError(
                 f"HTTP {exc.code} {exc.reason}: {_snippet(body)}",
-                transient=exc.code >= 500, status=exc.code,
+                transient=exc.code >= 500, status=exc.code, answer=_json_or_none(body),
             ) from None
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, ssl.SSLError):

@@ -1,9 +1,12 @@
 """One endpoint per registered model: ``path("", include("persistence_sync.urls"))``.
 
-The patterns are read from the registry whenever Django (re)builds its URL
-resolver, so models registered after this module is imported still appear.
-Reverse them as ``reverse("persistence_sync:<app_label>.<model_name>")``.
+The patterns are those of :data:`persistence_sync.registry.default`, read
+whenever Django (re)builds its URL resolver, so models registered after this
+module is imported still appear. Reverse them as
+``reverse("persistence_sync:<app_label>.<model_name>")``.
 """
+
+from django.core.exceptions import ImproperlyConfigured
 
 from persistence_sync import registry
 
@@ -11,6 +14,15 @@ app_name = "persistence_sync"
 
 
 def __getattr__(name):
-    if name == "urlpatterns":
-        return registry.urls()
-    raise AttributeError(name)
+    if name != "urlpatterns":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        return registry.default.urls
+    except AttributeError as exc:
+        # Django reads getattr(module, "urlpatterns", module): an AttributeError
+        # escaping from here would be taken for a missing urlpatterns and
+        # reported as "does not appear to have any patterns ... circular
+        # import", hiding the real error. Any other exception shows as it is.
+        raise ImproperlyConfigured(
+            f"persistence_sync could not build its URL patterns: {exc!r}"
+        ) from exc

@@ -11,6 +11,7 @@ import json
 import pytest
 from django.test import Client
 
+from persistence_sync import registry
 from tests import databases
 
 
@@ -47,16 +48,24 @@ class DemoClient(Client):
         return super().request(**request)
 
 
+def answer_bytes(response):
+    """The body of a test-client response, whether it was streamed or not."""
+    if response.streaming:
+        return b"".join(response.streaming_content)
+    return response.content
+
+
 class SyncClient:
     """A protocol client over Django's test client: pull() and push(), as the demo user."""
 
     def __init__(self, client=None):
         self.client = client or DemoClient()
 
-    def pull(self, uri, since=0, expect=200):
-        response = self.client.get(f"/{uri}", {"since": since})
-        assert response.status_code == expect, response.content
-        return response.json()
+    def pull(self, uri, since=0, expect=200, **params):
+        response = self.client.get(f"/{uri}", {"since": since, **params})
+        body = answer_bytes(response)
+        assert response.status_code == expect, body
+        return json.loads(body)
 
     def push(self, uri, items, expect=200):
         response = self.client.post(
@@ -69,3 +78,21 @@ class SyncClient:
 @pytest.fixture
 def sync():
     return SyncClient()
+
+
+@pytest.fixture
+def fresh_registry():
+    """A copy of the default registry, swapped in for the test to change at will.
+
+    ``persistence_sync.register()`` and friends, the checks and
+    ``include("persistence_sync.urls")`` all use it; the original (and its
+    URLs) is put back afterwards, whatever the test (un)registered.
+    """
+    original = registry.default
+    registry.default = original.copy()
+    original.invalidate_urls()
+    try:
+        yield registry.default
+    finally:
+        swapped, registry.default = registry.default, original
+        swapped.invalidate_urls()

@@ -33,6 +33,8 @@ class FakeServer:
         self.pushes = []  # (url, items)
         self.fail_pull = self.fail_push = None
         self.on_push = None
+        self.horizon = {}  # url -> highest pruned deletion stamp
+        self.pulls = []  # (url, since)
 
     def tick(self):
         self.stamp += 10
@@ -50,9 +52,20 @@ class FakeServer:
         self.objects.get(url, {}).pop(obj_id, None)
         self.removed.setdefault(url, {})[obj_id] = self.tick()
 
+    def prune(self, url):
+        """Forget every deletion of ``url`` (prunetombstones), remembering the horizon."""
+        removed = self.removed.pop(url, {})
+        if removed:
+            self.horizon[url] = max(self.horizon.get(url, 0), *removed.values())
+
     def pull(self, url, since):
+        self.pulls.append((url, since))
         if self.fail_pull:
             raise TransportError(self.fail_pull)
+        if 0 < since < self.horizon.get(url, 0):
+            answer = {"status": "error", "error": "pruned", "horizon": self.horizon[url],
+                      "resync": True}
+            raise TransportError("HTTP 410 Gone", status=410, answer=answer)
         updates = [dict(item) for item in self.objects.get(url, {}).values()
                    if item["_lastChange"] > since]
         updates += [{"id": pk, "_removed": True, "_lastChange": stamp}

@@ -1,8 +1,13 @@
 """register() / unregister() / is_registered() and the options of a registration."""
 
+import inspect
+
 import pytest
-from django.test import Client
-from django.urls import reverse
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from django.test import Client, override_settings
+from django.test.utils import isolate_apps
+from django.urls import include, path, resolve, reverse
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.throttling import BaseThrottle
 from todo.models import Project, Task
@@ -10,25 +15,11 @@ from todo.models import Project, Task
 import persistence_sync
 from persistence_sync import registry
 from persistence_sync.exceptions import RegistrationError
-from persistence_sync.models import Tombstone
+from persistence_sync.models import SyncableModel, Tombstone
+from persistence_sync.registry import SyncRegistry
 from tests.testapp.models import Gadget, Node, Note, Plain
 
-
-@pytest.fixture
-def restore_registry():
-    """Undo whatever a test registers or unregisters."""
-    saved = dict(registry._registry)
-    yield
-    registry._registry.clear()
-    registry._registry.update(saved)
-    registry._pending.clear()
-    registry._failed.clear()
-    from django.urls import clear_url_caches
-
-    clear_url_caches()
-
-
-pytestmark = pytest.mark.usefixtures("restore_registry")
+pytestmark = pytest.mark.usefixtures("fresh_registry")
 
 
 def test_register_as_a_call_returns_the_model_and_serves_it(sync, db):
@@ -161,3 +152,73 @@ def test_a_label_registration_is_resolved_lazily():
     persistence_sync.unregister(Node)
     persistence_sync.register("testapp.Node", uri="nodes-by-label")
     assert persistence_sync.get_registration(Node).uri == "nodes-by-label"
+
+
+def test_the_package_root_re_exports_the_default_registrys_methods():
+    assert persistence_sync.register.__self__ is registry.default
+    assert persistence_sync.registrations.__func__ is SyncRegistry.registrations
+    # help(persistence_sync.register) shows the options, not (*args, **kwargs).
+    options = inspect.signature(persistence_sync.register).parameters
+    assert list(options)[:3] == ["model", "uri", "fields"] and "throttle_classes" in options
+    assert "get_queryset(request)" in persistence_sync.register.__doc__
+
+
+def test_urls_are_cached_until_a_registration_changes(fresh_registry):
+    urls = fresh_registry.urls
+    assert fresh_registry.urls is urls
+    persistence_sync.unregister(Gadget)
+    assert "gadgets" not in [str(pattern.pattern) for pattern in fresh_registry.urls]
+    persistence_sync.register(Gadget, uri="gizmos")
+    assert "gizmos" in [str(pattern.pattern) for pattern in fresh_registry.urls]
+
+
+def test_a_copy_is_independent_of_its_original(fresh_registry):
+    copy = fresh_registry.copy()
+    copy.unregister(Gadget)
+    assert fresh_registry.is_registered(Gadget) and not copy.is_registered(Gadget)
+
+
+# A registry of its own, served like a DRF router's urls (this module is the URLconf).
+separate = SyncRegistry()
+urlpatterns = [path("elsewhere/", include((separate.urls, "elsewhere")))]
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_a_separate_registry_serves_a_later_registration(sync, db):
+    assert sync.client.get("/elsewhere/gadgets").status_code == 404
+    separate.register(Gadget, uri="gadgets")
+    try:
+        assert sync.pull("elsewhere/gadgets")["updates"] == []
+        assert reverse("elsewhere:testapp.gadget") == "/elsewhere/gadgets"
+    finally:
+        separate.unregister(Gadget)
+    assert sync.client.get("/elsewhere/gadgets").status_code == 404
+
+
+@isolate_apps("tests.testapp")
+def test_a_relation_to_a_model_that_does_not_exist_leaves_the_urls_working():
+    # The README's first draft: ForeignKey("Project") with no Project. Django's
+    # own checks report it (fields.E300); the URLs must not hide that behind
+    # "does not appear to have any patterns ... circular import".
+    class Orphan(SyncableModel):
+        project = models.ForeignKey("Project", null=True, on_delete=models.CASCADE)
+
+        class Meta:
+            app_label = "testapp"
+
+    persistence_sync.register(Orphan, uri="orphans")
+    assert reverse("persistence_sync:testapp.orphan") == "/orphans"
+    assert registry.default.registrations()[-1].model is Orphan
+
+
+def test_an_error_while_building_the_urls_is_shown_as_it_is(monkeypatch):
+    def broken(self):
+        raise AttributeError("'str' object has no attribute '_meta'")
+
+    monkeypatch.setattr(SyncRegistry, "registrations", broken)
+    registry.default.invalidate_urls()
+    with pytest.raises(ImproperlyConfigured, match="'str' object has no attribute '_meta'"):
+        resolve("/gadgets")
+    monkeypatch.undo()
+    registry.default.invalidate_urls()
+    assert resolve("/gadgets").url_name == "testapp.gadget"

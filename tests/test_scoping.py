@@ -14,7 +14,6 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from persistence_sync.models import ScopeGrant, Tombstone
-from tests.test_registry import restore_registry  # noqa: F401  (fixture)
 from tests.testapp.models import Board, Comment, Memo
 
 pytestmark = pytest.mark.django_db
@@ -294,7 +293,7 @@ class TestTeams:
         assert ids(bob.pull("boards"), removed=True) == ["R1", "R2"]
 
 
-@pytest.mark.usefixtures("restore_registry")
+@pytest.mark.usefixtures("fresh_registry")
 def test_the_owner_need_not_be_a_synced_field(ann, bob):
     import persistence_sync
 

@@ -1,4 +1,4 @@
-"""todo.clientlib: the two fixes to persistence.sync.js and the vendor/<name> view.
+"""todo.clientlib: the patches to persistence.sync.js and the vendor/<name> view.
 
 The patch tests are pure text tests. The tests on the real npm file and on
 serving it need the npm cache (filled on demand) and skip, saying how to
@@ -25,7 +25,7 @@ def test_each_fix_applies_exactly_once():
 
 def test_fixes_are_named_and_explained():
     names = [p.name for p in SYNC_JS_PATCHES]
-    assert names == ["keep-existing-items", "drop-dead-id-loop"]
+    assert names == ["keep-existing-items", "drop-dead-id-loop", "quiet-new-items"]
     assert all(p.why and p.old_text for p in SYNC_JS_PATCHES)
 
 
@@ -50,11 +50,12 @@ def installed():
         pytest.skip(str(exc))
 
 
-def test_real_sync_js_gets_exactly_the_two_fixes(installed):
+def test_real_sync_js_gets_exactly_the_patches(installed):
     original = clientlib.client_file_path("persistence.sync.js").read_text(encoding="utf-8")
     patched = clientlib.patched_sync_js()
     assert "existingItems = existingItems.concat(groupOfExistingItems);" in patched
     assert "group.length" not in patched and "idVals" not in patched
+    assert 'if (persistence.debug) console.log("New items: "' in patched
     removed = sum(len(p.old_text) - len(p.new_text) for p in SYNC_JS_PATCHES)
     assert len(original) - len(patched) == removed
 

@@ -79,6 +79,11 @@ def database_from_environment():
             )},
         }
     common = {
+        # Persistent connections: a sync client pulls often and each pull is
+        # a few small queries, so opening a connection per request dominated
+        # it (3.5x the small-pull rate on PostgreSQL; docs/deployment.md).
+        "CONN_MAX_AGE": int(os.environ.get("PS_DB_CONN_MAX_AGE", "60")),
+        "CONN_HEALTH_CHECKS": True,
         "NAME": os.environ.get("PS_DB_NAME", "persistence_sync"),
         "HOST": os.environ.get("PS_DB_HOST", "127.0.0.1"),
         "USER": os.environ.get("PS_DB_USER", "root"),

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from persistence_sync.admin import SyncableAdminMixin
 from todo.models import Project, Tag, Task
 
 
@@ -10,18 +11,18 @@ class TaskInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "id", "last_change"]
+class ProjectAdmin(SyncableAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "owner", "id"]
     inlines = [TaskInline]
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "done", "project", "last_change"]
+class TaskAdmin(SyncableAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "owner", "done", "project"]
     list_filter = ["owner", "done", "project"]
     filter_horizontal = ["tags"]
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "id", "last_change"]
+class TagAdmin(SyncableAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "owner", "id"]

@@ -20,8 +20,10 @@ network. Without npm (and without a filled cache) everything here raises
 ``ClientLibUnavailable`` whose message says how to enable it.
 
 The shipped ``lib/persistence.sync.js`` has two upstream bugs that make every
-sync fail; ``SYNC_JS_PATCHES`` lists the two minimal fixes we apply when
-serving it, and nothing else of the client is changed.
+sync fail and logs to the console on every sync; ``SYNC_JS_PATCHES`` lists
+the two minimal fixes and the one line made quiet (unless
+``persistence.debug``) that we apply when serving it, and nothing else of the
+client is changed.
 
 Usage::
 
@@ -119,6 +121,16 @@ SYNC_JS_PATCHES = (
             "\n"
         ),
         new_text="",
+    ),
+    Patch(
+        name="quiet-new-items",
+        why=(
+            "cacheAndFindUpdates logs the local changes it found with console.log on every "
+            "sync, whatever persistence.debug says; it now logs only when debugging, like "
+            "the SQL stores."
+        ),
+        old_text='                  console.log("New items: ", newItems);\n',
+        new_text='                  if (persistence.debug) console.log("New items: ", newItems);\n',
     ),
 )
 

@@ -3,8 +3,8 @@
 Each test opens a fresh page (a fresh in-browser database) on pytest-django's
 ``live_server`` of the example site plus ``tests.testapp``. The page loads,
 from that live server, sql.js and the Web SQL polyfill, the unmodified
-persistence.js 0.3.0 stores, and its sync plug-in with the two upstream fixes
-of ``todo.clientlib`` (``/vendor/<name>``, as the to-do page does). The page
+persistence.js 0.3.0 stores, and its sync plug-in with the patches of
+``todo.clientlib`` (``/vendor/<name>``, as the to-do page does). The page
 itself is served to the browser by Playwright on the live server's origin,
 so the client's requests are same-origin requests to the real endpoints.
 
@@ -543,3 +543,32 @@ def test_dates_in_seconds_land_in_1970_for_objects_new_to_the_client(page, setti
     gadget.save()
     sync(page, "Gadget")
     assert browser_gadgets(page)["g3"][1] == DUE_S
+
+
+def test_a_classic_client_behind_the_tombstone_horizon_gets_410_in_its_error_callback(
+        chromium, live_server, home, monkeypatch):
+    """What docs/protocol.md says of an unmodified client after prunetombstones."""
+    from persistence_sync import retention
+
+    project, (paint, shop, loose) = home
+    context = chromium.new_context()
+    url = live_server.url + PAGE_PATH
+    context.route(url, lambda route: route.fulfill(body=PAGE, content_type="text/html"))
+    page = context.new_page()
+    page.goto(url)
+    page.evaluate(SETUP_JS)
+    try:
+        sync_all(page)
+        shop_id = shop.id
+        shop.delete()
+        later = retention.wall_ms() + 2 * 86_400_000
+        monkeypatch.setattr(retention, "wall_ms", lambda: later)
+        retention.prune_tombstones(datetime.timedelta(days=1))
+        failure = "() => sync('Task').then(() => 'synced', (error) => error.message)"
+        assert page.evaluate(failure) == "pull failed: 410"
+        assert page.evaluate(failure) == "pull failed: 410"  # and on every later sync
+        assert set(browser_tasks(page)) == {paint.id, shop_id, loose.id}  # nothing changed
+        [answer] = {r["answer"] for r in page.evaluate("() => refused")}
+        assert '"resync":true' in answer
+    finally:
+        context.close()

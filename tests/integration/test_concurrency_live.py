@@ -15,43 +15,41 @@ one saves Tasks and Projects through the ORM, and readers follow the
 
 and no two pushes or saves of one model share a stamp, no request got a 5xx
 or failed on the client side. The load, the server and the checks live in
-``benchmarks/concurrency.py``, which also measures throughput.
+``tests/integration/live.py``; ``benchmarks/concurrency.py`` runs the same
+load to measure throughput.
 """
 
 import os
-import shutil
 
 import pytest
 
-from benchmarks import concurrency
-from benchmarks.concurrency import Load, Log
 from tests import databases
+from tests.integration import live
+from tests.integration.live import Load, Log
 
 SECONDS = float(os.environ.get("PS_LIVE_SECONDS", "12"))
 
 
 @pytest.fixture(scope="module")
 def site_env():
-    if shutil.which("gunicorn") is None:
-        pytest.skip("gunicorn is not installed: pip install gunicorn")
+    live.require_gunicorn()
     problem = databases.unavailable_reason()
     if problem:
         pytest.skip(problem)
-    with concurrency.scratch_database(databases.vendor(), prefix="ps_live") as env:
+    with live.scratch_database(databases.vendor(), purpose="concurrency") as env:
         yield env
 
 
 @pytest.mark.live
 def test_every_acknowledged_write_reaches_every_reader(site_env, capsys):
-    with concurrency.gunicorn(site_env, workers=4) as server:
-        load = concurrency.run_load(
+    with live.gunicorn(site_env, workers=4) as server:
+        load = live.run_load(
             server.url, site_env, SECONDS,
             task_pushers=2, project_pushers=1, orm_writers=1, readers=3,
         )  # fmt: skip
-    report = concurrency.check(load)
+    report = live.check(load)
     with capsys.disabled():
-        rates = concurrency.format_rates(concurrency.throughput(load))
-        print(f"\n[{databases.vendor()}, gunicorn -w 4, {load.seconds:.0f} s] {rates}")
+        print(f"\n[{databases.vendor()}, gunicorn -w 4, {load.seconds:.0f} s] {load.summary()}")
         print(f"[{databases.vendor()}] {report.summary()}")
 
     summary = report.summary()
@@ -85,24 +83,24 @@ def test_the_checker_accepts_a_correct_chain():
         (0, 20, [("T1", 10, "T1 v1"), ("T2", 20, "T2 v1")]),
         (20, 30, [("T1", 30, "T1 v2")]),
     ]
-    assert concurrency.check(synthetic_load(pulls)).ok
+    assert live.check(synthetic_load(pulls)).ok
 
 
 def test_the_checker_accepts_a_write_replaced_inside_one_window():
     pulls = [(0, 30, [("T1", 30, "T1 v2"), ("T2", 20, "T2 v1")])]
-    assert concurrency.check(synthetic_load(pulls)).ok
+    assert live.check(synthetic_load(pulls)).ok
 
 
 def test_the_checker_catches_a_write_missing_from_its_window():
     """The classic lost write: T2 commits late, below the `now` of the pull that missed it."""
     pulls = [(0, 20, [("T1", 10, "T1 v1")]), (20, 30, [("T1", 30, "T1 v2")])]
-    report = concurrency.check(synthetic_load(pulls))
+    report = live.check(synthetic_load(pulls))
     assert [miss[1:3] for miss in report.misses] == [("T2", 20)]
 
 
 def test_the_checker_catches_a_broken_chain_a_stale_entry_and_a_shared_stamp():
     load = synthetic_load([(0, 10, [("T1", 10, "T1 v1")]), (15, 30, [("T1", 10, "T1 v1")])])
     load.logs[0].batches.append(("task", 30))
-    report = concurrency.check(load)
+    report = live.check(load)
     assert report.chain_breaks and report.unexpected and report.misses
     assert report.shared_stamps == {"task": [30]}

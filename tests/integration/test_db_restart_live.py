@@ -8,7 +8,8 @@ writes. The client must get a JSON 503, nothing of the batch may be stored
 The test makes the moment exact: it locks the last object of a large batch,
 so the push stops on that row after writing the objects before it, then
 terminates every connection of the gunicorn processes (found by their
-``application_name``) with ``pg_terminate_backend``.
+``application_name``, the scratch database's name, which no parallel run
+shares) with ``pg_terminate_backend``.
 """
 
 import threading
@@ -17,28 +18,31 @@ import time
 import pytest
 import requests
 
-from benchmarks import concurrency
 from tests import databases
+from tests.integration import live
 
-APP_NAME = "ps_restart_live"
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")
 def site():
     databases.require_server_db("postgresql")
-    if concurrency.shutil.which("gunicorn") is None:
-        pytest.skip("gunicorn is not installed: pip install gunicorn")
-    with concurrency.scratch_database("postgresql", prefix="ps_restart") as env:
+    live.require_gunicorn()
+    with live.scratch_database("postgresql", purpose="restart") as env:
         # libpq reads PGAPPNAME: it tags the server's connections for the kill below.
-        with concurrency.gunicorn(env, workers=2, extra_env={"PGAPPNAME": APP_NAME}) as server:
+        with live.gunicorn(env, workers=2, extra_env={"PGAPPNAME": app_name(env)}) as server:
             yield server, env
+
+
+def app_name(env):
+    """The ``application_name`` of the server's connections: its database's unique name."""
+    return env["PS_DB_NAME"]
 
 
 def connect(env, autocommit=True):
     import psycopg
 
-    host, port, user, password = concurrency.server_address(env)
+    host, port, user, password = live.server_address(env)
     return psycopg.connect(
         host=host, port=port, user=user, password=password, dbname=env["PS_DB_NAME"], autocommit=autocommit
     )
@@ -60,7 +64,7 @@ def wait_for_blocked_push(env, timeout=20):
         while time.monotonic() < deadline:
             blocked = connection.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-                "AND wait_event_type = 'Lock'", [APP_NAME],
+                "AND wait_event_type = 'Lock'", [app_name(env)],
             ).fetchall()  # fmt: skip
             if blocked:
                 return
@@ -72,7 +76,7 @@ def terminate_server_connections(env):
     with connect(env) as connection:
         killed = connection.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            [APP_NAME],
+            [app_name(env)],
         ).fetchall()
     assert killed, "no server connection to terminate"
 
@@ -81,7 +85,7 @@ def test_a_push_cut_off_by_the_database_stores_nothing_and_a_retry_succeeds(site
     server, env = site
     url = f"{server.url}/taskUpdates"
     first = requests.post(url, json=[{"id": "LAST", "name": "before"}], timeout=30,
-                          auth=concurrency.DEMO_AUTH)
+                          auth=live.DEMO_AUTH)
     assert first.status_code == 200, first.text
     before = stored(env)
     assert before == ({"LAST": "before"}, {first.json()["now"]}, first.json()["now"])
@@ -92,7 +96,7 @@ def test_a_push_cut_off_by_the_database_stores_nothing_and_a_retry_succeeds(site
 
     def push():
         answer["response"] = requests.post(url, json=batch, timeout=60,
-                                           auth=concurrency.DEMO_AUTH)
+                                           auth=live.DEMO_AUTH)
 
     with connect(env, autocommit=False) as holder:
         holder.execute("SELECT 1 FROM todo_task WHERE id = 'LAST' FOR UPDATE")
@@ -109,12 +113,12 @@ def test_a_push_cut_off_by_the_database_stores_nothing_and_a_retry_succeeds(site
     assert response.json()["status"] == "error"
     assert stored(env) == before, "a push cut off half-way left something behind"
 
-    retry = requests.post(url, json=batch, timeout=60, auth=concurrency.DEMO_AUTH)
+    retry = requests.post(url, json=batch, timeout=60, auth=live.DEMO_AUTH)
     assert retry.status_code == 200, retry.text
     stamp = retry.json()["now"]
     tasks, stamps, clock = stored(env)
     assert len(tasks) == 3001 and tasks["LAST"] == "after"
     assert stamps == {stamp} and clock == stamp > before[2]
     pulled = requests.get(url, params={"since": before[2]}, timeout=30,
-                          auth=concurrency.DEMO_AUTH).json()
+                          auth=live.DEMO_AUTH).json()
     assert pulled["now"] == stamp and len(pulled["updates"]) == 3001

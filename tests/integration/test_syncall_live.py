@@ -1,7 +1,7 @@
 """``syncall`` over real HTTP: a live server site, and client sites with their own databases.
 
 * the server: the example site under ``manage.py runserver`` in a subprocess,
-  on its own SQLite file (``PS_DB_NAME``);
+  on its own SQLite file (``PS_DB_NAME``), started by ``tests/integration/live.py``;
 * client A: this pytest process (its test database), calling ``sync_all``;
 * client B: ``manage.py syncall`` (or a small Python script) in subprocesses,
   on another SQLite file.
@@ -13,15 +13,11 @@ original node.js sample server, ``lib/persistence.sync.server.js`` of npm
 """
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from todo.models import Project, Tag, Task
@@ -29,48 +25,25 @@ from todo.models import Project, Tag, Task
 from persistence_sync.client import sync_all
 from persistence_sync.models import SyncState
 from persistence_sync.transport import HttpTransport
+from tests.integration import live
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
-REPO = Path(__file__).resolve().parents[2]
-MANAGE = REPO / "testproject" / "manage.py"
+MANAGE = live.SITE / "manage.py"
 TODO = ["todo.project", "todo.tag", "todo.task"]
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def site_env(db_path):
-    env = dict(os.environ, PS_DB="sqlite", PS_DB_NAME=str(db_path),
-               DJANGO_SETTINGS_MODULE="testproject.settings",
-               PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "testproject")]),
-               PYTHONWARNINGS="ignore")
-    env.pop("PERSISTENCE_SYNC_TOKEN", None)
-    return env
+    """The example site on the SQLite file ``db_path``."""
+    # No warnings: the tests read the commands' stderr for their error messages.
+    return {**live.site_env("sqlite", db_path), "PYTHONWARNINGS": "ignore"}
 
 
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory):
     path = tmp_path_factory.mktemp("template") / "migrated.sqlite3"
-    subprocess.run([sys.executable, str(MANAGE), "migrate", "-v", "0"], env=site_env(path),
-                   check=True, timeout=120)
+    live.migrate(site_env(path))
     return path
-
-
-def wait_until_serving(url, process, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
 @pytest.fixture
@@ -78,19 +51,10 @@ def server(template_db, tmp_path):
     """The example site served over HTTP, on its own database; yields its base URL."""
     db = tmp_path / "server.sqlite3"
     shutil.copy(template_db, db)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"],
-        env=site_env(db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}/accounts/login/", process)
+    with live.runserver(site_env(db)) as site:
         # The to-do models are per user: every client syncs as the demo user
         # (HTTP Basic, from the URL), made by the migrations with id 1.
-        yield f"http://demo:demo@127.0.0.1:{port}/"
-    finally:
-        process.kill()
-        process.wait()
+        yield site.url.replace("http://", "http://demo:demo@", 1) + "/"
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +75,7 @@ class ClientB:
 
     def __init__(self, db):
         self.db = db
-        self.env = site_env(db)
+        self.env = live.process_env(site_env(db))
 
     def syncall(self, *args, expect=0):
         result = subprocess.run([sys.executable, str(MANAGE), "syncall", *args],
@@ -123,7 +87,7 @@ class ClientB:
         """Run ``code`` with Django set up; returns what it assigned to ``out``."""
         script = "import django, json\ndjango.setup()\nout = None\n" + textwrap.dedent(code)
         script += "\nprint(json.dumps(out))\n"
-        result = subprocess.run([sys.executable, "-c", script], env=self.env, cwd=REPO,
+        result = subprocess.run([sys.executable, "-c", script], env=self.env, cwd=live.ROOT,
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -263,7 +227,7 @@ def test_dry_run_and_output(server, client_b):
 
 
 def test_failures_name_model_and_url_and_a_rerun_converges(server, client_b):
-    port = free_port()  # nothing listens there
+    port = live.free_port()  # nothing listens there
     failed = client_b.syncall("todo.project", "--server", f"http://127.0.0.1:{port}/",
                               expect=1)
     assert f"todo.project (http://127.0.0.1:{port}/projectUpdates): cannot connect" \
@@ -461,7 +425,7 @@ def node_server(tmp_path):
         pytest.skip(f"the node.js sample server test needs npm persistencejs: {exc}")
     host = tmp_path / "host.js"
     host.write_text(NODE_HOST)
-    port = free_port()
+    port = live.free_port()
     lib = prefix / "node_modules" / "persistencejs" / "lib"
     process = subprocess.Popen(["node", "--no-deprecation", str(host), str(lib), str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -506,3 +470,27 @@ def test_against_the_original_node_sample_server(node_server, client_b):
     assert dump_local() == dump_remote(base) == client_b.dump()
     assert Project.objects.get(pk="P1").name == "a says"
     assert_clean_run(sync_a(base))
+
+
+def test_resync_after_the_server_pruned_deletions(server, tmp_path):
+    """The server deletes and prunes while this replica is offline; the replica recovers."""
+    push_raw(server, "projectUpdates", [{"id": "P1", "name": "Home"}])
+    push_raw(server, "taskUpdates", [
+        {"id": "KEEP", "name": "keep", "done": False, "project": "P1"},
+        {"id": "GONE", "name": "deleted on the server", "done": False, "project": "P1"},
+    ])
+    sync_a(server)
+    push_raw(server, "taskUpdates", [{"id": "GONE", "_removed": True}])
+    time.sleep(1.1)
+    prune = subprocess.run(
+        [sys.executable, str(MANAGE), "prunetombstones", "--older-than", "1s"],
+        env=site_env(tmp_path / "server.sqlite3"), capture_output=True, text=True, timeout=60)
+    assert "todo.task: removed 1 tombstone" in prune.stdout, prune.stderr
+    Task.objects.create(id="MINE", name="written offline", project_id="P1")
+    Task.objects.filter(pk="KEEP").update(done=True)
+
+    results = sync_a(server)
+    assert results["todo.task"].resynced and not results["todo.project"].resynced
+    assert dump_local() == dump_remote(server)
+    assert sorted(Task.objects.values_list("id", "done")) == [("KEEP", True), ("MINE", False)]
+    assert_clean_run(sync_a(server))

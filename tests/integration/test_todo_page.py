@@ -9,6 +9,7 @@ Set ``TODO_PAGE_SCREENSHOT=<file.png>`` to save a 900x600 screenshot of the
 page with a few tasks (docs/todo-page.png is made that way).
 """
 
+import datetime
 import os
 
 import pytest
@@ -34,7 +35,10 @@ class TodoPage:
     def __init__(self, page):
         self.page = page
         self.errors = []
+        self.console = []  # console.log/debug/info lines (a 404 favicon is an "error")
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", lambda message: message.type in ("log", "debug", "info")
+                and self.console.append(message.text))
 
     def wait_for_sync(self, number):
         """Wait until the page has finished its ``number``-th sync; return its result."""
@@ -117,7 +121,15 @@ def test_add_complete_and_sync_reach_the_server(context, live_server):
     assert "3 sent" in page.status() and "0 conflicts" in page.status()
     if os.environ.get("TODO_PAGE_SCREENSHOT"):
         page.page.screenshot(path=os.environ["TODO_PAGE_SCREENSHOT"])
+
+    # The next pull brings the three tasks back, stamped with the page's own
+    # push: its echo, not something received.
+    result = page.sync()
+    assert result["tasks"] == {"received": 0, "sent": 0}
+    assert "tasks 0 received, 0 sent" in page.status()
     assert page.errors == []
+    # persistence.js's debug logging (every SQL statement) is off by default.
+    assert page.console == []
 
 
 @pytest.mark.browser
@@ -205,3 +217,51 @@ def test_the_page_says_how_to_enable_the_client_when_npm_is_missing(client, monk
     assert 'id="client-unavailable"' in html
     assert "apt-get install npm" in html and clientlib.CACHE_ENV_VAR in html
     assert "/vendor/persistence.js" not in html  # no scripts that cannot load
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_debug_logging_only_when_asked_for(context, live_server):
+    page = open_page(context, live_server.url + "/?debug=1")
+    page.add("Logged")
+    page.sync()
+    assert any("SELECT" in line for line in page.console)
+    assert any(line.startswith("New items:") for line in page.console)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_page_resyncs_after_the_server_pruned_deletions(context, live_server, monkeypatch):
+    """Deleted and pruned on the server while the page was away; local edits survive."""
+    from todo.models import Project, Task
+
+    from persistence_sync import retention
+
+    home = Project.objects.create(name="Home")
+    Task.objects.create(name="Keep", project=home)
+    Task.objects.create(name="Deleted on the server", project=home)
+    page = open_page(context, live_server.url + "/")
+    page.add("Pushed, then deleted on the server")
+    page.sync()
+
+    Task.objects.exclude(name="Keep").delete()
+    later = retention.wall_ms() + 2 * 86_400_000
+    monkeypatch.setattr(retention, "wall_ms", lambda: later)
+    report = retention.prune_tombstones(datetime.timedelta(days=1))
+    assert report["todo.task"].removed == 2
+
+    page.add("Written while away")
+    page.tick("Keep")
+    result = page.sync()
+
+    assert page.tasks() == {"Keep": True, "Written while away": False}
+    assert server_tasks() == {"Keep": (True, "Home"), "Written while away": (False, "Home")}
+    assert result["tasks"] == {"received": 2, "sent": 2}
+    assert "Full resync of Task" in page.status()
+    # Back to ordinary syncs, with nothing left to do and nothing pushed back.
+    result = page.sync()
+    assert result["tasks"] == {"received": 0, "sent": 0} and result["resynced"] == []
+    page.page.reload()
+    page.wait_for_sync(1)
+    assert page.tasks() == {"Keep": True, "Written while away": False}
+    assert page.errors == []

@@ -23,7 +23,9 @@ class Command(BaseCommand):
         "Sync registered models with a remote persistence.sync server, parents first: "
         "pull its changes, resolve conflicts, push local changes."
     )
-    requires_system_checks = ["models", "database"]
+    # The app's own checks too: syncing with a broken registration would
+    # push or pull the wrong fields at the wrong URI.
+    requires_system_checks = ["models", "database", "persistence_sync"]
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -78,7 +80,7 @@ class Command(BaseCommand):
         """Registrations named by ``app_label`` or ``app_label.Model``; None means all."""
         if not labels:
             return None
-        registered = registry.registrations()
+        registered = registry.default.registrations()
         selected = []
         for label in labels:
             app_label, _, model_name = label.partition(".")

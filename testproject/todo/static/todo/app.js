@@ -6,7 +6,7 @@
  * them with the classic persistence.sync.js plug-in: projects first, then
  * tasks (a pushed task names its project, which the server must have).
  *
- * Two things the page adds around the unmodified client:
+ * What the page adds around the unmodified client:
  *  - persistence.sync.postJSON is replaced by the same request plus the
  *    X-CSRFToken header. Django REST framework's SessionAuthentication
  *    refuses a logged-in user's POST without it; anonymous pushes pass
@@ -14,6 +14,18 @@
  *  - Failed requests are reported on the page. The classic client has no
  *    error path for a push (and the pull's is optional): without this the
  *    page would wait for ever.
+ *  - The sync summary counts what the pull brought that this browser did
+ *    not already have: the server's echo of the page's own last push (items
+ *    stamped with that push's `now`) is not "received".
+ *  - A full resync when the server pruned deletions this browser has not
+ *    pulled yet (410 with "resync": true, docs/protocol.md "Tombstone
+ *    retention"): the model's serverDate is reset to 0 and it syncs again,
+ *    so local changes made since the last sync are kept and pushed; local
+ *    objects the server no longer has, and that were not changed here, are
+ *    then deleted. The unmodified client would only report the 410 to its
+ *    error callback, sync after sync.
+ *  - persistence.js logs every SQL statement to the console unless
+ *    persistence.debug is false: it is, unless the page's URL has ?debug=1.
  *
  * Options, as attributes of this script tag: data-project-uri,
  * data-task-uri (the sync endpoints), data-database (the local database).
@@ -71,6 +83,14 @@
   }
 
   var counts = {}; // uri -> {received, sent} of the running sync
+  var entities = {}; // sync uri -> Entity
+  var resyncs = {}; // uri -> {since, present} while that model resyncs from 0
+
+  function findSync(Entity) {
+    return new Promise(function (resolve) {
+      persistence.sync.Sync.findBy("entity", Entity.meta.name, resolve);
+    });
+  }
 
   persistence.sync.postJSON = function (uri, data, callback) {
     var xhr = new XMLHttpRequest();
@@ -91,12 +111,36 @@
 
   var getJSON = persistence.sync.getJSON;
   persistence.sync.getJSON = function (uri, callback, errorCallback) {
+    var path = uri.split("?")[0];
     getJSON(uri, function (answer) {
-      var path = uri.split("?")[0];
-      (counts[path] = counts[path] || {}).received = answer.updates.length;
-      callback(answer);
+      findSync(entities[path]).then(function (sync) {
+        var ownPush = sync ? sync.serverPushDate : null;
+        var resync = resyncs[path];
+        if (resync) {
+          // A pull from 0: note every id the server has, and set aside what
+          // the last pull already brought (else each local edit since would
+          // look like a conflict with an unchanged server copy).
+          resync.present = {};
+          answer.updates.forEach(function (u) { if (!u._removed) resync.present[u.id] = true; });
+          answer.updates = answer.updates.filter(function (u) {
+            return u._removed || !(u._lastChange <= resync.since);
+          });
+        }
+        (counts[path] = counts[path] || {}).received = answer.updates.filter(function (u) {
+          return u._lastChange !== ownPush;
+        }).length;
+        callback(answer);
+      });
     }, errorCallback);
   };
+
+  function resyncRequested(xhr) {
+    try {
+      return xhr.status === 410 && JSON.parse(xhr.responseText).resync === true;
+    } catch (e) {
+      return false;
+    }
+  }
 
   // --- the model ------------------------------------------------------------
 
@@ -108,7 +152,7 @@
     return new Promise(function (resolve) { persistence.flush(resolve); });
   }
 
-  function syncEntity(Entity, handler) {
+  function syncOnce(Entity, handler) {
     return new Promise(function (resolve, reject) {
       var conflicts = 0;
       failSync = reject;
@@ -118,8 +162,54 @@
           persistence.sync[handler](found, updatesToPush, next);
         },
         function () { resolve(conflicts); },
-        function (xhr) { reject(describe(xhr, "Fetching " + Entity.meta.syncUri)); }
+        function (xhr) {
+          reject(resyncRequested(xhr) ? {resync: true}
+                                      : describe(xhr, "Fetching " + Entity.meta.syncUri));
+        }
       );
+    });
+  }
+
+  function syncEntity(Entity, handler, result) {
+    return syncOnce(Entity, handler).catch(function (error) {
+      if (!error || !error.resync) throw error;
+      return resync(Entity, handler, result);
+    });
+  }
+
+  // The server pruned deletions newer than our last pull: sync from 0, then
+  // drop what it no longer has unless it changed here.
+  function resync(Entity, handler, result) {
+    var uri = Entity.meta.syncUri, localDate, conflicts;
+    return findSync(Entity).then(function (sync) {
+      localDate = sync.localDate;
+      resyncs[uri] = {since: sync.serverDate, present: null};
+      sync.serverDate = 0;
+      return flush();
+    }).then(function () {
+      return syncOnce(Entity, handler);
+    }).then(function (n) {
+      conflicts = n;
+      var present = resyncs[uri].present;
+      return list(Entity.all()).then(function (all) {
+        return all.filter(function (obj) {
+          return !present[obj.id] && !(obj._lastChange > localDate);
+        }).map(function (obj) { return obj.id; });
+      });
+    }).then(function (stale) {
+      counts[uri].received += stale.length;
+      result.resynced.push(Entity.meta.name);
+      if (!stale.length) return;
+      return new Promise(function (resolve) {
+        Entity.all().filter("id", "in", stale).destroyAll(function () {
+          // Deleted because the server did: nothing to push back.
+          persistence.sync.RemovedObject.all().filter("objectId", "in", stale).destroyAll(resolve);
+        });
+      });
+    }).then(function () {
+      return conflicts;
+    }).finally(function () {
+      delete resyncs[uri];
     });
   }
 
@@ -129,11 +219,11 @@
     counts = {};
     var handler = $("conflicts").value;
     var started = performance.now();
-    var result = {conflicts: 0};
+    var result = {conflicts: 0, resynced: []};
     enable(false);
     setStatus("Syncing…", "syncing");
-    return syncEntity(Project, handler)
-      .then(function (n) { result.conflicts += n; return syncEntity(Task, handler); })
+    return syncEntity(Project, handler, result)
+      .then(function (n) { result.conflicts += n; return syncEntity(Task, handler, result); })
       .then(function (n) {
         result.conflicts += n;
         var p = counts[options.projectUri] || {}, t = counts[options.taskUri] || {};
@@ -150,7 +240,9 @@
           result.tasks.received + " received, " + result.tasks.sent + " sent; projects " +
           result.projects.received + " received, " + result.projects.sent + " sent; " +
           result.conflicts + (result.conflicts === 1 ? " conflict" : " conflicts") +
-          (result.conflicts ? " (" + $("conflicts").selectedOptions[0].text + ")" : "") + ".",
+          (result.conflicts ? " (" + $("conflicts").selectedOptions[0].text + ")" : "") + "." +
+          (result.resynced.length ? " Full resync of " + result.resynced.join(", ") +
+            ": the server had pruned older deletions." : ""),
           "ok");
       }, function (error) {
         app.syncs += 1;
@@ -239,12 +331,15 @@
   }
 
   function start() {
+    persistence.debug = /[?&]debug=1(&|$)/.test(location.search);
     persistence.store.websql.config(persistence, options.database, "To-do", 5 * 1024 * 1024);
     Project = persistence.define("Project", {name: "TEXT"});
     Task = persistence.define("Task", {name: "TEXT", done: "BOOL"});
     Task.hasOne("project", Project);
     Project.enableSync(options.projectUri);
     Task.enableSync(options.taskUri);
+    entities[options.projectUri] = Project;
+    entities[options.taskUri] = Task;
     app.Project = Project;
     app.Task = Task;
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('persistence_sync', '0002_syncstate'),
+        ('persistence_sync', '0003_clock_tombstones_pruned_to'),
     ]
 
     operations = [

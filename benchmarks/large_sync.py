@@ -1,0 +1,255 @@
+"""Sync at a million objects: each figure as a ratio to a floor measured in the same run.
+
+One command, run from the repository root::
+
+    python benchmarks/large_sync.py                      # SQLite, 10k and 100k
+    python benchmarks/large_sync.py --db sqlite,postgresql --sizes 10000,100000,1000000
+
+For each database and each N it fills the example site's Task table in a
+throw-away database with N objects and prints, medians of ``--repeat`` runs:
+
+* full pull (``since=0``) through the view vs. the floor: one indexed query
+  of the same rows in id order, encoded by orjson;
+* paged pull (pages of ``MAX_PAGE_SIZE``) vs. the same floor;
+* incremental pull of 1,000 changed objects vs. the floor's query of them;
+* push of 10,000 new objects through the view vs. one raw upsert transaction
+  (``bulk_create(update_conflicts=True)``) of the same rows;
+* the server's memory: RSS growth of a process that serves one full pull of
+  N, measured in a fresh process (peak RSS minus RSS before the pull).
+
+The targets of issue #11 are printed next to the figures. Absolute times
+depend on the machine; only the ratios mean something.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {"full pull": 1.5, "paged pull": None, "incremental pull": None, "push 10k": 2.0}
+RSS_TARGET_MB = 64
+PUSH_SIZE = 10_000
+CHANGED = 1_000
+
+
+def setup_django(db, name=None):
+    os.environ["PS_DB"] = db
+    if name:
+        os.environ["PS_DB_NAME"] = name
+    elif db == "sqlite":
+        os.environ["PS_DB_NAME"] = str(Path(tempfile.mkdtemp()) / "bench.sqlite3")
+    sys.path[:0] = [str(ROOT), str(ROOT / "testproject")]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
+    import django
+
+    django.setup()
+
+
+def median_time(func, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def consume(response):
+    """Read a pull's answer as a client would, without keeping it; returns its size."""
+    if response.streaming:
+        return sum(len(chunk) for chunk in response.streaming_content)
+    return len(response.content)
+
+
+def fill(n):
+    """N tasks in id order, stamped 1..N as pushes would have, and the clock after them."""
+    from django.db.models import QuerySet
+    from todo.models import Task, demo_owner
+
+    from persistence_sync.clock import Clock
+
+    QuerySet(Task).all()._raw_delete(Task.objects.db)
+    owner = demo_owner()  # the user whose pulls are measured
+    batch = []
+    for i in range(n):
+        batch.append(Task(id=f"{i:032X}", name=f"task {i}", done=i % 2 == 0, last_change=i + 1,
+                          owner_id=owner))
+        if len(batch) == 5000:
+            QuerySet(Task).bulk_create(batch)
+            batch = []
+    QuerySet(Task).bulk_create(batch)
+    Clock.objects.update_or_create(model="todo.task", defaults={"value": n})
+
+
+def floor_pull(since):
+    """One indexed query of the window, in id order, encoded by orjson."""
+    import orjson
+    from todo.models import Task
+
+    rows = Task.objects.filter(last_change__gt=since).order_by("pk").values(
+        "id", "name", "done", "project", "last_change")
+    return len(orjson.dumps({"now": 0, "updates": list(rows)}))
+
+
+def demo_client():
+    """A test client signed in as the demo user: the to-do models are per user."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from todo.models import demo_owner
+
+    client = Client()
+    client.force_login(get_user_model()._default_manager.get(pk=demo_owner()))
+    return client
+
+
+def pull_through_view(client, **params):
+    response = client.get("/taskUpdates", params)
+    assert response.status_code == 200
+    return consume(response)
+
+
+def paged_pull(client, limit):
+    """Every page of one sync; the answers are parsed, as a paging client must."""
+    params = {"since": 0, "limit": limit}
+    while True:
+        response = client.get("/taskUpdates", params)
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        answer = json.loads(body)
+        if not answer["more"]:
+            return
+        params.update(now=answer["now"], after=answer["updates"][-1]["id"])
+
+
+def measure(n, repeat):
+    from django.db import transaction
+    from django.db.models import QuerySet
+    from todo.models import Task, demo_owner
+
+    from persistence_sync.clock import Clock
+    from persistence_sync.conf import sync_settings
+
+    client = demo_client()
+    fill(n)
+    figures = {}
+    pull_floor = median_time(lambda: floor_pull(-1), repeat)
+    figures["full pull"] = (median_time(lambda: pull_through_view(client, since=0), repeat), pull_floor)
+    figures["paged pull"] = (
+        median_time(lambda: paged_pull(client, sync_settings.MAX_PAGE_SIZE), repeat), pull_floor)
+
+    changed = [f"{i:032X}" for i in range(0, n, max(1, n // CHANGED))][:CHANGED]
+    QuerySet(Task).filter(pk__in=changed).update(last_change=n + 1, name="changed")
+    Clock.objects.filter(model="todo.task").update(value=n + 1)
+    figures["incremental pull"] = (
+        median_time(lambda: pull_through_view(client, since=n), repeat),
+        median_time(lambda: floor_pull(n), repeat))
+
+    owner = demo_owner()
+    rows = [{"id": f"P{i:031X}", "name": f"pushed {i}", "done": False} for i in range(PUSH_SIZE)]
+    body = json.dumps(rows)
+
+    def push():
+        response = client.post("/taskUpdates", body, "application/json")
+        assert response.status_code == 200, response.content[:300]
+
+    def floor_push():
+        objs = [Task(id=r["id"], name=r["name"], done=r["done"], last_change=1, owner_id=owner)
+                for r in rows]
+        with transaction.atomic():
+            QuerySet(Task).bulk_create(objs, batch_size=2000, update_conflicts=True,
+                                       unique_fields=["id"], update_fields=["name", "done"])
+
+    def fresh(func):
+        def run():
+            QuerySet(Task).filter(pk__startswith="P").delete()
+            start = time.perf_counter()
+            func()
+            return time.perf_counter() - start
+        return run
+
+    figures["push 10k"] = (
+        statistics.median(fresh(push)() for _ in range(repeat)),
+        statistics.median(fresh(floor_push)() for _ in range(repeat)))
+    QuerySet(Task).filter(pk__startswith="P").delete()
+    return figures
+
+
+def rss_kb(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def serve_one_pull():
+    """In a fresh process: the RSS growth (MB) of serving one full pull."""
+    client = demo_client()
+    pull_through_view(client, since=0, limit=1)  # warm: imports, connection, caches
+    before = rss_kb("VmRSS")
+    size = pull_through_view(client, since=0)
+    print(json.dumps({"growth_mb": (rss_kb("VmHWM") - before) / 1024, "bytes": size}))
+
+
+def rss_growth(db, name):
+    env = {**os.environ, "PS_DB": db, "PS_DB_NAME": name}
+    out = subprocess.run([sys.executable, __file__, "--db", db, "--rss-of", name],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def run_database(db, sizes, repeat):
+    setup_django(db)
+    from django.db import connection
+
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    test_name = connection.settings_dict["NAME"]
+    try:
+        for n in sizes:
+            figures = measure(n, repeat)
+            fill(n)
+            connection.close()  # let the measuring process see the committed rows
+            rss = rss_growth(db, test_name)
+            report(db, n, figures, rss)
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def report(db, n, figures, rss):
+    print(f"\n{db}, N = {n:,}")
+    for name, (time_taken, floor) in figures.items():
+        target = TARGETS.get(name)
+        goal = f"target <= {target}x" if target else ""
+        print(f"  {name:<17} {time_taken:8.3f}s  floor {floor:8.3f}s  = {time_taken / floor:5.2f}x  {goal}")
+    verdict = "ok" if rss["growth_mb"] < RSS_TARGET_MB else "OVER"
+    print(f"  server RSS growth of a full pull ({rss['bytes'] / 1e6:.0f} MB answer): "
+          f"{rss['growth_mb']:.1f} MB  target < {RSS_TARGET_MB} MB  {verdict}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="sqlite", help="comma-separated: sqlite,postgresql,mysql")
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated object counts")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rss-of", help=argparse.SUPPRESS)  # internal: the measuring process
+    args = parser.parse_args()
+    if args.rss_of:
+        setup_django(args.db, args.rss_of)
+        serve_one_pull()
+        return
+    dbs = args.db.split(",")
+    sizes = [int(size) for size in args.sizes.split(",")]
+    for db in dbs:
+        if len(dbs) > 1:  # one database per process: Django's settings are global
+            subprocess.run([sys.executable, __file__, "--db", db, "--sizes", args.sizes,
+                            "--repeat", str(args.repeat)], check=True)
+        else:
+            run_database(db, sizes, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

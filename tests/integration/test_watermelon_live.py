@@ -1,0 +1,143 @@
+"""The real WatermelonDB client (npm, in Node) syncing with a live example site.
+
+Each device is its own in-memory WatermelonDB database; the site runs under
+pytest-django's ``live_server`` on the suite's database, so a change made
+with the ORM or through persistence.sync's endpoints is seen by both.
+"""
+
+import json
+import urllib.request
+
+import pytest
+from todo.models import Project, Task
+
+from persistence_sync.models import Tombstone
+from tests.integration.watermelon import WatermelonDevice
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def device(live_server):
+    devices = []
+
+    def new_device():
+        devices.append(WatermelonDevice(live_server.url + "/watermelon"))
+        return devices[-1]
+
+    yield new_device
+    for each in devices:
+        each.close()
+
+
+def push_classic(live_server, uri, items):
+    request = urllib.request.Request(f"{live_server.url}/{uri}", data=json.dumps(items).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def pull_classic(live_server, uri):
+    with urllib.request.urlopen(f"{live_server.url}/{uri}?since=0") as response:
+        return {u["id"]: u for u in json.load(response)["updates"]}
+
+
+def server_tasks():
+    return {t.pk: {"name": t.name, "done": t.done, "project_id": t.project_id}
+            for t in Task.objects.all()}
+
+
+def device_tasks(device):
+    return {pk: {"name": r["name"], "done": r["done"], "project_id": r["project_id"] or None}
+            for pk, r in device.dump()["tasks"].items()}
+
+
+def test_first_sync_then_changes_both_ways(device):
+    home = Project.objects.create(name="Home")
+    dishes = Task.objects.create(name="Dishes", project=home)
+    phone = device()
+    assert phone.sync() == {"ok": True, "pages": 1}
+    assert phone.dump()["projects"] == {home.pk: {"id": home.pk, "name": "Home"}}
+    assert device_tasks(phone) == server_tasks()
+
+    made = phone.create("tasks", name="Laundry", done=False, project_id=home.pk)
+    phone.update("tasks", dishes.pk, done=True)
+    assert phone.sync()["ok"]
+    assert Task.objects.get(pk=made).project_id == home.pk
+    assert Task.objects.get(pk=dishes.pk).done is True
+
+    Task.objects.filter(pk=made).update(name="Laundry, folded")
+    Task.objects.get(pk=dishes.pk).delete()
+    assert phone.sync()["ok"]
+    assert device_tasks(phone) == server_tasks() == {
+        made: {"name": "Laundry, folded", "done": False, "project_id": home.pk}}
+
+    phone.delete("tasks", made)
+    assert phone.sync()["ok"]
+    assert not Task.objects.exists()
+    assert Tombstone.objects.filter(model="todo.task", object_id=made).exists()
+    assert device_tasks(phone) == {}
+
+
+def test_a_persistence_sync_change_reaches_watermelondb_and_back(live_server, device):
+    phone = device()
+    assert phone.sync() == {"ok": True, "pages": 1}
+    push_classic(live_server, "taskUpdates", [{"id": "CLASSIC1", "name": "from persistence.js",
+                                               "done": False}])
+    assert phone.sync()["ok"]
+    assert device_tasks(phone)["CLASSIC1"]["name"] == "from persistence.js"
+    phone.update("tasks", "CLASSIC1", name="edited on the phone")
+    assert phone.sync()["ok"]
+    assert pull_classic(live_server, "taskUpdates")["CLASSIC1"]["name"] == "edited on the phone"
+
+
+def test_two_devices_editing_one_record_keep_both_changes(device):
+    task = Task.objects.create(name="Shared", done=False)
+    phone, laptop = device(), device()
+    assert phone.sync()["ok"] and laptop.sync()["ok"]
+    phone.update("tasks", task.pk, name="renamed on the phone")
+    laptop.update("tasks", task.pk, done=True)
+    assert phone.sync()["ok"]
+    # The laptop pulls the phone's change first, keeps its own changed column
+    # and pushes it; the server refuses nothing because the pull came first.
+    assert laptop.sync()["ok"]
+    assert phone.sync()["ok"]
+    expected = {task.pk: {"name": "renamed on the phone", "done": True, "project_id": None}}
+    assert server_tasks() == device_tasks(phone) == device_tasks(laptop) == expected
+
+
+def test_a_push_of_a_record_changed_meanwhile_is_refused_and_the_next_sync_merges(
+        live_server, device):
+    task = Task.objects.create(name="Shared", done=False)
+    phone = device()
+    assert phone.sync()["ok"]
+    phone.update("tasks", task.pk, done=True)
+    # A change lands between the phone's pull and its push: WatermelonDB's
+    # synchronize() pulls, then pushes; emulate the race with a push that
+    # claims the old last_pulled_at.
+    timestamp = json.load(urllib.request.urlopen(
+        f"{live_server.url}/watermelon?last_pulled_at=null"))["timestamp"]
+    Task.objects.filter(pk=task.pk).update(name="changed on the server")
+    stale = {"tasks": {"created": [], "updated": [{"id": task.pk, "name": "Shared", "done": True,
+                                                    "project_id": None}], "deleted": []}}
+    request = urllib.request.Request(f"{live_server.url}/watermelon?last_pulled_at={timestamp}",
+                                     data=json.dumps(stale).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 409
+    assert Task.objects.get(pk=task.pk).done is False  # nothing stored
+    assert phone.sync()["ok"]
+    assert server_tasks() == device_tasks(phone) == {
+        task.pk: {"name": "changed on the server", "done": True, "project_id": None}}
+
+
+def test_a_paged_first_sync_brings_everything_once(device):
+    home = Project.objects.create(name="Home")
+    Task.objects.bulk_create([Task(id=f"T{n:03d}", name=str(n), project=home) for n in range(25)])
+    Task.objects.create(id="GONE", name="x").delete()
+    phone = device()
+    answer = phone.sync(page_size=7)
+    assert answer["ok"] and answer["pages"] == 4
+    assert device_tasks(phone) == server_tasks()
+    assert len(device_tasks(phone)) == 25

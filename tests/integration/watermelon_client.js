@@ -1,0 +1,144 @@
+// A WatermelonDB device for the tests: the real @nozbe/watermelondb client on
+// its LokiJS adapter, in memory, driven by one JSON command per stdin line.
+//
+//   node watermelon_client.js <node_modules dir> '<config JSON>'
+//
+// config: {"url": "http://127.0.0.1:8000/watermelon", "headers": {...},
+//          "schema": {"version": 1, "tables": {"tasks": {"name": "string", ...}}}}
+// commands: {"op": "create", "table": "tasks", "values": {...}}   -> {"id": ...}
+//           {"op": "update", "table": "tasks", "id": ..., "values": {...}}
+//           {"op": "delete", "table": "tasks", "id": ...}
+//           {"op": "sync", "pageSize": null | N}                   -> {"ok": true} | {"ok": false, "error"}
+//           {"op": "dump"}      -> {"tasks": {id: raw record}, ...} (deleted ones left out)
+// Each answer is one JSON line on stdout.
+const path = require('path')
+// WatermelonDB logs to the console: keep stdout for the answers.
+console.log = console.info = console.warn = (...args) => process.stderr.write(args.join(' ') + '\n')
+const modules = process.argv[2]
+const config = JSON.parse(process.argv[3])
+const req = (name) => require(path.join(modules, name))
+const { Database, Model, appSchema, tableSchema } = req('@nozbe/watermelondb')
+const LokiJSAdapter = req('@nozbe/watermelondb/adapters/lokijs').default
+const { synchronize } = req('@nozbe/watermelondb/sync')
+
+const tableNames = Object.keys(config.schema.tables)
+const schema = appSchema({
+  version: config.schema.version,
+  tables: tableNames.map((name) => tableSchema({
+    name,
+    columns: Object.entries(config.schema.tables[name]).map(([column, type]) => (
+      { name: column, type, isOptional: true })),
+  })),
+})
+const modelClasses = tableNames.map((name) => class extends Model { static table = name })
+const adapter = new LokiJSAdapter({
+  schema, useWebWorker: false, useIncrementalIndexedDB: false,
+  extraLokiOptions: { autosave: false },
+})
+const database = new Database({ adapter, modelClasses })
+
+async function call(url, options) {
+  const response = await fetch(url, { ...options, headers: { ...config.headers, ...(options || {}).headers } })
+  const text = await response.text()
+  if (!response.ok) throw new Error(`HTTP ${response.status}: ${text}`)
+  return JSON.parse(text)
+}
+
+// A paged first sync: the app's pullChanges follows the server's pages and
+// hands WatermelonDB their union (WatermelonDB takes one answer per sync).
+async function pullPages(query, pageSize) {
+  const merged = { changes: {}, timestamp: null }
+  let cursor = null
+  for (;;) {
+    const page = await call(`${config.url}?${query}&limit=${pageSize}` + (cursor ? `&cursor=${cursor}` : ''))
+    for (const [table, parts] of Object.entries(page.changes)) {
+      const into = merged.changes[table] || (merged.changes[table] = { created: [], updated: [], deleted: [] })
+      for (const part of ['created', 'updated', 'deleted']) into[part].push(...parts[part])
+    }
+    merged.timestamp = page.timestamp
+    merged.pages = (merged.pages || 0) + 1
+    if (!page.hasMore) return merged
+    cursor = page.cursor
+  }
+}
+
+let lastPages = 0
+async function sync(pageSize) {
+  await synchronize({
+    database,
+    sendCreatedAsUpdated: true,
+    pullChanges: async ({ lastPulledAt, schemaVersion, migration }) => {
+      const query = `last_pulled_at=${lastPulledAt}&schema_version=${schemaVersion}` +
+        `&migration=${encodeURIComponent(JSON.stringify(migration))}`
+      const answer = pageSize ? await pullPages(query, pageSize) : await call(`${config.url}?${query}`)
+      lastPages = answer.pages || 1
+      return { changes: answer.changes, timestamp: answer.timestamp }
+    },
+    pushChanges: async ({ changes, lastPulledAt }) => {
+      await call(`${config.url}?last_pulled_at=${lastPulledAt}`, {
+        method: 'POST', body: JSON.stringify(changes), headers: { 'Content-Type': 'application/json' },
+      })
+    },
+  })
+}
+
+const commands = {
+  async create({ table, values }) {
+    let id
+    await database.write(async () => {
+      const record = await database.get(table).create((r) => {
+        for (const [k, v] of Object.entries(values)) r._setRaw(k, v)
+      })
+      id = record.id
+    })
+    return { id }
+  },
+  async update({ table, id, values }) {
+    await database.write(async () => {
+      const record = await database.get(table).find(id)
+      await record.update((r) => { for (const [k, v] of Object.entries(values)) r._setRaw(k, v) })
+    })
+    return {}
+  },
+  async delete({ table, id }) {
+    await database.write(async () => { await (await database.get(table).find(id)).markAsDeleted() })
+    return {}
+  },
+  async sync({ pageSize }) {
+    try {
+      await sync(pageSize)
+      return { ok: true, pages: lastPages }
+    } catch (error) {
+      return { ok: false, error: String(error && error.message || error) }
+    }
+  },
+  async dump() {
+    const out = {}
+    for (const table of tableNames) {
+      out[table] = {}
+      for (const record of await database.get(table).query().fetch()) {
+        const { _status, _changed, ...raw } = record._raw
+        out[table][record.id] = raw
+      }
+    }
+    return out
+  },
+}
+
+const readline = require('readline')
+const lines = readline.createInterface({ input: process.stdin })
+let queue = Promise.resolve()
+lines.on('line', (line) => {
+  queue = queue.then(async () => {
+    let answer
+    try {
+      const command = JSON.parse(line)
+      answer = await commands[command.op](command)
+    } catch (error) {
+      answer = { fatal: String(error && error.stack || error) }
+    }
+    process.stdout.write(JSON.stringify(answer) + '\n')
+  })
+})
+lines.on('close', () => queue.then(() => process.exit(0)))
+process.stdout.write(JSON.stringify({ ready: true }) + '\n')
