@@ -90,7 +90,9 @@ def pull_chunks(registration, queryset, page, using, on_done=None, access=None):
                     "that the first page of this sync answered."
                 )
             now = page.now
-        granted, revoked = access.grant_changes(page.since, now, using) if scoped else ([], [])
+        # A pull from 0 gets everything visible and holds nothing to remove.
+        granted, revoked = (access.grant_changes(page.since, now, using)
+                            if scoped and page.since > 0 else ([], []))
         paged = page.paged
         if revoked:
             page = Page(page.since, after=page.after)  # answered whole: see above

@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from persistence_sync.models import ScopeGrant, Tombstone
+from tests.conftest import answer_bytes
 from tests.testapp.models import Board, Comment, Memo
 
 pytestmark = pytest.mark.django_db
@@ -324,3 +325,69 @@ def test_get_queryset_registrations_follow_the_write_rule_too(sync):
     assert push("ann", [{"id": "N2", "owner": "bob"}]).status_code == 403  # created hidden
     assert push("ann", [{"id": "N1", "owner": "bob"}]).status_code == 403  # handed over
     assert list(Note.objects.values_list("id", "owner")) == [("N1", "ann")]
+
+
+class TestStreamedAndPaged:
+    """Scoped pulls keep the paging rules: one window, id order, no id twice."""
+
+    def pull_pages(self, device, uri, since, limit=2):
+        params, items, pages = {"since": since, "limit": limit}, [], 0
+        while True:
+            response = device.client.get(f"/{uri}", params, **device.headers)
+            assert response.status_code == 200
+            body = json.loads(answer_bytes(response))
+            items += body["updates"]
+            pages += 1
+            if not body["more"]:
+                return items, pages, body["now"]
+            params.update(now=body["now"], after=body["updates"][-1]["id"])
+
+    def test_an_object_that_left_several_of_the_requesters_scopes_is_answered_once(
+            self, users, teams):
+        ann_user, bob_user, cid_user = users
+        red, blue = teams
+        green = Group.objects.create(name="green")
+        ann = Device(ann_user)
+        ann.push("boards", [{"id": "R1", "team": red.pk}])
+        since = ann.pull("boards") and ann.since["boards"]
+        Board.objects.filter(id="R1").update(team=blue)
+        Board.objects.filter(id="R1").update(team=green)  # ann is in red and blue, not green
+        assert Tombstone.objects.filter(object_id="R1").count() == 2
+        [removal] = ann.pull("boards", since=since)
+        assert removal["id"] == "R1" and removal["_removed"]
+        assert removal["_lastChange"] == max(Tombstone.objects.values_list("last_change", flat=True))
+        Board.objects.filter(id="R1").update(team=blue)  # back among ann's: no removal of it
+        assert [(u["id"], u.get("_removed")) for u in ann.pull("boards", since=since)] == [
+            ("R1", None)]
+
+    def test_a_granted_team_joins_the_paged_window(self, users, teams):
+        ann_user, bob_user, _ = users
+        red, blue = teams
+        ann, bob = Device(ann_user), Device(bob_user)
+        ann.push("boards", [{"id": f"U{n}", "team": blue.pk} for n in range(5)])
+        ann.push("boards", [{"id": "R1", "team": red.pk}])
+        since = bob.pull("boards") and bob.since["boards"]
+        ann.push("boards", [{"id": "R0", "team": red.pk}])  # a change of bob's own window
+        bob_user.groups.add(blue)
+        items, pages, _ = self.pull_pages(bob, "boards", since)
+        assert [u["id"] for u in items] == ["R0", "U0", "U1", "U2", "U3", "U4"]
+        assert pages == 3
+
+    def test_a_revocation_is_answered_whole_in_id_order(self, users, teams):
+        ann_user, bob_user, _ = users
+        red, blue = teams
+        ann, bob = Device(ann_user), Device(bob_user)
+        bob_user.groups.add(blue)
+        ann.push("boards", [{"id": f"U{n}", "team": blue.pk} for n in range(4)])
+        ann.push("boards", [{"id": "R1", "team": red.pk}, {"id": "R2", "team": red.pk}])
+        since = bob.pull("boards") and bob.since["boards"]
+        ann.push("boards", [{"id": "R2", "_removed": True}, {"id": "R3", "team": red.pk}])
+        bob_user.groups.remove(blue)
+        items, pages, now = self.pull_pages(bob, "boards", since)
+        assert pages == 1  # more: false, whatever the limit
+        assert [(u["id"], bool(u.get("_removed"))) for u in items] == [
+            ("R2", True), ("R3", False), ("U0", True), ("U1", True), ("U2", True), ("U3", True)]
+        # The next pull is streamed and paged again.
+        ann.push("boards", [{"id": f"R{n}", "team": red.pk} for n in range(4, 9)])
+        items, pages, _ = self.pull_pages(bob, "boards", now)
+        assert [u["id"] for u in items] == ["R4", "R5", "R6", "R7", "R8"] and pages == 3
