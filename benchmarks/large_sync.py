@@ -70,14 +70,16 @@ def consume(response):
 def fill(n):
     """N tasks in id order, stamped 1..N as pushes would have, and the clock after them."""
     from django.db.models import QuerySet
-    from todo.models import Task
+    from todo.models import Task, demo_owner
 
     from persistence_sync.clock import Clock
 
     QuerySet(Task).all()._raw_delete(Task.objects.db)
+    owner = demo_owner()  # the user whose pulls are measured
     batch = []
     for i in range(n):
-        batch.append(Task(id=f"{i:032X}", name=f"task {i}", done=i % 2 == 0, last_change=i + 1))
+        batch.append(Task(id=f"{i:032X}", name=f"task {i}", done=i % 2 == 0, last_change=i + 1,
+                          owner_id=owner))
         if len(batch) == 5000:
             QuerySet(Task).bulk_create(batch)
             batch = []
@@ -93,6 +95,17 @@ def floor_pull(since):
     rows = Task.objects.filter(last_change__gt=since).order_by("pk").values(
         "id", "name", "done", "project", "last_change")
     return len(orjson.dumps({"now": 0, "updates": list(rows)}))
+
+
+def demo_client():
+    """A test client signed in as the demo user: the to-do models are per user."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from todo.models import demo_owner
+
+    client = Client()
+    client.force_login(get_user_model()._default_manager.get(pk=demo_owner()))
+    return client
 
 
 def pull_through_view(client, **params):
@@ -116,13 +129,12 @@ def paged_pull(client, limit):
 def measure(n, repeat):
     from django.db import transaction
     from django.db.models import QuerySet
-    from django.test import Client
-    from todo.models import Task
+    from todo.models import Task, demo_owner
 
     from persistence_sync.clock import Clock
     from persistence_sync.conf import sync_settings
 
-    client = Client()
+    client = demo_client()
     fill(n)
     figures = {}
     pull_floor = median_time(lambda: floor_pull(-1), repeat)
@@ -137,6 +149,7 @@ def measure(n, repeat):
         median_time(lambda: pull_through_view(client, since=n), repeat),
         median_time(lambda: floor_pull(n), repeat))
 
+    owner = demo_owner()
     rows = [{"id": f"P{i:031X}", "name": f"pushed {i}", "done": False} for i in range(PUSH_SIZE)]
     body = json.dumps(rows)
 
@@ -145,7 +158,8 @@ def measure(n, repeat):
         assert response.status_code == 200, response.content[:300]
 
     def floor_push():
-        objs = [Task(id=r["id"], name=r["name"], done=r["done"], last_change=1) for r in rows]
+        objs = [Task(id=r["id"], name=r["name"], done=r["done"], last_change=1, owner_id=owner)
+                for r in rows]
         with transaction.atomic():
             QuerySet(Task).bulk_create(objs, batch_size=2000, update_conflicts=True,
                                        unique_fields=["id"], update_fields=["name", "done"])
@@ -174,9 +188,7 @@ def rss_kb(field):
 
 def serve_one_pull():
     """In a fresh process: the RSS growth (MB) of serving one full pull."""
-    from django.test import Client
-
-    client = Client()
+    client = demo_client()
     pull_through_view(client, since=0, limit=1)  # warm: imports, connection, caches
     before = rss_kb("VmRSS")
     size = pull_through_view(client, since=0)

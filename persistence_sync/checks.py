@@ -11,8 +11,20 @@ persistence_sync.E007      a model registered twice (by label and by class, say)
 persistence_sync.E008      a registration whose URI is empty
 persistence_sync.E009      the PERSISTENCE_SYNC setting is not a dict
 persistence_sync.E010      PERSISTENCE_SYNC has a key this app does not know
+persistence_sync.E011      a registration with both owner= and scope=
+persistence_sync.E012      owner= or scope= names a field the model does not have
+persistence_sync.E013      owner= or scope= names a field that cannot hold a scope
+persistence_sync.E014      owner= names a field that is not a ForeignKey to the user model
+persistence_sync.E015      scope= without scope_values=
+persistence_sync.E016      scope_values= without scope=
+persistence_sync.E017      a read_only_fields= name that is not synced
 persistence_sync.W001      a registered model's default manager bypasses the clock
+persistence_sync.W002      a registered model is reachable by anonymous requests
+persistence_sync.W003      a model with a foreign key to the user model is synced unscoped
 =========================  ====================================================
+
+W002 and W003 carry the tag too but are not deployment checks: ``manage.py
+check`` and ``manage.py check --deploy`` both report them.
 
 The checks carry the tag ``"persistence_sync"`` (:data:`TAG`): ``manage.py
 check --tag persistence_sync`` runs only them, and ``manage.py syncall``
@@ -92,12 +104,55 @@ CHECKS: dict[str, CheckDefinition] = {
         Error, "PERSISTENCE_SYNC has the unknown key {key!r}; it is ignored.",
         "{suggestion}Valid keys: {valid}.",
     ),
+    "persistence_sync.E011": CheckDefinition(
+        Error, "{model} is registered with both owner= and scope=.",
+        "owner='field' is scope='field' limited to request.user; pick one.",
+    ),
+    "persistence_sync.E012": CheckDefinition(
+        Error, "{model} has no field {field!r} for {option}=.",
+        "Name a concrete field of {model}.",
+    ),
+    "persistence_sync.E013": CheckDefinition(
+        Error, "{model}.{field} cannot be the {option}: it must be a concrete, single-valued "
+        "field that is not the primary key.",
+        "Use a ForeignKey or a plain field of the model itself.",
+    ),
+    "persistence_sync.E014": CheckDefinition(
+        Error, "{model}.{field} cannot be the owner: it is not a ForeignKey to the user model.",
+        "Use scope=... with scope_values=... for other fields.",
+    ),
+    "persistence_sync.E015": CheckDefinition(
+        Error, "{model} is registered with scope={scope!r} but no scope_values.",
+        "Pass scope_values=lambda request: [...] (the values the request may see).",
+    ),
+    "persistence_sync.E016": CheckDefinition(
+        Error, "{model} is registered with scope_values= but no scope=.",
+        "Name the field the values are compared with: scope='team'.",
+    ),
+    "persistence_sync.E017": CheckDefinition(
+        Error, "{model}.{field} is in read_only_fields but not synced.",
+        "Choose among the synced fields: {synced}.",
+    ),
     "persistence_sync.W001": CheckDefinition(
         CheckWarning,
         "{model}'s default manager returns a {queryset}, "
         "so QuerySet.update(), bulk_create() and deletes bypass the sync clock.",
         "Build the manager on persistence_sync.models.SyncableQuerySet "
         "(e.g. SyncableQuerySet.as_manager()).",
+    ),
+    "persistence_sync.W002": CheckDefinition(
+        CheckWarning,
+        "{model} is synced at /{uri} to anonymous requests: its permission classes "
+        "let a request without a user pull (or push).",
+        "Pass permission_classes=[IsAuthenticated] to register() (or set DRF's "
+        "DEFAULT_PERMISSION_CLASSES), or owner=/scope= which refuse anonymous requests.",
+    ),
+    "persistence_sync.W003": CheckDefinition(
+        CheckWarning,
+        "{model} has a foreign key to the user model ({fields}) but is synced unscoped: "
+        "every request reads and writes every user's objects.",
+        "register({class_name}, owner={field!r}) limits each user to their own objects "
+        "(or use scope=/get_queryset=).",
     ),
 }
 

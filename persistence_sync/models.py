@@ -33,14 +33,63 @@ def new_id():
 _tombstoned = contextvars.ContextVar("persistence_sync_tombstoned", default=frozenset())
 
 
+def scope_attname(model):
+    """The column deciding who sees ``model``'s objects (its registration's scope), or None."""
+    from persistence_sync import registry
+
+    if not registry.is_registered(model):
+        return None
+    field = registry.get_registration(model).scope_field
+    return None if field is None else field.attname
+
+
+def scope_key(value):
+    """A scope value as tombstones store it: a string, or None."""
+    return None if value is None else str(value)
+
+
+def _scopes(model, pks, attname, using):
+    """``{pk: scope_key}`` of the stored objects among ``pks``."""
+    from persistence_sync.db import chunks
+
+    found = {}
+    for chunk in chunks(pks):
+        rows = models.QuerySet(model, using=using).filter(pk__in=chunk).values_list("pk", attname)
+        found.update((pk, scope_key(value)) for pk, value in rows)
+    return found
+
+
+def record_departures(model, before, after, stamp, using):
+    """Leave a removal for each scope an object left: ``before``/``after`` map pk -> scope key.
+
+    The object lives on in its new scope; devices of the old one must drop it.
+    """
+    departed = {pk: old for pk, old in before.items() if pk in after and after[pk] != old}
+    if departed:
+        Tombstone.record(model, list(departed), stamp, using, scopes=departed)
+
+
 def bulk_create_at(queryset, objs, stamp, **kwargs):
     """``bulk_create`` with every object stamped ``stamp`` (already ticked)."""
     for obj in objs:
         obj.last_change = stamp
     if kwargs.get("update_fields"):
         kwargs["update_fields"] = [*kwargs["update_fields"], "last_change"]
-    Tombstone.forget(queryset.model, [obj.pk for obj in objs], queryset.db)
-    return models.QuerySet.bulk_create(queryset, objs, **kwargs)
+    attname = scope_attname(queryset.model)
+    if attname is None:
+        Tombstone.forget(queryset.model, [obj.pk for obj in objs], queryset.db)
+        return models.QuerySet.bulk_create(queryset, objs, **kwargs)
+    after = {obj.pk: scope_key(getattr(obj, attname)) for obj in objs}
+    before = {}
+    if kwargs.get("update_conflicts") and attname in {
+        queryset.model._meta.get_field(name).attname for name in kwargs.get("update_fields") or ()
+    }:
+        before = _scopes(queryset.model, list(after), attname, queryset.db)
+    # An object (re)entering a scope: a removal of it from that scope is void.
+    Tombstone.forget(queryset.model, list(after), queryset.db, scopes=after)
+    created = models.QuerySet.bulk_create(queryset, objs, **kwargs)
+    record_departures(queryset.model, before, after, stamp, queryset.db)
+    return created
 
 
 def upsert_at(queryset, objs, stamp, fields, batch_size=None):
@@ -107,14 +156,29 @@ class _PreparedUpsert:
                 self.statements.append((sql, params, positions))
 
     def execute(self, stamp):
-        """Run the statements with ``stamp``; must run under the model's clock."""
-        Tombstone.forget(self.model, [obj.pk for obj in self.objs], self.using)
+        """Run the statements with ``stamp``; must run under the model's clock.
+
+        As :func:`bulk_create_at` does: tombstones of the ids written are
+        forgotten (of a scoped model, only those of the scope each object
+        now has) and an object moved to another scope leaves a removal for
+        the old one.
+        """
+        attname = scope_attname(self.model)
+        pks = [obj.pk for obj in self.objs]
+        if attname is None:
+            Tombstone.forget(self.model, pks, self.using)
+        else:
+            after = {obj.pk: scope_key(getattr(obj, attname)) for obj in self.objs}
+            before = _scopes(self.model, pks, attname, self.using)
+            Tombstone.forget(self.model, pks, self.using, scopes=after)
         with connections[self.using].cursor() as cursor:
             for sql, params, positions in self.statements:
                 for position in positions:
                     value = params[position]
                     params[position] = [stamp] * len(value) if isinstance(value, list) else stamp
                 cursor.execute(sql, params)
+        if attname is not None:
+            record_departures(self.model, before, after, stamp, self.using)
         for obj in self.objs:
             obj.last_change = stamp
             obj._state.adding, obj._state.db = False, self.using
@@ -123,10 +187,15 @@ class _PreparedUpsert:
 def delete_at(queryset, stamp):
     """Delete ``queryset``'s objects, leaving tombstones stamped ``stamp``."""
     model = queryset.model
-    pks = list(queryset.values_list("pk", flat=True))
+    attname = scope_attname(model)
+    if attname is None:
+        pks, scopes = list(queryset.values_list("pk", flat=True)), None
+    else:
+        scopes = {pk: scope_key(value) for pk, value in queryset.values_list("pk", attname)}
+        pks = list(scopes)
     if not pks:
         return 0, {}
-    Tombstone.record(model, pks, stamp, queryset.db)
+    Tombstone.record(model, pks, stamp, queryset.db, scopes=scopes)
     label = model._meta.label_lower
     token = _tombstoned.set(_tombstoned.get() | {(label, pk) for pk in pks})
     try:
@@ -144,8 +213,14 @@ class SyncableQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         with transaction.atomic(using=self.db, savepoint=False):
-            kwargs["last_change"] = clock.tick(self.model, self.db)
-            return super().update(**kwargs)
+            kwargs["last_change"] = stamp = clock.tick(self.model, self.db)
+            attname = scope_attname(self.model)
+            if attname is None or not self._changes_field(attname, kwargs):
+                return super().update(**kwargs)
+            before = dict(self.values_list("pk", attname))
+            count = super().update(**kwargs)
+            self._record_departures(before, attname, stamp)
+            return count
 
     update.alters_data = True
 
@@ -171,7 +246,23 @@ class SyncableQuerySet(models.QuerySet):
             # or each batch would tick again and the instances would not hold
             # the stamp that is stored.
             plain = models.QuerySet(self.model, using=self.db)
-            return plain.bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
+            attname = scope_attname(self.model)
+            if attname is None or not self._changes_field(attname, dict.fromkeys(fields)):
+                return plain.bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
+            before = _scopes(self.model, [obj.pk for obj in objs], attname, self.db)
+            count = plain.bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
+            self._record_departures(before, attname, stamp)
+            return count
+
+    def _changes_field(self, attname, names):
+        opts = self.model._meta
+        return any(opts.get_field(name).attname == attname for name in names)
+
+    def _record_departures(self, before, attname, stamp):
+        """Removals for objects a bulk write moved out of their scope (read back: F() values)."""
+        before = {pk: scope_key(value) for pk, value in before.items()}
+        after = _scopes(self.model, list(before), attname, self.db)
+        record_departures(self.model, before, after, stamp, self.db)
 
     bulk_update.alters_data = True
 
@@ -224,14 +315,25 @@ class SyncableModel(models.Model):
         if update_fields is not None and not update_fields:
             return super().save(*args, **kwargs)  # Django saves nothing
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        model = type(self)
         with transaction.atomic(using=using, savepoint=False):
-            self.last_change = clock.tick(type(self), using)
+            self.last_change = stamp = clock.tick(model, using)
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "last_change"}
-            if self._state.adding:
-                # An id that was deleted and is now created again.
-                Tombstone.forget(type(self), [self.pk], using)
-            return super().save(*args, **kwargs)
+            attname = scope_attname(model)
+            if attname is None:
+                if self._state.adding:
+                    # An id that was deleted and is now created again.
+                    Tombstone.forget(model, [self.pk], using)
+                return super().save(*args, **kwargs)
+            # The scope before the write: moving an object to another scope
+            # (the admin giving B's note to A) must reach B's devices as a removal.
+            before = {} if self._state.adding else _scopes(model, [self.pk], attname, using)
+            after = {self.pk: scope_key(getattr(self, attname))}
+            Tombstone.forget(model, [self.pk], using, scopes=after)
+            result = super().save(*args, **kwargs)
+            record_departures(model, before, after, stamp, using)
+            return result
 
     save.alters_data = True
 
@@ -267,38 +369,56 @@ def record_deletion(sender, instance, using, **kwargs):
     label = sender._meta.label_lower
     if (label, instance.pk) in _tombstoned.get():
         return
+    attname = scope_attname(sender)
+    scopes = None if attname is None else {instance.pk: scope_key(getattr(instance, attname))}
     with transaction.atomic(using=using, savepoint=False):
-        Tombstone.record(sender, [instance.pk], clock.tick(sender, using), using)
-
+        Tombstone.record(sender, [instance.pk], clock.tick(sender, using), using, scopes=scopes)
 
 
 class Tombstone(models.Model):
-    """A deleted syncable object, returned by pulls as ``_removed``."""
+    """An object gone from a scope (or, unscoped, gone), returned by pulls as ``_removed``.
+
+    ``scope`` is the object's scope value when it was deleted or moved away,
+    for models registered with ``owner=`` or ``scope=`` (NULL otherwise): a
+    pull returns only the tombstones of the requester's scope values. A moved
+    object keeps living in its new scope; its row says "no longer in
+    ``scope``" and is cleared when the object comes back.
+    """
 
     model = models.CharField(max_length=100)
     object_id = models.CharField(max_length=255)
     last_change = models.BigIntegerField()
+    # NULL, not "": unscoped models, whose tombstones every pull returns.
+    scope = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["model", "object_id"], name="persistence_sync_tomb_uniq")
+            models.UniqueConstraint(fields=["model", "object_id", "scope"],
+                                    name="persistence_sync_tomb_scope_uniq")
         ]
-        indexes = [models.Index(fields=["model", "last_change"], name="persistence_sync_tomb_ts")]
+        indexes = [
+            models.Index(fields=["model", "last_change"], name="persistence_sync_tomb_ts"),
+            models.Index(fields=["model", "scope", "last_change"], name="persistence_sync_tomb_scope"),
+        ]
 
     def __str__(self):
-        return f"{self.model} {self.object_id} removed @ {self.last_change}"
+        where = "" if self.scope is None else f" from {self.scope}"
+        return f"{self.model} {self.object_id} removed{where} @ {self.last_change}"
 
     @classmethod
-    def record(cls, model, pks, stamp, using):
+    def record(cls, model, pks, stamp, using, scopes=None):
+        """Tombstones for ``pks`` stamped ``stamp``; ``scopes``: ``{pk: scope key}`` if scoped."""
         label = model._meta.label_lower
-        cls.forget(model, pks, using)
+        cls.forget(model, pks, using, scopes=scopes)
         cls.objects.using(using).bulk_create(
-            [cls(model=label, object_id=pk, last_change=stamp) for pk in pks],
+            [cls(model=label, object_id=pk, last_change=stamp,
+                 scope=None if scopes is None else scopes[pk]) for pk in pks],
             batch_size=1000,
         )
 
     @classmethod
-    def forget(cls, model, pks, using):
+    def forget(cls, model, pks, using, scopes=None):
+        """Drop the tombstones of ``pks``: all of them, or those of ``scopes[pk]`` (and unscoped)."""
         from persistence_sync.db import chunks
 
         label = model._meta.label_lower
@@ -308,9 +428,49 @@ class Tombstone(models.Model):
             # object_id) of absent rows takes InnoDB gap locks, on which
             # writers of *other* models (sharing this table) would deadlock.
             # A plain read is exact here: the caller holds the model's clock.
-            found = list(tombstones.filter(model=label, object_id__in=chunk).values_list("pk", flat=True))
+            rows = tombstones.filter(model=label, object_id__in=chunk)
+            if scopes is None:
+                found = list(rows.values_list("pk", flat=True))
+            else:
+                keys = {str(pk): scope for pk, scope in scopes.items()}
+                found = [row_pk for row_pk, object_id, scope in
+                         rows.values_list("pk", "object_id", "scope")
+                         if scope is None or scope == keys.get(object_id)]
             if found:
                 tombstones.filter(pk__in=found).delete()
+
+
+class ScopeGrant(models.Model):
+    """The scope values a user was last served for a model, and when each was granted or lost.
+
+    Written by pulls of models registered with ``scope=``: when
+    ``scope_values(request)`` differs from the active rows, the added values
+    become active and the lost ones inactive, stamped by the model's clock.
+    A pull whose ``since`` is older than a grant gets every object of that
+    value; older than a revocation, a removal for every object it had then
+    (:mod:`persistence_sync.scoping`).
+    """
+
+    model = models.CharField(max_length=100)
+    user = models.CharField(max_length=255, help_text="The user's primary key.")
+    value = models.CharField(max_length=255)
+    active = models.BooleanField(default=True)
+    last_change = models.BigIntegerField()
+    revoked_ids = models.JSONField(
+        default=list, blank=True,
+        help_text="Ids of the objects of this value when it was revoked: exactly what the "
+        "user's devices may hold, without naming objects created afterwards.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "user", "value"],
+                                    name="persistence_sync_grant_uniq")
+        ]
+
+    def __str__(self):
+        state = "granted" if self.active else "revoked"
+        return f"{self.model} {self.value} {state} to user {self.user} @ {self.last_change}"
 
 
 class SyncState(models.Model):

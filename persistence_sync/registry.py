@@ -66,6 +66,17 @@ class Registration:
     permission_classes: tuple[type, ...] | None = None
     throttle_classes: tuple[type, ...] | None = None
     watermelon: Any = None  # a watermelon.WatermelonTable; None: the defaults
+    # Multi-user options (see "Multi-user sync" in the README and
+    # persistence_sync.scoping): a foreign key to the user model that new
+    # objects get set to request.user; or a field whose value must be one of
+    # scope_values(request); fields clients may read but not write; and a hook
+    # perform_write(request, objs) setting server-controlled values on the
+    # objects a push creates (obj._state.adding) or changes.
+    owner: str | None = None
+    scope: str | None = None
+    scope_values: Callable[[HttpRequest], Iterable[Any]] | None = None
+    read_only_fields: tuple[str, ...] = ()
+    perform_write: Callable[[HttpRequest, list[Model]], None] | None = None
     registered_at: str = field(default="", compare=False)  # "file:line" of the register() call
 
     @property
@@ -84,13 +95,41 @@ class Registration:
 
         return sync_view_factory(self)
 
+    @property
+    def scope_field(self) -> Any:
+        """The model field whose value decides who sees an object (or None)."""
+        name = self.owner or self.scope
+        return None if name is None else self.model._meta.get_field(name)
+
+    @property
+    def server_fields(self) -> frozenset[str]:
+        """Synced fields the server sets (the owner, read-only fields): a pushed null keeps them."""
+        return frozenset({*self.read_only_fields, *([self.owner] if self.owner else [])})
+
+    @property
+    def is_scoped(self) -> bool:
+        """Whether requests see only some objects (a scope or any queryset limit)."""
+        return bool(self.owner or self.scope or self.queryset is not None
+                    or self.get_queryset is not None)
+
+    def scope_values_for(self, request: HttpRequest) -> Any:
+        """The scope values ``request`` may see, or None when the model has no scope."""
+        from persistence_sync.scoping import scope_values_for
+
+        return scope_values_for(self, request)
+
     def queryset_for(self, request: HttpRequest) -> QuerySet:
         """The objects ``request`` may see and touch."""
         if self.get_queryset is not None:
-            return self.get_queryset(request)
-        if self.queryset is not None:
-            return self.queryset.all()
-        return self.model._default_manager.all()
+            queryset = self.get_queryset(request)
+        elif self.queryset is not None:
+            queryset = self.queryset.all()
+        else:
+            queryset = self.model._default_manager.all()
+        values = self.scope_values_for(request)
+        if values is not None:
+            queryset = queryset.filter(**{f"{self.scope_field.attname}__in": values.raw})
+        return queryset
 
 
 class _Pending(NamedTuple):
@@ -135,7 +174,10 @@ class SyncRegistry:
         authentication_classes: Iterable[type] | None = ...,
         permission_classes: Iterable[type] | None = ...,
         throttle_classes: Iterable[type] | None = ...,
-        watermelon: Any = ...,
+        watermelon: Any = ..., owner: str | None = ..., scope: str | None = ...,
+        scope_values: Callable[[HttpRequest], Iterable[Any]] | None = ...,
+        read_only_fields: Sequence[str] = ...,
+        perform_write: Callable[[HttpRequest, list[Model]], None] | None = ...,
     ) -> Callable[[ModelT], ModelT]: ...
 
     @overload
@@ -146,7 +188,10 @@ class SyncRegistry:
         authentication_classes: Iterable[type] | None = ...,
         permission_classes: Iterable[type] | None = ...,
         throttle_classes: Iterable[type] | None = ...,
-        watermelon: Any = ...,
+        watermelon: Any = ..., owner: str | None = ..., scope: str | None = ...,
+        scope_values: Callable[[HttpRequest], Iterable[Any]] | None = ...,
+        read_only_fields: Sequence[str] = ...,
+        perform_write: Callable[[HttpRequest, list[Model]], None] | None = ...,
     ) -> ModelT: ...
 
     def register(
@@ -162,6 +207,11 @@ class SyncRegistry:
         permission_classes: Iterable[type] | None = None,
         throttle_classes: Iterable[type] | None = None,
         watermelon: Any = None,
+        owner: str | None = None,
+        scope: str | None = None,
+        scope_values: Callable[[HttpRequest], Iterable[Any]] | None = None,
+        read_only_fields: Sequence[str] = (),
+        perform_write: Callable[[HttpRequest, list[Model]], None] | None = None,
     ) -> Any:
         """Register ``model`` for sync. Returns the model, so it works as a decorator.
 
@@ -178,6 +228,18 @@ class SyncRegistry:
         or a :class:`persistence_sync.watermelon.WatermelonTable` (default: the
         plural model name, e.g. ``tasks``).
 
+        Multi-user options (README, "Multi-user sync"; :mod:`persistence_sync.scoping`):
+        ``owner="owner"`` names a ForeignKey to the user model: a request sees and
+        touches only its user's objects, new objects get ``owner=request.user``,
+        anonymous requests are refused. ``scope="team"`` with
+        ``scope_values=lambda request: [...]``: a request sees the objects whose
+        field value is one of those values; deletions, moves between values and
+        changes of the request's values reach devices as removals.
+        ``read_only_fields``: synced in pulls, refused in pushes unless unchanged.
+        ``perform_write(request, objs)``: sets server-controlled values on the
+        model instances a push is about to store (new ones have
+        ``obj._state.adding``), like DRF's ``perform_create``.
+
         A model already registered is refused (the error says where it was
         registered); unregister it first to change its options.
         """
@@ -185,7 +247,8 @@ class SyncRegistry:
             uri=uri, fields=fields, exclude=exclude, queryset=queryset,
             get_queryset=get_queryset, authentication_classes=authentication_classes,
             permission_classes=permission_classes, throttle_classes=throttle_classes,
-            watermelon=watermelon,
+            watermelon=watermelon, owner=owner, scope=scope, scope_values=scope_values,
+            read_only_fields=read_only_fields, perform_write=perform_write,
         )
         if queryset is not None and get_queryset is not None:
             raise RegistrationError("Pass either queryset= or get_queryset= to register(), not both.")
@@ -277,8 +340,10 @@ class SyncRegistry:
         for index, reg in enumerate(regs):
             # Registrations made by class were checked by register(); check again
             # in case something changed them since (a field removed, say).
-            errors += registration_problems(reg.model, reg.uri, reg.fields, others=regs[:index])
+            errors += registration_problems(reg.model, reg.uri, reg.fields, others=regs[:index],
+                                            **_scope_options(vars(reg)))
             errors += _manager_problems(reg.model)
+            errors += _exposure_problems(reg)
         if app_configs is None:
             return errors
         # Errors about a model only for its app; an unknown label's always.
@@ -302,6 +367,9 @@ class SyncRegistry:
             permission_classes=_tuple(options["permission_classes"]),
             throttle_classes=_tuple(options["throttle_classes"]),
             watermelon=_watermelon_table(options["watermelon"]),
+            owner=options["owner"], scope=options["scope"], scope_values=options["scope_values"],
+            read_only_fields=tuple(options["read_only_fields"] or ()),
+            perform_write=options["perform_write"],
             registered_at=where,
         )
         self.invalidate_urls()
@@ -317,7 +385,8 @@ class SyncRegistry:
             return [checks.message("persistence_sync.E008", obj=model, model=model._meta.label,
                                    uri=options["uri"], default=default_uri(model))]
         return registration_problems(model, uri, options["fields"], options["exclude"],
-                                     others=self._registrations.values())
+                                     others=self._registrations.values(),
+                                     **_scope_options(options))
 
     def _resolve_pending_if_ready(self) -> None:
         if apps.ready:
@@ -363,6 +432,10 @@ def _watermelon_table(value: Any) -> Any:
     raise RegistrationError(f"watermelon= must be a table name or a WatermelonTable, not {value!r}.")
 
 
+def _scope_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {key: options[key] for key in ("owner", "scope", "scope_values", "read_only_fields")}
+
+
 def _tuple(value: Iterable[type] | None) -> tuple[type, ...] | None:
     return None if value is None else tuple(value)
 
@@ -386,7 +459,9 @@ def default_fields(model: type[Model]) -> tuple[str, ...]:
 
 def registration_problems(model: Any, uri: str, fields: Sequence[str] | None,
                           exclude: Sequence[str] | None = None,
-                          others: Iterable[Registration] = ()) -> list[CheckMessage]:
+                          others: Iterable[Registration] = (), owner: str | None = None,
+                          scope: str | None = None, scope_values: Any = None,
+                          read_only_fields: Sequence[str] = ()) -> list[CheckMessage]:
     """Everything wrong with registering ``model`` beside ``others``, as check messages."""
     from persistence_sync.models import SyncableModel
     from persistence_sync.serializers import unsupported_reason
@@ -418,7 +493,95 @@ def registration_problems(model: Any, uri: str, fields: Sequence[str] | None,
         if field_name in (fields or ()) and reason:
             errors.append(checks.message("persistence_sync.E004", obj=model, model=name,
                                          field=field_name, reason=reason, valid=valid))
+    synced = list(fields or [f for f in default_fields(model) if f not in (exclude or ())])
+    errors += _scope_problems(model, name, owner, scope, scope_values, read_only_fields, synced)
     return errors
+
+
+def _is_user_link(model_field: Any) -> bool:
+    """Whether ``model_field`` is a ForeignKey to the user model (also before models load)."""
+    from django.conf import settings
+
+    if not model_field.many_to_one:
+        return False
+    target = model_field.remote_field.model
+    label = target if isinstance(target, str) else target._meta.label
+    return label.lower() == settings.AUTH_USER_MODEL.lower()
+
+
+def _scope_problems(model: Any, name: str, owner: str | None, scope: str | None,
+                    scope_values: Any, read_only_fields: Sequence[str],
+                    synced: Sequence[str]) -> list[CheckMessage]:
+    """What is wrong with the owner= / scope= / scope_values= / read_only_fields= options."""
+    errors = []
+    if owner and scope:
+        errors.append(checks.message("persistence_sync.E011", obj=model, model=name))
+    for option, field_name in (("owner", owner), ("scope", scope)):
+        if field_name is None:
+            continue
+        try:
+            model_field = model._meta.get_field(field_name)
+        except FieldDoesNotExist:
+            errors.append(checks.message("persistence_sync.E012", obj=model, model=name,
+                                         option=option, field=field_name))
+            continue
+        if not model_field.concrete or model_field.many_to_many or model_field.primary_key:
+            errors.append(checks.message("persistence_sync.E013", obj=model, model=name,
+                                         option=option, field=field_name))
+        elif option == "owner" and not _is_user_link(model_field):
+            errors.append(checks.message("persistence_sync.E014", obj=model, model=name,
+                                         field=field_name))
+    if scope and not callable(scope_values):
+        errors.append(checks.message("persistence_sync.E015", obj=model, model=name, scope=scope))
+    if scope_values is not None and not scope:
+        errors.append(checks.message("persistence_sync.E016", obj=model, model=name))
+    for field_name in read_only_fields or ():
+        if field_name not in synced:
+            errors.append(checks.message("persistence_sync.E017", obj=model, model=name,
+                                         field=field_name, synced=", ".join(synced)))
+    return errors
+
+
+def _exposure_problems(reg: Registration) -> list[CheckMessage]:
+    """Open by default is loud: anonymous access, or per-user data synced to everyone."""
+    from django.contrib.auth import get_user_model
+
+    warnings = []
+    name = reg.model._meta.label
+    if _anonymous_allowed(reg):
+        warnings.append(checks.message("persistence_sync.W002", obj=reg.model, model=name,
+                                       uri=reg.uri))
+    user_model = get_user_model()
+    user_links = [f.name for f in reg.model._meta.concrete_fields
+                  if f.is_relation and f.related_model is user_model]
+    if user_links and not reg.is_scoped:
+        warnings.append(checks.message("persistence_sync.W003", obj=reg.model, model=name,
+                                       fields=", ".join(user_links),
+                                       class_name=reg.model.__name__, field=user_links[0]))
+    return warnings
+
+
+def _anonymous_allowed(reg: Registration) -> bool:
+    """Whether the view's effective permission classes let an anonymous GET or POST through."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import HttpRequest
+    from rest_framework.request import Request
+
+    if reg.owner or reg.scope:
+        return False  # the view refuses anonymous requests itself
+    view = reg.view.view_class()
+    for method in ("GET", "POST"):
+        http_request = HttpRequest()
+        http_request.method = method
+        request = Request(http_request)
+        request.user = AnonymousUser()
+        view.request = request
+        try:
+            if all(p.has_permission(request, view) for p in view.get_permissions()):
+                return True
+        except Exception:  # noqa: BLE001  (a class that needs more than a user is not open)
+            continue
+    return False
 
 
 def _manager_problems(model: type[Model]) -> list[CheckMessage]:

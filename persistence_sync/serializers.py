@@ -389,7 +389,7 @@ class Change:
     values: dict = None  # attname -> Python value, only the fields sent
 
 
-def parse_push(items, codecs, id_max_length, connection=None):
+def parse_push(items, codecs, id_max_length, connection=None, server_fields=()):
     """Validate the pushed items; return ``{id: Change}`` in first-seen order.
 
     ``items``: a list, or the iterator of :func:`limits.parse_body`, which
@@ -399,6 +399,9 @@ def parse_push(items, codecs, id_max_length, connection=None):
     ``connection``: the database the push will be stored in; values it would
     refuse are refused here. Raises :class:`ProtocolError` listing the bad
     items (index, id, field), the first ``MAX_REPORTED_ERRORS`` of them.
+
+    ``server_fields``: names the server sets (owner, read-only fields), for
+    which a pushed null means "whatever the server sets" (USE_DEFAULT).
     """
     if isinstance(items, (dict, str, int, float, bool)) or items is None:
         raise ProtocolError(f"The body must be a JSON array of objects, not {_json_type(items)}.")
@@ -451,6 +454,9 @@ def parse_push(items, codecs, id_max_length, connection=None):
             codec = by_name.get(key)
             if codec is None:
                 error(index, obj_id, key[:100], "unknown field")
+                continue
+            if value is None and key in server_fields:
+                values[codec.attname] = USE_DEFAULT
                 continue
             try:
                 result = codec.from_wire(value)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 import orjson
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from persistence_sync import clock
@@ -48,12 +48,13 @@ class Page:
         return self.limit is not None
 
 
-def pull(registration, queryset, since, using, page=None):
+def pull(registration, queryset, since, using, page=None, access=None):
     """The whole pull answer as a dict (tests, small callers); see :func:`pull_chunks`."""
-    return orjson.loads(b"".join(pull_chunks(registration, queryset, page or Page(since), using)))
+    return orjson.loads(b"".join(
+        pull_chunks(registration, queryset, page or Page(since), using, access=access)))
 
 
-def pull_chunks(registration, queryset, page, using, on_done=None):
+def pull_chunks(registration, queryset, page, using, on_done=None, access=None):
     """The pull answer's JSON, as bytes chunks written while the rows are read.
 
     The clock and every row come from one database snapshot (the ``now`` rule,
@@ -66,7 +67,18 @@ def pull_chunks(registration, queryset, page, using, on_done=None):
     Raises :class:`HistoryPruned` (410) when ``since`` is older than the
     model's tombstone horizon (:mod:`persistence_sync.retention`).
     ``on_done(now, count)`` is called once the last chunk is produced.
+
+    ``access`` (for a scoped registration; ``queryset`` is then its
+    ``access.queryset``) limits the tombstones to the request's scope values
+    and adds what a change of those values since ``page.since`` brings
+    (:mod:`persistence_sync.scoping`): objects of a granted value join the
+    streamed window; removals for a revoked value exist only in memory, so
+    the rare pull that carries one is answered whole, sorted by id, with
+    ``more: false`` even when paged.
     """
+    scoped = access is not None and access.scope_attname is not None
+    if scoped:
+        access.refresh_grants(using)  # before the snapshot: this pull answers it
     with clock.read_snapshot(using):
         now, horizon = clock.committed_now_and_horizon(registration.model, using)
         if 0 < page.since < horizon:
@@ -80,10 +92,22 @@ def pull_chunks(registration, queryset, page, using, on_done=None):
                     "that the first page of this sync answered."
                 )
             now = page.now
+        # A pull from 0 gets everything visible and holds nothing to remove.
+        granted, revoked = (access.grant_changes(page.since, now, using)
+                            if scoped and page.since > 0 else ([], []))
+        paged = page.paged
+        if revoked:
+            page = Page(page.since, after=page.after)  # answered whole: see above
+        window = Window(registration, queryset, page, now, using, access if scoped else None,
+                        granted)
         sent = [0]  # items written so far, counted by _encoded_items
         yield b'{"now":%d,"updates":[' % now
-        more = yield from _encoded_items(registration, queryset, page, now, using, sent)
-        if page.paged:
+        if revoked:
+            rows = _with_revocations(window, access.revoked_removals(revoked, page.since, using))
+        else:
+            rows = window.changes()
+        more = yield from _encoded_items(registration, rows, page, sent)
+        if paged:
             yield b'],"more":%s}' % (b"true" if more else b"false")
         else:
             yield b"]}"
@@ -106,35 +130,149 @@ def window_tombstones(registration, since, now, using):
     )
 
 
-def _changes(registration, queryset, page, now, using):
-    """One query: ``(id, stamp, removed, *values)`` of the window, in ascending id order."""
-    attnames = [codec.attname for codec in registration.codecs]
-    objects = window_objects(queryset, page.since, now, using)
-    tombstones = window_tombstones(registration, page.since, now, using)
-    if page.after is not None:
-        objects = objects.filter(pk__gt=page.after)
-        tombstones = tombstones.filter(object_id__gt=page.after)
-    # The union is ordered by the database, in its own collation: the order
-    # that ``id > after`` follows too, so pages never skip or repeat an id.
-    # (A tombstone and a live object never share an id: recreating forgets it.)
-    marker = models.IntegerField()
-    changes = objects.order_by().values_list(
-        "pk", "last_change", models.Value(0, output_field=marker), *attnames
-    ).union(
-        tombstones.order_by().values_list(
-            "object_id", "last_change", models.Value(1, output_field=marker),
-            *(models.Value(None, output_field=codec.field.target_field
-                           if codec.field.is_relation else codec.field)
-              for codec in registration.codecs),
-        ),
-        all=True,
-    ).order_by("pk")
-    if page.paged:
-        changes = changes[: page.limit + 1]  # one more says whether more follow
-    return changes.iterator(chunk_size=sync_settings.BATCH_SIZE)
+class Window:
+    """What one pull answers: the objects and the tombstones of ``(since, now]``, scoped.
+
+    With ``access`` (a scoped registration), ``queryset`` is what the request
+    sees; objects of the ``granted`` values (granted after ``since``) join the
+    window whatever their stamp, and only the tombstones of the request's
+    scope values are answered, never one of an object it sees (an object that
+    moved between two of its scopes, or came back).
+    """
+
+    def __init__(self, registration, queryset, page, now, using, access=None, granted=()):
+        self.registration, self.page, self.now, self.using = registration, page, now, using
+        self.queryset, self.access, self.granted = queryset, access, list(granted)
+
+    def objects(self):
+        objects = window_objects(self.queryset, self.page.since, self.now, self.using)
+        if self.granted:
+            # One query for the window and the granted values: no id twice.
+            in_granted = models.Q(**{f"{self.access.scope_attname}__in": self.granted})
+            since = self.page.since if self.page.since > 0 else -1
+            objects = self.queryset.using(self.using).filter(
+                models.Q(last_change__gt=since) | in_granted, last_change__lte=self.now)
+        if self.page.after is not None:
+            objects = objects.filter(pk__gt=self.page.after)
+        return objects
+
+    def tombstones(self):
+        """``(queryset, id column, stamp column)`` of the tombstones this pull answers."""
+        tombstones = window_tombstones(self.registration, self.page.since, self.now, self.using)
+        tombstones, object_id = as_model_ids(self.registration.model, tombstones, self.using)
+        if self.page.after is not None:
+            tombstones = tombstones.filter(**{f"{object_id}__gt": self.page.after})
+        if self.access is None:
+            # Unscoped: recreating an id forgets its tombstone, so a tombstone
+            # and a live object never share an id, and an id has one tombstone.
+            return tombstones.order_by(), object_id, "last_change"
+        visible = self.queryset.using(self.using).order_by().values("pk")
+        # A scoped object has one tombstone per scope it left: answer the
+        # latest of those the request may learn of, once.
+        tombstones = (self.access.tombstones(tombstones).exclude(**{f"{object_id}__in": visible})
+                      .order_by().values(object_id).annotate(stamp=models.Max("last_change")))
+        return tombstones, object_id, "stamp"
+
+    def changes(self):
+        """One query: ``(id, stamp, removed, *values)`` of the window, in ascending id order."""
+        codecs = self.registration.codecs
+        marker = models.IntegerField()
+        # The union is ordered by the database, in its own collation: the order
+        # that ``id > after`` follows too, so pages never skip or repeat an id.
+        changes = self.objects().order_by().values_list(
+            "pk", "last_change", models.Value(0, output_field=marker),
+            *(codec.attname for codec in codecs),
+        )
+        tombstones, object_id, stamp = self.tombstones()
+        changes = changes.union(
+            tombstones.values_list(
+                object_id, stamp, models.Value(1, output_field=marker),
+                *(models.Value(None, output_field=codec.field.target_field
+                               if codec.field.is_relation else codec.field)
+                  for codec in codecs),
+            ),
+            all=True,
+        ).order_by("pk")
+        if self.page.paged:
+            changes = changes[: self.page.limit + 1]  # one more says whether more follow
+        return changes.iterator(chunk_size=sync_settings.BATCH_SIZE)
 
 
-def _encoded_items(registration, queryset, page, now, using, sent):
+class _Collated(models.Func):
+    """An id column compared, ordered and merged as another column's collation."""
+
+    output_field = models.CharField()
+
+    def __init__(self, expression, collation, vendor):
+        if vendor == "mysql":
+            charset = collation.split("_")[0]
+            self.template = f"CONVERT(%(expressions)s USING {charset}) COLLATE {collation}"
+        else:
+            self.template = f'%(expressions)s COLLATE "{collation}"'
+        super().__init__(expression)
+
+
+_collations = {}
+
+
+def as_model_ids(model, tombstones, using):
+    """``(tombstones, name)``: their ``object_id`` as the database compares ``model``'s ids.
+
+    A model's id column may have a collation of its own (MariaDB's
+    ``utf8mb4_nopad_bin``, recommended in docs/deployment.md, or a
+    PostgreSQL ``db_collation``): then the tombstones' ``object_id`` is
+    compared and ordered in that collation, or the pull's UNION and its
+    ``id > after`` would mix two orders (MariaDB refuses the UNION outright).
+    Read once per process from the information schema.
+    """
+    connection = connections[using]
+    if connection.vendor not in ("mysql", "postgresql"):
+        return tombstones, "object_id"
+    key = (using, model._meta.db_table)
+    if key not in _collations:
+        schema = "DATABASE()" if connection.vendor == "mysql" else "current_schema()"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT table_name, collation_name FROM information_schema.columns "
+                f"WHERE table_schema = {schema} AND ((table_name = %s AND column_name = %s) "
+                "OR (table_name = %s AND column_name = %s))",
+                [model._meta.db_table, model._meta.pk.column,
+                 Tombstone._meta.db_table, "object_id"],
+            )
+            found = dict(cursor.fetchall())
+        ours, theirs = found.get(model._meta.db_table), found.get(Tombstone._meta.db_table)
+        _collations[key] = ours if ours and ours != theirs else None
+    collation = _collations[key]
+    if collation is None:
+        return tombstones, "object_id"
+    return (tombstones.annotate(ps_object_id=_Collated("object_id", collation, connection.vendor)),
+            "ps_object_id")
+
+
+def _with_revocations(window, removals):
+    """The whole window plus ``removals`` (``{pk: stamp}``), in memory, in ascending id order.
+
+    Objects the request still sees win over a removal; an object answered
+    removed by both the tombstones and a revocation gets the latest stamp.
+    """
+    # Keyed by the id as text: tombstones and revocations store ids as text.
+    rows = {str(row[0]): row for row in window.changes()}
+    padding = (None,) * len(window.registration.codecs)
+    visible = {str(pk) for pk in window.access.visible(list(removals), window.using)}
+    after = window.page.after
+    for pk, stamp in removals.items():
+        key = str(pk)
+        if key in visible or (after is not None and key <= str(after)):
+            continue
+        row = rows.get(key)
+        if row is None:
+            rows[key] = (pk, stamp, 1, *padding)
+        elif row[2]:
+            rows[key] = (row[0], max(stamp, row[1]), 1, *padding)
+    return [rows[key] for key in sorted(rows)]
+
+
+def _encoded_items(registration, rows, page, sent):
     """Yield the items' JSON, comma-separated, a batch at a time; return whether more follow.
 
     ``sent[0]`` counts the items written.
@@ -142,7 +280,7 @@ def _encoded_items(registration, queryset, page, now, using, sent):
     names = [codec.name for codec in registration.codecs]
     converters = [codec.to_wire for codec in registration.codecs]
     batch, first = [], True
-    for row in _changes(registration, queryset, page, now, using):
+    for row in rows:
         if page.paged and sent[0] == page.limit:
             break
         sent[0] += 1
@@ -177,10 +315,11 @@ def encode_items(items):
         return json.dumps(items, separators=(",", ":"))[1:-1].encode()
 
 
-
-
-def push(registration, queryset, changes, using, push_id=None, replay=False):
+def push(registration, queryset, changes, using, push_id=None, replay=False, access=None):
     """Store ``changes`` (from :func:`serializers.parse_push`) whole; return the stamp.
+
+    ``access`` (a :class:`persistence_sync.scoping.Access`) enforces the write
+    rule, the owner and read-only fields and the ``perform_write`` hook.
 
     ``push_id`` makes the push idempotent (``docs/protocol.md``, "Idempotent
     pushes"): a push id seen before returns the stamp it got the first time
@@ -211,22 +350,28 @@ def push(registration, queryset, changes, using, push_id=None, replay=False):
         stamp = _tick(registration.model, using, timeout)
         if receipt.known():
             return receipt.answer(stamp)
-        plan = _prepare(registration, queryset, changes, using)
-        _write(registration, plan, stamp, using, changes)
+        plan = _prepare(registration, queryset, changes, using, access)
+        _write(registration, plan, stamp, using, access)
         return receipt.record(stamp)
 
     if connections[using].in_atomic_block:
-        return run_with_retries(prepare_and_write, using)  # one transaction anyway
+        # Inside the caller's transaction run_with_retries opens none, and the
+        # write rule may refuse after writing: a savepoint undoes the push.
+        def in_savepoint():
+            with transaction.atomic(using=using):
+                return prepare_and_write()
+
+        return run_with_retries(in_savepoint, using)  # one transaction anyway
     for _ in range(PREPARE_ATTEMPTS):
-        plan = _prepare(registration, queryset, changes, using)
+        plan = _prepare(registration, queryset, changes, using, access)
 
         def write(plan=plan):
             stamp = _tick(registration.model, using, timeout)
             if receipt.known():  # another copy of this push was stored meanwhile
                 return receipt.answer(stamp)
-            if not _unchanged(registration, plan, changes, using):
+            if not _unchanged(registration, plan, using):
                 raise _Stale
-            _write(registration, plan, stamp, using, changes)
+            _write(registration, plan, stamp, using, access)
             return receipt.record(stamp)
 
         try:
@@ -268,7 +413,8 @@ class _Receipt:
 def push_many(batches, using, check=None):
     """Store the changes of several models in one transaction; ``{label: stamp}``.
 
-    ``batches`` holds ``(registration, queryset, changes)``. The clocks are
+    ``batches`` holds ``(registration, queryset, changes, access)`` (``access``
+    as for :func:`push`, or None). The clocks are
     ticked in label order, so two multi-model pushes cannot deadlock on them.
     ``check(stamps)``, when given, runs once every clock is held and before
     anything is written: a refusal it raises leaves nothing stored, and no
@@ -280,15 +426,21 @@ def push_many(batches, using, check=None):
 
     def apply():
         stamps = {}
-        for registration, _, _ in sorted(batches, key=lambda batch: batch[0].label):
+        for registration, *_ in sorted(batches, key=lambda batch: batch[0].label):
             stamps[registration.label] = _tick(registration.model, using, timeout)
         if check is not None:
             check(stamps)
-        for registration, queryset, changes in batches:
-            plan = _prepare(registration, queryset.using(using), changes, using)
-            _write(registration, plan, stamps[registration.label], using, changes)
+        for registration, queryset, changes, access in batches:
+            plan = _prepare(registration, queryset.using(using), changes, using, access)
+            _write(registration, plan, stamps[registration.label], using, access)
         return stamps
 
+    if connections[using].in_atomic_block:  # the write rule may refuse after writing
+        def in_savepoint(apply=apply):
+            with transaction.atomic(using=using):
+                return apply()
+
+        return run_with_retries(in_savepoint, using)
     return run_with_retries(apply, using, deadline)
 
 
@@ -334,6 +486,7 @@ def _tick(model, using, timeout):
 class _Plan:
     """What a push writes, worked out (and its SQL compiled) from the rows it read."""
 
+    changes: dict  # the push's changes, less removals of objects it may not see
     versions: dict  # pk -> last_change of every pushed id stored when read
     writes: list
     upsert: object  # models.prepare_upsert() of the writes
@@ -341,8 +494,12 @@ class _Plan:
     removals: list
 
 
-def _prepare(registration, queryset, changes, using):
-    """Read what ``changes`` touch, check it, and work out the writes."""
+def _prepare(registration, queryset, changes, using, access=None):
+    """Read what ``changes`` touch, check it, and work out the writes.
+
+    With ``access``: the write rule's first half, the owner and read-only
+    fields, and the ``perform_write`` hook on the objects to write.
+    """
     model = registration.model
     base = model._base_manager.db_manager(using)
     concrete = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
@@ -351,8 +508,16 @@ def _prepare(registration, queryset, changes, using):
         for row in base.filter(pk__in=chunk).values_list("pk", *concrete):
             stored[row[0]] = dict(zip(concrete, row[1:]))
     _check_same_ids(registration, changes, stored)
-    _check_visibility(registration, queryset, changes, stored)
-    _check_relations(registration, changes, stored, using)
+    if access is None:
+        _check_visibility(registration, queryset, changes, stored)
+    else:
+        changes = dict(changes)  # check_before drops removals of hidden objects
+        access.check_before(changes, stored, using)
+        access.server_values(changes, stored, registration.codecs)
+    _check_relations(registration, changes, stored, using, access)
+    # Values the server sets on new objects (the owner), given to the
+    # constructor so that no field default runs for them.
+    initial = {} if access is None else access.initial_values()
 
     codecs = {codec.attname: codec for codec in registration.codecs}
     writes, removals, errors = [], [], []
@@ -374,21 +539,33 @@ def _prepare(registration, queryset, changes, using):
                 for name, value in values.items()
             ):
                 continue  # nothing changes: the object keeps its stamp
-            writes.append(model(pk=pk, **{**old, **values}))
+            obj = model(pk=pk, **{**old, **values})
+            obj._state.adding = False
+            writes.append(obj)
         else:
-            writes.append(model(pk=pk, **values))  # a default applies where null was sent
+            # A default applies where null was sent.
+            writes.append(model(pk=pk, **{**initial, **values}))
 
     if errors:
         raise_item_errors(PUSH_REFUSED, errors)
+    update_fields = [codec.attname for codec in registration.codecs]
+    if access is not None:
+        access.prepare(writes)
+        access.check_scope(changes, writes)
+        # perform_write may set fields that are not synced; the old values of
+        # the rest were read above and are checked unchanged under the clock
+        # (_unchanged), so writing every column changes only what the push
+        # or the hook changed.
+        update_fields = [name for name in concrete if name != "last_change"]
     relinks = []
     if writes and not connections[using].features.can_defer_constraint_checks:
         writes, relinks = _parents_first(registration, writes, stored)
-    upsert = prepare_upsert(base.all(), writes, [codec.attname for codec in registration.codecs])
+    upsert = prepare_upsert(base.all(), writes, update_fields)
     versions = {pk: row["last_change"] for pk, row in stored.items()}
-    return _Plan(versions, writes, upsert, relinks, removals)
+    return _Plan(changes, versions, writes, upsert, relinks, removals)
 
 
-def _unchanged(registration, plan, changes, using):
+def _unchanged(registration, plan, using):
     """Whether every pushed id is stored (or absent) exactly as when the push was prepared.
 
     All of them, also those the plan leaves alone because they already held
@@ -398,12 +575,12 @@ def _unchanged(registration, plan, changes, using):
     """
     base = registration.model._base_manager.db_manager(using)
     seen = {}
-    for chunk in chunks(changes):
+    for chunk in chunks(plan.changes):
         seen.update(base.filter(pk__in=chunk).values_list("pk", "last_change"))
     return seen == plan.versions
 
 
-def _write(registration, plan, stamp, using, changes):
+def _write(registration, plan, stamp, using, access=None):
     model = registration.model
     base = model._base_manager.db_manager(using)
     if plan.writes:
@@ -412,7 +589,9 @@ def _write(registration, plan, stamp, using, changes):
             models.QuerySet.bulk_update(base.all(), [obj for obj, _ in plan.relinks],
                                         sorted({attname for _, attname in plan.relinks}))
         if not exact_ids(model, using):
-            _check_written_ids(registration, plan.writes, using, changes)
+            _check_written_ids(registration, plan.writes, using, plan.changes)
+        if access is not None:  # the write rule's second half: still visible after
+            access.check_after(plan.changes, plan.writes, using)
     for chunk in chunks(plan.removals):
         delete_at(base.filter(pk__in=chunk), stamp)
 
@@ -555,13 +734,24 @@ def _check_visibility(registration, queryset, changes, stored):
         raise_item_errors(PUSH_REFUSED, errors, status_code=403)
 
 
-def _check_relations(registration, changes, stored, using):
-    """Every pushed relation must name an object that exists (or is created here)."""
+def _check_relations(registration, changes, stored, using, access=None):
+    """Every pushed relation must name an object that exists (or is created here).
+
+    With ``access``, one the request may see: a hidden object gets the same
+    answer as a missing one.
+    """
     errors = []
     for codec in registration.codecs:
         target = codec.related_model
         if target is None:
             continue
+        if access is not None and codec.attname == access.scope_attname:
+            # Checked against the request's scope values instead: a value
+            # outside them is refused (403) whether it exists or not.
+            continue
+        targets = target._base_manager.db_manager(using).all()
+        if access is not None:
+            targets = access.related(target, using)
         wanted = {}
         for pk, change in changes.items():
             value = change.values.get(codec.attname) if not change.removed else None
@@ -573,9 +763,7 @@ def _check_relations(registration, changes, stored, using):
         to_field = codec.field.target_field.attname
         for chunk in chunks(wanted):
             found.update(
-                target._base_manager.db_manager(using)
-                .filter(**{f"{to_field}__in": chunk})
-                .values_list(to_field, flat=True)
+                targets.filter(**{f"{to_field}__in": chunk}).values_list(to_field, flat=True)
             )
         if target is registration.model:  # a parent created in the same batch
             found.update(pk for pk, change in changes.items() if not change.removed)

@@ -29,6 +29,7 @@ from persistence_sync.conf import sync_settings
 from persistence_sync.db import is_busy
 from persistence_sync.exceptions import ProtocolError
 from persistence_sync.limits import body_too_large, parse_body
+from persistence_sync.scoping import Access
 from persistence_sync.serializers import PUSH_ID_HEADER, PUSH_REPLAY_HEADER, parse_push
 
 # The database's own words about a refused or failed request: they may quote
@@ -129,6 +130,19 @@ class SyncView(APIView):
     def get_queryset(self):
         return self.registration.queryset_for(self.request)
 
+    def get_access(self):
+        return Access(self.registration, self.request, self.get_queryset())
+
+    def check_permissions(self, request):
+        super().check_permissions(request)
+        # Owner and scope values come from the user: an anonymous request has
+        # none, and gets 401/403 rather than an empty answer (or a 500).
+        reg = self.registration
+        if (reg.owner or reg.scope) and not request.user.is_authenticated:
+            self.permission_denied(
+                request, message=f"Log in to sync {reg.model._meta.verbose_name_plural}."
+            )
+
     def get_db(self, for_write):
         route = router.db_for_write if for_write else router.db_for_read
         return route(self.registration.model)
@@ -137,8 +151,9 @@ class SyncView(APIView):
         page = self.parse_page(request.query_params)
         on_done = partial(self.pulled, request, page)
         try:
-            chunks = server.pull_chunks(self.registration, self.get_queryset(), page,
-                                        self.get_db(False), on_done)
+            access = self.get_access()
+            chunks = server.pull_chunks(self.registration, access.queryset, page,
+                                        self.get_db(False), on_done, access=access)
             # The clock and the first batch are read before answering, so that
             # a database that is down still gets a 503, not a cut-off 200.
             head = list(itertools.islice(chunks, 4))
@@ -159,16 +174,19 @@ class SyncView(APIView):
     def post(self, request, *args, **kwargs):
         push_id, replay = self.parse_push_id(request)
         items = self.read_json_body(request)
+        reg = self.registration
         using = self.get_db(True)
-        changes = parse_push(items, self.registration.codecs, self.id_max_length(), connections[using])
+        changes = parse_push(items, reg.codecs, self.id_max_length(), connections[using],
+                             server_fields=reg.server_fields)
         del items  # the body's text is no longer needed while the push is stored
-        signal_args = {"sender": self.registration.model, "request": request,
-                       "registration": self.registration, "changes": changes}
+        signal_args = {"sender": reg.model, "request": request, "registration": reg,
+                       "changes": changes}
         if changes:
             signals.pre_push.send(**signal_args)
         try:
-            stamp = server.push(self.registration, self.get_queryset(), changes, using,
-                                push_id=push_id, replay=replay)
+            access = self.get_access()
+            stamp = server.push(reg, access.queryset, changes, using, push_id=push_id,
+                                replay=replay, access=access)
         except DataError as exc:
             self.log_database_error("push", exc)
             raise ProtocolError(

@@ -27,7 +27,10 @@ Everything below the wire format is the persistence.sync core: the clock and
 its ``now`` rule (:func:`persistence_sync.clock.catch_up` gives one timestamp
 for all tables), the value checks of :mod:`persistence_sync.serializers`,
 tombstones, each registration's queryset, permission and throttle classes,
-and :func:`persistence_sync.server.push_many` for an all-or-nothing push.
+its scope (:class:`persistence_sync.scoping.Access`: scoped tombstones, moved
+objects and revoked scope values arrive in ``deleted``; the write rule, owner,
+read-only fields and ``perform_write`` apply to pushes), and
+:func:`persistence_sync.server.push_many` for an all-or-nothing push.
 
 A model appears as the table named by ``register(..., watermelon=...)``
 (a :class:`WatermelonTable` or a name), by default its plural model name
@@ -38,6 +41,7 @@ A model appears as the table named by ``register(..., watermelon=...)``
 import base64
 import binascii
 import calendar
+import dataclasses
 import datetime
 import json
 from dataclasses import dataclass, field
@@ -236,7 +240,15 @@ class _Budget:
 
 
 def pull_chunks(tables, pull, using):
-    """The pull answer's JSON as bytes chunks; ``tables`` is ``[(registration, queryset)]``."""
+    """The pull answer's JSON as bytes chunks; ``tables`` is ``[(registration, access)]``.
+
+    A change of the request's scope values that took one away brings removals
+    that exist only in memory (:mod:`persistence_sync.scoping`): the rare pull
+    that carries one is answered whole, ``hasMore: false`` even when paged.
+    """
+    for _, access in tables:
+        if access.scope_attname is not None:
+            access.refresh_grants(using)  # before the timestamp: this pull answers it
     # WatermelonDB refuses a timestamp of 0 (a server nobody wrote to yet).
     # 1 is as safe: every stamp a writer takes is at least the wall clock's ms.
     timestamp = pull.cursor["t"] if pull.cursor else max(1, clock.catch_up(
@@ -246,10 +258,15 @@ def pull_chunks(tables, pull, using):
             if max(1, clock.committed_now(registration.model, using)) < timestamp:
                 raise ProtocolError("The cursor's timestamp is ahead of the server's clock; "
                                     "send the cursor of the previous page, unchanged.")
+        scopes = {registration.label: _scope_changes(registration, access, pull, timestamp, using)
+                  for registration, access in tables}
+        paged = pull.limit is not None
+        if any(revoked for _, revoked in scopes.values()):
+            pull = dataclasses.replace(pull, limit=None)  # answered whole: see above
         budget = _Budget(pull.limit)
         yield b'{"changes":{'
         skipping, emitted = pull.cursor is not None, 0
-        for registration, queryset in tables:
+        for registration, access in tables:
             name = table_of(registration).name
             after = None
             if skipping:  # a later page: start where the previous one stopped
@@ -258,11 +275,12 @@ def pull_chunks(tables, pull, using):
                 skipping, after = False, (pull.cursor["part"], pull.cursor["after"])
             yield (b"," if emitted else b"") + orjson.dumps(name) + b":"
             emitted += 1
-            yield from _table_chunks(registration, queryset, pull, timestamp, after, budget, using)
+            yield from _table_chunks(registration, access, pull, timestamp, after, budget, using,
+                                     *scopes[registration.label])
             if budget.stopped_at:
                 break
         yield b'},"timestamp":%d' % timestamp
-        if pull.limit is not None:
+        if paged:
             more = budget.stopped_at is not None
             yield b',"hasMore":%s' % (b"true" if more else b"false")
             if more:
@@ -270,13 +288,34 @@ def pull_chunks(tables, pull, using):
         yield b"}"
 
 
-def _table_chunks(registration, queryset, pull, timestamp, after, budget, using):
+def _since(registration, pull):
+    """The table's window starts after this: 0 on a first sync and for a table new to the client."""
+    table = table_of(registration)
+    new_table = pull.migrated_from is not None and table.added_in > pull.migrated_from
+    return 0 if (new_table or pull.last_pulled_at is None) else pull.last_pulled_at
+
+
+def _scope_changes(registration, access, pull, timestamp, using):
+    """``(granted, revoked)`` scope values of the request since the table's window began."""
+    since = _since(registration, pull)
+    if access.scope_attname is None or since == 0:
+        return [], []  # a first sync gets everything visible, and holds nothing to remove
+    return access.grant_changes(since, timestamp, using)
+
+
+def _table_chunks(registration, access, pull, timestamp, after, budget, using,
+                  granted=(), revoked=()):
     """One table's ``{"created"|"updated": [...], "deleted": [...]}``, read in id order."""
     table = table_of(registration)
     columns = columns_of(registration, pull.schema_version)
     new_table = pull.migrated_from is not None and table.added_in > pull.migrated_from
-    since = 0 if (new_table or pull.last_pulled_at is None) else pull.last_pulled_at
-    objects = server.window_objects(queryset, since, timestamp, using)
+    since = _since(registration, pull)
+    queryset = access.queryset
+    scoped = access.scope_attname is not None
+    # The persistence.sync pull's window: the same objects, scoped tombstones and grants.
+    window = server.Window(registration, queryset, server.Page(since), timestamp, using,
+                           access if scoped else None, granted)
+    objects = window.objects()
     new_columns = [c for c in columns if pull.migrated_from is not None and not new_table
                    and c.added_in > pull.migrated_from]
     if new_columns:  # rows whose columns the client just gained are set: send them too
@@ -293,10 +332,19 @@ def _table_chunks(registration, queryset, pull, timestamp, after, budget, using)
     yield b'],"%s":[' % (b"updated" if part == "created" else b"created")
     yield b'],"deleted":['
     if budget.stopped_at is None:
-        tombstones = server.window_tombstones(registration, since, timestamp, using)
+        tombstones, object_id, _ = window.tombstones()
         if after is not None and after[0] == "deleted":
-            tombstones = tombstones.filter(object_id__gt=after[1])
-        yield from _deleted(tombstones.order_by("object_id"), budget, table.name)
+            tombstones = tombstones.filter(**{f"{object_id}__gt": after[1]})
+        tombstones = tombstones.order_by(object_id)
+        if revoked:  # in memory, with the revocations' removals (the whole answer)
+            removals = access.revoked_removals(revoked, since, using)
+            visible = {str(pk) for pk in access.visible(list(removals), using)}
+            ids = {*tombstones.values_list(object_id, flat=True),
+                   *(str(pk) for pk in removals if str(pk) not in visible)}
+            if ids:
+                yield server.encode_items(sorted(ids))
+        else:
+            yield from _deleted(tombstones, object_id, budget, table.name)
     yield b"]}"
 
 
@@ -332,9 +380,9 @@ def _records(objects, columns, budget, table):
             return
 
 
-def _deleted(tombstones, budget, table):
+def _deleted(tombstones, object_id, budget, table):
     first = True
-    for batch in _batches(tombstones, ["object_id"], budget):
+    for batch in _batches(tombstones, [object_id], budget):
         rows = budget.take(batch)
         if rows:
             yield (b"" if first else b",") + server.encode_items([row[0] for row in rows])
@@ -347,10 +395,12 @@ def _deleted(tombstones, budget, table):
 
 
 def parse_push_body(body, tables, id_max_length, connection=None):
-    """``[(registration, queryset, changes)]`` from a push body; 400 naming table, list and index.
+    """``[(registration, queryset, changes, access)]`` from a push body; 400 naming table,
+    list and index.
 
-    ``connection``: the database the push goes to; values it would refuse are
-    refused here, as in persistence.sync pushes.
+    ``tables``: ``[(registration, access)]``. ``connection``: the database the
+    push goes to; values it would refuse are refused here, as in
+    persistence.sync pushes.
     """
     if not isinstance(body, dict):
         raise ProtocolError("The body must be a JSON object of tables: WatermelonDB's changes.")
@@ -358,17 +408,18 @@ def parse_push_body(body, tables, id_max_length, connection=None):
                 for part in changes.values() if isinstance(part, list))
     if total > sync_settings.MAX_ITEMS:
         raise too_many_items(sync_settings.MAX_ITEMS)
-    by_name = {table_of(registration).name: (registration, queryset) for registration, queryset in tables}
+    by_name = {table_of(registration).name: (registration, access) for registration, access in tables}
     batches, errors = [], []
     for name, table_changes in body.items():
         if name not in by_name:
             raise ProtocolError(f"Unknown table {name!r}; this server syncs {sorted(by_name)}.")
-        registration, queryset = by_name[name]
+        registration, access = by_name[name]
         items, places, refused = _push_items(name, table_changes, registration)
         errors += refused
         try:
-            batches.append((registration, queryset,
-                            parse_push(items, registration.codecs, id_max_length, connection)))
+            changes = parse_push(items, registration.codecs, id_max_length, connection,
+                                 server_fields=registration.server_fields)
+            batches.append((registration, access.queryset, changes, access))
         except ProtocolError as exc:
             errors += [{"table": name, "list": places[e["index"]][0], "index": places[e["index"]][1],
                         "id": e["id"], "field": _column_name(registration, e["field"]),
@@ -432,7 +483,7 @@ def conflict_check(batches, last_pulled_at, using):
 
     def check(stamps):
         conflicts = []
-        for registration, queryset, changes in batches:
+        for registration, queryset, changes, access in batches:
             name = table_of(registration).name
             for chunk in chunks(changes):
                 changed = queryset.using(using).filter(pk__in=chunk, last_change__gt=last_pulled_at)
@@ -440,6 +491,14 @@ def conflict_check(batches, last_pulled_at, using):
                                "message": "changed on the server after last_pulled_at"}
                               for pk in changed.values_list("pk", flat=True)]
                 deleted = server.window_tombstones(registration, -1, stamps[registration.label], using)
+                if access.scope_attname is not None:
+                    # The request's own deletions only (another scope's are the
+                    # write rule's 403, like a hidden object), and not the
+                    # removal of an object that moved away and came back.
+                    deleted, object_id = server.as_model_ids(registration.model, deleted, using)
+                    deleted = access.tombstones(deleted).exclude(**{
+                        f"{object_id}__in": registration.model._base_manager.db_manager(using)
+                        .filter(pk__in=chunk).values("pk")})
                 live = [pk for pk in chunk if not changes[pk].removed]
                 conflicts += [{"table": name, "id": pk, "message": "deleted on the server"}
                               for pk in deleted.filter(object_id__in=live)
@@ -473,7 +532,7 @@ class WatermelonSyncView(APIView):
         return error_response
 
     def visible_tables(self, request):
-        """``[(registration, queryset)]`` of the tables this request may sync, parents first."""
+        """``[(registration, access)]`` of the tables this request may sync, parents first."""
         tables, denied = [], None
         for registration in self.registry.registrations():
             view = registration.view.cls(request=request, args=(), kwargs={}, format_kwarg=None)
@@ -484,7 +543,7 @@ class WatermelonSyncView(APIView):
             except exceptions.APIException as exc:
                 denied = denied or exc
                 continue
-            tables.append((registration, view.get_queryset()))
+            tables.append((registration, view.get_access()))
         if not tables and denied is not None:
             raise denied
         return tables
@@ -496,7 +555,7 @@ class WatermelonSyncView(APIView):
         pull = parse_pull_request(request.query_params)
         tables = self.visible_tables(request)
         if pull.schema_version is not None:
-            tables = [(r, q) for r, q in tables if table_of(r).added_in <= pull.schema_version]
+            tables = [(r, a) for r, a in tables if table_of(r).added_in <= pull.schema_version]
         chunks = pull_chunks(tables, pull, self.get_db(tables))
         try:
             head = []
@@ -520,7 +579,7 @@ class WatermelonSyncView(APIView):
         if pushed - known:
             raise ProtocolError(f"Unknown table {sorted(pushed - known)[0]!r}; this server syncs "
                                 f"{sorted(known)}.")
-        tables = [(r, q) for r, q in self.visible_tables(request) if table_of(r).name in pushed]
+        tables = [(r, a) for r, a in self.visible_tables(request) if table_of(r).name in pushed]
         forbidden = pushed - {table_of(r).name for r, _ in tables}
         if forbidden:
             raise ProtocolError(f"You may not push to {sorted(forbidden)}.", status_code=403)

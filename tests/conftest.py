@@ -1,7 +1,9 @@
 """Fixtures shared by the whole suite.
 
 The example site (``testproject``) is the test project: its to-do models are
-registered at /projectUpdates, /taskUpdates and /tagUpdates.
+registered at /projectUpdates, /taskUpdates and /tagUpdates, per user
+(``owner="owner"``); objects the tests create without an owner belong to the
+demo user, as whom :class:`SyncClient` syncs.
 """
 
 import json
@@ -27,6 +29,25 @@ def pytest_report_header(config):
     return databases.report_header(config)
 
 
+def demo_user():
+    from django.contrib.auth import get_user_model
+    from todo.models import demo_owner
+
+    return get_user_model()._default_manager.get(pk=demo_owner())
+
+
+class DemoClient(Client):
+    """Django's test client, logged in as the demo user at its first request."""
+
+    logged_in = False
+
+    def request(self, **request):
+        if not self.logged_in:
+            self.logged_in = True
+            self.force_login(demo_user())
+        return super().request(**request)
+
+
 def answer_bytes(response):
     """The body of a test-client response, whether it was streamed or not."""
     if response.streaming:
@@ -35,10 +56,10 @@ def answer_bytes(response):
 
 
 class SyncClient:
-    """A protocol client over Django's test client: pull() and push()."""
+    """A protocol client over Django's test client: pull() and push(), as the demo user."""
 
     def __init__(self, client=None):
-        self.client = client or Client()
+        self.client = client or DemoClient()
 
     def pull(self, uri, since=0, expect=200, **params):
         response = self.client.get(f"/{uri}", {"since": since, **params})

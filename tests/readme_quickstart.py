@@ -36,8 +36,9 @@ MARKED_BLOCK = re.compile(
     re.DOTALL,
 )
 
-# A push and a pull of the quick start's models, then the README's claim about
-# session authentication: a logged-in push needs the CSRF header, nothing else.
+# The README's claims: an anonymous request is refused, and under session
+# authentication a logged-in push needs the CSRF header, nothing else; then a
+# push and a pull of the quick start's models.
 SYNC_SCRIPT = r"""
 import json
 from django.contrib.auth import get_user_model
@@ -52,14 +53,8 @@ def push(client, uri, items, **headers):
 
 
 anonymous = Client()
-answer = push(anonymous, "/projectChanges", [{"id": "P1", "name": "Home"}])
-assert answer.status_code == 200, answer.content
-task = {"id": "T1", "name": "Paste the README", "done": True, "project": "P1"}
-answer = push(anonymous, "/taskChanges", [task])
-assert answer.status_code == 200, answer.content
-
-pulled = anonymous.get("/taskChanges", {"since": 0}).json()
-assert [{k: u[k] for k in task} for u in pulled["updates"]] == [task], pulled
+refused = push(anonymous, "/projectChanges", [{"id": "P1", "name": "Home"}])
+assert refused.status_code == 403, (refused.status_code, refused.content)
 
 browser = Client(enforce_csrf_checks=True)
 browser.force_login(get_user_model().objects.create_user("ada", password="x"))
@@ -67,8 +62,14 @@ browser.get("/admin/login/")  # a page with {% csrf_token %} sets the cookie
 token = browser.cookies["csrftoken"].value
 refused = push(browser, "/taskChanges", [])
 assert refused.status_code == 403, (refused.status_code, refused.content)
-accepted = push(browser, "/taskChanges", [], HTTP_X_CSRFTOKEN=token)
-assert accepted.status_code == 200, accepted.content
+answer = push(browser, "/projectChanges", [{"id": "P1", "name": "Home"}], HTTP_X_CSRFTOKEN=token)
+assert answer.status_code == 200, answer.content
+task = {"id": "T1", "name": "Paste the README", "done": True, "project": "P1"}
+answer = push(browser, "/taskChanges", [task], HTTP_X_CSRFTOKEN=token)
+assert answer.status_code == 200, answer.content
+
+pulled = browser.get("/taskChanges", {"since": 0}).json()
+assert [{k: u[k] for k in task} for u in pulled["updates"]] == [task], pulled
 print("synced")
 """
 

@@ -1,6 +1,7 @@
 """System checks: one test per id, and manage.py check (and syncall) really fail."""
 
 import inspect
+import io
 import re
 import sys
 from pathlib import Path
@@ -12,18 +13,26 @@ from django.core.exceptions import FieldDoesNotExist
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
+from rest_framework.permissions import IsAuthenticated
 
 import persistence_sync
 from persistence_sync import checks, registry
 from persistence_sync.models import SyncableModel
-from tests.testapp.models import Gadget, Node
+from tests.testapp.models import Gadget, Memo, Node, Note
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
 
 
+# The test app's Gadget, Node and Note are open to anonymous requests on
+# purpose (most protocol tests pull without logging in): W002 about them is
+# expected, and tested below.
+OPEN_ON_PURPOSE = {Gadget, Node, Note}
+
+
 def run():
-    """What ``manage.py check --tag persistence_sync`` reports."""
-    return run_checks(tags=[checks.TAG])
+    """What ``manage.py check --tag persistence_sync`` reports, but the expected W002s."""
+    return [error for error in run_checks(tags=[checks.TAG])
+            if not (error.id == "persistence_sync.W002" and error.obj in OPEN_ON_PURPOSE)]
 
 
 def ids():
@@ -144,9 +153,8 @@ def test_check_of_some_apps_reports_only_their_models():
     persistence_sync.register("testapp.Node", fields=["colour"])
     assert run_checks(app_configs=[apps.get_app_config("todo")], tags=[checks.TAG]) == []
     testapp = [apps.get_app_config("testapp")]
-    assert [e.id for e in run_checks(app_configs=testapp, tags=[checks.TAG])] == [
-        "persistence_sync.E003"
-    ]
+    assert [e.id for e in run_checks(app_configs=testapp, tags=[checks.TAG])
+            if e.id != "persistence_sync.W002"] == ["persistence_sync.E003"]
 
 
 def test_every_id_is_documented_and_tested():
@@ -164,6 +172,76 @@ def test_manage_py_check_fails_on_an_error(db):
     persistence_sync.register("testapp.Nothing")
     with pytest.raises(SystemCheckError, match="persistence_sync.E005"):
         call_command("check")
+
+
+def test_w002_a_model_open_to_anonymous_requests():
+    warnings = [e for e in registry.check_registrations() if e.id == "persistence_sync.W002"]
+    assert {warning.obj for warning in warnings} == OPEN_ON_PURPOSE
+    persistence_sync.unregister(Gadget)
+    persistence_sync.register(Gadget, uri="gadgets", permission_classes=[IsAuthenticated])
+    assert Gadget not in {e.obj for e in registry.check_registrations()
+                          if e.id == "persistence_sync.W002"}
+
+
+def test_w003_a_model_linked_to_users_synced_unscoped():
+    from tests.testapp.models import Memo
+
+    persistence_sync.unregister(Memo)
+    persistence_sync.register(Memo, uri="memos", permission_classes=[IsAuthenticated])
+    [warning] = run()
+    assert warning.id == "persistence_sync.W003" and "owner='owner'" in warning.hint
+
+
+def test_w002_and_w003_are_reported_by_check_deploy():
+    from tests.testapp.models import Memo
+
+    persistence_sync.unregister(Memo)
+    persistence_sync.register(Memo, uri="memos")
+    out = io.StringIO()
+    call_command("check", "--deploy", stdout=out, stderr=out)
+    assert "persistence_sync.W002" in out.getvalue()
+    assert "persistence_sync.W003" in out.getvalue()
+
+
+def assert_bad_multi_user_options(check_id, message, **options):
+    """Refused at register(), reported by the checks for a label registration."""
+    persistence_sync.unregister(Memo)
+    with pytest.raises(persistence_sync.RegistrationError, match=message):
+        persistence_sync.register(Memo, uri="memos", **options)
+    persistence_sync.register("testapp.Memo", uri="memos", **options)
+    assert f"persistence_sync.{check_id}" in ids()
+
+
+def test_e011_both_owner_and_scope():
+    assert_bad_multi_user_options("E011", "both", owner="owner", scope="text",
+                                  scope_values=lambda request: [])
+
+
+@pytest.mark.parametrize("options", [{"owner": "nothing"},
+                                     {"scope": "nothing", "scope_values": lambda request: []}])
+def test_e012_owner_or_scope_names_no_field(options):
+    assert_bad_multi_user_options("E012", "no field 'nothing'", **options)
+
+
+def test_e013_a_scope_field_that_cannot_hold_a_scope():
+    assert_bad_multi_user_options("E013", "cannot be the scope", scope="id",
+                                  scope_values=lambda request: [])
+
+
+def test_e014_an_owner_that_is_not_a_user_foreign_key():
+    assert_bad_multi_user_options("E014", "not a ForeignKey to the user model", owner="text")
+
+
+def test_e015_scope_without_scope_values():
+    assert_bad_multi_user_options("E015", "no scope_values", scope="text")
+
+
+def test_e016_scope_values_without_scope():
+    assert_bad_multi_user_options("E016", "no scope=", scope_values=lambda request: [])
+
+
+def test_e017_a_read_only_field_that_is_not_synced():
+    assert_bad_multi_user_options("E017", "not synced", owner="owner", read_only_fields=["colour"])
 
 
 def test_syncall_refuses_to_run_with_a_broken_registration(db):

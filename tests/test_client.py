@@ -405,7 +405,8 @@ def test_a_remote_deletion_spares_an_object_changed_here_while_syncall_ran(serve
     # The local change wins as a later write: it is pushed next run and not deleted.
     again = run(server, models=["todo.project"])["todo.project"]
     assert again.pushed == 1 and again.removed == 0
-    assert server.values(PROJECTS, project.pk) == {"id": project.pk, "name": "edited here"}
+    assert server.values(PROJECTS, project.pk) == {"id": project.pk, "name": "edited here",
+                                                   "owner": project.owner_id}
     assert Project.objects.filter(pk=project.pk).exists()
 
 

@@ -22,11 +22,12 @@ from unittest import mock
 
 import pytest
 from django.db import connection, connections, transaction
-from django.test import Client, override_settings
+from django.test import override_settings
 from todo.models import Task
 
 from persistence_sync import clock, server
 from persistence_sync.clock import Clock
+from tests.conftest import DemoClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,7 +49,7 @@ class Log:
 
 
 def writer(number, log, stop):
-    client, counter = Client(), itertools.count()
+    client, counter = DemoClient(), itertools.count()
     try:
         while not stop.is_set():
             n = next(counter)
@@ -74,7 +75,7 @@ def writer(number, log, stop):
 
 
 def reader(pulls, log, stop):
-    client, since = Client(), 0
+    client, since = DemoClient(), 0
     try:
         while True:
             finished = stop.is_set()
@@ -246,7 +247,7 @@ def blocked_while_preparing(first_id):
 def push_in_thread(items, results):
     def run():
         try:
-            results["response"] = Client().post(
+            results["response"] = DemoClient().post(
                 "/taskUpdates", json.dumps(items), content_type="application/json")
         finally:
             connections.close_all()
@@ -268,7 +269,7 @@ def test_a_push_being_validated_stalls_no_other_writer():
         thread = push_in_thread(big, results)
         try:
             assert entered.wait(30)
-            small = Client().post("/taskUpdates", json.dumps([{"id": "SMALL", "name": "s"}]),
+            small = DemoClient().post("/taskUpdates", json.dumps([{"id": "SMALL", "name": "s"}]),
                                   content_type="application/json")
             saved = Task(id="SAVED", name="saved")
             saved.save()
@@ -310,13 +311,15 @@ def test_a_writer_stuck_behind_the_clock_gives_up_with_503():
         finally:
             connections.close_all()
 
+    client = DemoClient()
+    client.get("/taskUpdates")  # signs in now: SQLite could not write the session later
     holder = threading.Thread(target=hold_the_clock)
     holder.start()
     try:
         assert holding.wait(30)
         started = time.monotonic()
-        response = Client().post("/taskUpdates", json.dumps([{"id": "LATE", "name": "late"}]),
-                                 content_type="application/json")
+        response = client.post("/taskUpdates", json.dumps([{"id": "LATE", "name": "late"}]),
+                               content_type="application/json")
         waited = time.monotonic() - started
     finally:
         release.set()

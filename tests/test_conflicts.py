@@ -9,7 +9,7 @@ from persistence_sync.registry import get_registration
 
 
 def make_conflict():
-    local = Task(pk="T1", name="local name", done=False, project_id=None)
+    local = Task(pk="T1", owner_id=1, name="local name", done=False, project_id=None)
     remote = {"id": "T1", "name": "remote name", "done": 1, "project": None, "_lastChange": 9}
     return Conflict(local=local, remote=remote, properties=["name", "done"],
                     registration=get_registration(Task))

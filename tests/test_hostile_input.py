@@ -330,7 +330,7 @@ def test_database_errors_are_logged_not_echoed(sync, stored, caplog):
         "removed meanwhile); nothing was stored.")}
     [record] = [r for r in caplog.records if r.name == "persistence_sync.server"]
     assert record.name == "persistence_sync.server"
-    assert record.getMessage().startswith("push of todo.task by anonymous failed: IntegrityError: ")
+    assert record.getMessage().startswith("push of todo.task by demo failed: IntegrityError: ")
     assert "Failing row contains (KEEP, secret)" in record.getMessage()
 
 
@@ -341,7 +341,7 @@ def test_a_failing_pull_says_nothing_of_the_database(sync, caplog):
     assert refused(response, 503) == {"status": "error",
                                       "error": "The database is unavailable, retry later."}
     [record] = [r for r in caplog.records if r.name == "persistence_sync.server"]
-    assert record.getMessage().startswith("pull of todo.task by anonymous failed: OperationalError")
+    assert record.getMessage().startswith("pull of todo.task by demo failed: OperationalError")
     assert "todo_task" in record.getMessage()
 
 
@@ -372,6 +372,7 @@ def task_id_collation(collation):
         cursor.execute(f"ALTER TABLE todo_task_tags DROP FOREIGN KEY {foreign_key}")
         cursor.execute(f"ALTER TABLE todo_task MODIFY id varchar(32) COLLATE {collation} NOT NULL")
     server._exact_ids.clear()
+    server._collations.clear()
     try:
         yield
     finally:
@@ -381,6 +382,7 @@ def task_id_collation(collation):
             cursor.execute(f"ALTER TABLE todo_task_tags ADD CONSTRAINT {foreign_key} "
                            "FOREIGN KEY (task_id) REFERENCES todo_task (id)")
         server._exact_ids.clear()
+        server._collations.clear()
 
 
 @pytest.mark.skipif(not MYSQL, reason="collations of MariaDB/MySQL")

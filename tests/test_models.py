@@ -131,7 +131,8 @@ def test_admin_edits_reach_clients(sync, client):
     since = sync.pull("taskUpdates")["now"]
     response = client.post(f"/admin/todo/task/{task.pk}/change/", {"name": "after", "done": "on",
                                                                    "project": "", "tags": [],
-                                                                   "priority": 0, "notes": "null"})
+                                                                   "priority": 0, "notes": "null",
+                                                                   "owner": task.owner_id})
     assert response.status_code == 302, response.content[:2000]
     assert pulled(sync, since)[task.pk]["name"] == "after"
     since = sync.pull("taskUpdates")["now"]

@@ -31,7 +31,7 @@ def received():
 def test_push_sends_pre_push_then_post_push_with_request_changes_and_stamp(client, received):
     user = User.objects.create_user("ada")
     client.force_login(user)
-    project = Project.objects.create(name="Home")
+    project = Project.objects.create(name="Home", owner=user)
     body = [{"id": "T1", "name": "new", "project": project.pk}, {"id": "T0", "_removed": True}]
     response = client.post("/taskUpdates", json.dumps(body), content_type="application/json")
     assert response.status_code == 200, response.content

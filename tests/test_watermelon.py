@@ -9,17 +9,23 @@ import datetime
 import json
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 from rest_framework.permissions import IsAuthenticated
 from todo.models import Project, Task
 
 from persistence_sync import clock
 from persistence_sync.clock import Clock
 from persistence_sync.watermelon import WatermelonTable, table_of
-from tests.conftest import answer_bytes
+from tests.conftest import DemoClient, answer_bytes
 from tests.testapp.models import Gadget, Note
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client():
+    """Django's test client as the demo user: the example site's to-do models are per user."""
+    return DemoClient()
 
 
 def pull(client, expect=200, **params):
@@ -186,17 +192,19 @@ def test_deleting_what_the_server_deleted_already_is_fine(client):
     push(client, {"tasks": {"deleted": [pk]}}, timestamp)
 
 
-def test_tables_a_request_may_not_see_are_left_out_and_refused(client, fresh_registry):
+def test_tables_a_request_may_not_see_are_left_out_and_refused(fresh_registry):
+    client = Client()  # anonymous: no Gadget, no per-user to-do table; Node is open
     fresh_registry.unregister(Gadget)
     fresh_registry.register(Gadget, uri="gadgets", permission_classes=[IsAuthenticated])
-    assert "gadgets" not in pull(client)["changes"]
-    assert "tasks" in pull(client)["changes"]
+    changes = pull(client)["changes"]
+    assert "gadgets" not in changes and "tasks" not in changes and "nodes" in changes
     body = push(client, {"gadgets": {"created": [{"id": "G1", "name": "g"}]}}, 1, expect=403)
     assert "gadgets" in body["error"]
     assert not Gadget.objects.exists()
 
 
-def test_a_request_that_may_see_no_table_is_refused(client, fresh_registry):
+def test_a_request_that_may_see_no_table_is_refused(fresh_registry):
+    client = Client()  # anonymous
     for registration in fresh_registry.registrations():
         fresh_registry.unregister(registration.model)
     fresh_registry.register(Task, uri="taskUpdates", permission_classes=[IsAuthenticated])
@@ -288,3 +296,85 @@ def test_a_cursor_ahead_of_the_clock_is_refused(client):
     cursor = base64.urlsafe_b64encode(json.dumps(
         {"t": ahead, "table": "tasks", "part": "objects", "after": ""}).encode()).decode()
     assert "ahead of the server's clock" in pull(client, expect=400, limit=2, cursor=cursor)["error"]
+
+
+# --- scoping: the same Access as the persistence.sync endpoints ---------------------
+
+
+def user_client(name):
+    from django.contrib.auth.models import User
+
+    user = User.objects.create_user(name)
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def test_a_second_user_never_sees_nor_touches_the_first_users_records(client):
+    home = Project.objects.create(name="Home")  # the demo user's
+    task = Task.objects.create(name="Dishes", project=home)
+    other, other_client = user_client("bob")
+    answer = pull(other_client)["changes"]
+    assert answer["projects"]["created"] == answer["tasks"]["created"] == []
+    timestamp = pull(other_client)["timestamp"]
+    push(other_client, {"tasks": {"updated": [{"id": task.pk, "name": "mine now"}]}}, timestamp,
+         expect=403)
+    push(other_client, {"tasks": {"created": [{"id": "T2", "name": "x", "project_id": home.pk}]}},
+         timestamp, expect=400)  # a hidden project answers like a missing one
+    push(other_client, {"projects": {"created": [{"id": "P2", "name": "x",
+                                                  "owner_id": home.owner_id}]}},
+         timestamp, expect=403)  # nobody creates in another account
+    assert Task.objects.get().name == "Dishes" and list(Project.objects.all()) == [home]
+    push(other_client, {"projects": {"created": [{"id": "P3", "name": "mine"}]}}, timestamp)
+    assert Project.objects.get(pk="P3").owner == other  # new records get the requester
+    assert [r["id"] for r in pull(client)["changes"]["projects"]["created"]] == [home.pk]
+
+
+def test_a_record_moved_to_another_user_arrives_in_deleted_and_at_the_new_owner(client):
+    task = Task.objects.create(name="Dishes")
+    other, other_client = user_client("bob")
+    timestamp = pull(client)["timestamp"]
+    other_timestamp = pull(other_client)["timestamp"]
+    task.owner = other
+    task.save()
+    assert pull(client, last_pulled_at=timestamp)["changes"]["tasks"] == {
+        "created": [], "updated": [], "deleted": [task.pk]}
+    moved = pull(other_client, last_pulled_at=other_timestamp)["changes"]["tasks"]
+    assert [r["id"] for r in moved["updated"]] == [task.pk] and moved["deleted"] == []
+
+
+def test_a_revoked_team_arrives_in_deleted_and_a_granted_one_in_updated():
+    from django.contrib.auth.models import Group
+
+    from tests.testapp.models import Board
+
+    red, blue = Group.objects.create(name="red"), Group.objects.create(name="blue")
+    user, device = user_client("ann")
+    user.groups.add(red)
+    Board.objects.create(id="R1", team=red)
+    Board.objects.create(id="U1", team=blue)
+    timestamp = pull(device)["timestamp"]
+    user.groups.add(blue)
+    user.groups.remove(red)
+    answer = pull(device, last_pulled_at=timestamp, limit=1)
+    assert answer["changes"]["boards"] == {"created": [], "updated": [
+        {"id": "U1", "team_id": blue.pk, "title": ""}], "deleted": ["R1"]}
+    assert answer["hasMore"] is False  # a revocation is answered whole
+    assert pull(device, last_pulled_at=answer["timestamp"])["changes"]["boards"]["deleted"] == []
+
+
+def test_pushes_follow_the_write_rule_and_perform_write():
+    from django.contrib.auth.models import Group
+
+    from tests.testapp.models import Board
+
+    red, blue = Group.objects.create(name="red"), Group.objects.create(name="blue")
+    user, device = user_client("ann")
+    user.groups.add(red)
+    timestamp = pull(device)["timestamp"]
+    push(device, {"boards": {"created": [{"id": "U1", "team_id": blue.pk}]}}, timestamp,
+         expect=403)
+    assert not Board.objects.exists()
+    push(device, {"boards": {"created": [{"id": "R1", "team_id": red.pk, "title": "t"}]}},
+         timestamp)
+    assert Board.objects.get().edited_by == "ann"

@@ -114,11 +114,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
     # The to-do page syncs as the logged-in user (session + CSRF); scripts and
-    # syncall may use HTTP Basic. Anonymous access keeps the demo open.
+    # syncall may use HTTP Basic. The to-do models are registered with owner=,
+    # which refuses anonymous requests whatever the permission classes; the
+    # test suite's own models stay open to anonymous requests.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",

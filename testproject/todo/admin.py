@@ -12,17 +12,17 @@ class TaskInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(SyncableAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "id"]
+    list_display = ["name", "owner", "id"]
     inlines = [TaskInline]
 
 
 @admin.register(Task)
 class TaskAdmin(SyncableAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "done", "project"]
-    list_filter = ["done", "project"]
+    list_display = ["name", "owner", "done", "project"]
+    list_filter = ["owner", "done", "project"]
     filter_horizontal = ["tags"]
 
 
 @admin.register(Tag)
 class TagAdmin(SyncableAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "id"]
+    list_display = ["name", "owner", "id"]

@@ -1,21 +1,48 @@
-"""The to-do models of persistence.js's documentation, synced at the site's root."""
+"""The to-do models of persistence.js's documentation, per user, synced at the site's root.
 
+Each project, task and tag belongs to a user (``owner``): registered with
+``owner="owner"``, a user pulls and pushes only their own, new objects
+pushed by a device get ``owner=request.user``, and an admin moving an
+object to another user removes it from the first user's devices.
+"""
+
+from django.conf import settings
 from django.db import models
 
 import persistence_sync
 from persistence_sync.models import SyncableModel
 
+# The example site's demo account, made by migration todo.0002 (README,
+# "Multi-user sync"); objects created by site code without an owner (the
+# shell, fixtures) belong to it.
+DEMO_USERNAME = "demo"
 
-@persistence_sync.register(uri="projectUpdates")
+
+def demo_owner():
+    """The demo user's id: the default owner of objects made without one."""
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model()._default_manager.get_or_create(username=DEMO_USERNAME)
+    return user.pk
+
+
+def owner_field():
+    return models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             default=demo_owner, related_name="+")
+
+
+@persistence_sync.register(uri="projectUpdates", owner="owner")
 class Project(SyncableModel):
+    owner = owner_field()
     name = models.CharField(max_length=200)
 
     def __str__(self):
         return self.name
 
 
-@persistence_sync.register(uri="tagUpdates")
+@persistence_sync.register(uri="tagUpdates", owner="owner")
 class Tag(SyncableModel):
+    owner = owner_field()
     name = models.CharField(max_length=200)
 
     def __str__(self):
@@ -25,13 +52,17 @@ class Tag(SyncableModel):
 @persistence_sync.register(
     uri="taskUpdates",
     fields=["name", "done", "project", "due", "priority", "estimate", "notes"],
+    owner="owner",
 )
 class Task(SyncableModel):
     """A to-do item: one field of each wire type (string, boolean, relation,
     date-time, integer, float, JSON)."""
 
+    owner = owner_field()
     name = models.CharField(max_length=200)
     done = models.BooleanField(default=False)
+    # Only a project of the same user: the write rule checks pushed foreign
+    # keys against the target's registration (its owner).
     project = models.ForeignKey(
         Project, null=True, blank=True, related_name="tasks", on_delete=models.CASCADE
     )

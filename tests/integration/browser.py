@@ -100,3 +100,36 @@ def launch_chromium(executable=None):
             yield chromium
         finally:
             chromium.close()
+
+
+def log_in(context, base_url, user):
+    """Give a Playwright browser context ``user``'s session on the live server at ``base_url``."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": base_url}])
+
+
+# The browser tests' pages sync as the demo user over HTTP Basic: the
+# example site's to-do models are per user, and Basic needs no CSRF token.
+BASIC_AUTH_SCRIPT = """(() => {
+  const open = XMLHttpRequest.prototype.open;
+  XMLHttpRequest.prototype.open = function (...args) {
+    open.apply(this, args);
+    this.setRequestHeader("Authorization", "Basic " + btoa("demo:demo"));
+  };
+})();"""
+
+
+def demo_user_with_password():
+    """The demo user, with the password demo (a flushed test database lost the migration's)."""
+    from tests.conftest import demo_user
+
+    user = demo_user()
+    if not user.check_password("demo"):
+        user.set_password("demo")
+        user.save(update_fields=["password"])
+    return user

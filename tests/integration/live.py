@@ -36,6 +36,7 @@ this module from a plain ``python`` process, and the load processes set up
 Django on the scratch database themselves (:func:`setup_django`).
 """
 
+import base64
 import bisect
 import contextlib
 import importlib
@@ -66,6 +67,9 @@ PROJECTS = [f"P{n}" for n in range(5)]  # shared by every writer; never deleted
 URIS = {"task": "taskUpdates", "project": "projectUpdates"}
 REMOVED = None  # the logged value of a deletion
 HTTP_TIMEOUT = 30
+# The example site's to-do models are per user: the load syncs as the demo
+# account its migrations create; ORM writes default to it too.
+DEMO_AUTH = ("demo", "demo")
 GUNICORN_MISSING = "gunicorn is not installed: pip install gunicorn"
 
 
@@ -295,7 +299,9 @@ def stop(process, grace=15):
 
 def wait_until_serving(server, timeout=30):
     """Return once ``server`` answers a pull; raise with its log if it exits or stays silent."""
-    probe = f"{server.url}/taskUpdates?since={2**62}"  # an empty pull: cheap on any database
+    # An empty pull (cheap on any database), as the demo user: the to-do models are per user.
+    probe = urllib.request.Request(f"{server.url}/taskUpdates?since={2**62}", headers={
+        "Authorization": "Basic " + base64.b64encode(":".join(DEMO_AUTH).encode()).decode()})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -401,8 +407,25 @@ def create_projects(base_url):
     import requests
 
     items = [{"id": pk, "name": f"{pk} v0"} for pk in PROJECTS]
-    response = requests.post(f"{base_url}/projectUpdates", json=items, timeout=HTTP_TIMEOUT)
+    response = requests.post(f"{base_url}/projectUpdates", json=items, timeout=HTTP_TIMEOUT,
+                             auth=DEMO_AUTH)
     response.raise_for_status()
+
+
+def demo_session(base_url):
+    """A requests session signed in as the demo user (one password check, not one per request)."""
+    import requests
+
+    session = requests.Session()
+    login = f"{base_url}/accounts/login/"
+    session.get(login, timeout=HTTP_TIMEOUT).raise_for_status()
+    username, password = DEMO_AUTH
+    response = session.post(login, timeout=HTTP_TIMEOUT, allow_redirects=False, data={
+        "username": username, "password": password,
+        "csrfmiddlewaretoken": session.cookies["csrftoken"]})
+    assert response.status_code == 302, f"signing in as {username} failed: {response.status_code}"
+    session.headers["X-CSRFToken"] = session.cookies["csrftoken"]  # rotated by the login
+    return session
 
 
 # --- the load: the processes ---------------------------------------------
@@ -477,12 +500,11 @@ class Batches:
 
 def push_writer(signals, base_url, model, number, seed, batch_range, removals):
     """Push batches of new and changed objects of ``model`` ('task' or 'project')."""
-    import requests
 
     log = Log(f"{model}-pusher-{number}", URIS[model])
     url = f"{base_url}/{URIS[model]}"
     batches = Batches(model, number, random.Random(seed), batch_range, removals)
-    session = requests.Session()
+    session = demo_session(base_url)
     signals.ready(log)
     while not signals.stop.is_set():
         items = batches.next()
@@ -536,11 +558,10 @@ def next_orm_object(objects, number, rng):
 
 def reader(signals, base_url, uri, number):
     """Follow the since/now chain on ``uri`` until the writers are done, then once more."""
-    import requests
 
     log = Log(f"reader-{number}", uri)
     url = f"{base_url}/{uri}"
-    session = requests.Session()
+    session = demo_session(base_url)
     since = 0
     signals.ready(log)
     while True:

@@ -110,8 +110,13 @@ SETUP_JS = """async () => {
 
 @pytest.fixture
 def page(chromium, live_server):
-    """A fresh page on the live server's origin, with the browser models set up."""
+    """A fresh page on the live server's origin, with the browser models set up.
+
+    It syncs as the demo user (HTTP Basic): the to-do models are per user.
+    """
+    browser.demo_user_with_password()
     context = chromium.new_context()
+    context.add_init_script(browser.BASIC_AUTH_SCRIPT)
     url = live_server.url + PAGE_PATH
     context.route(url, lambda route: route.fulfill(body=PAGE, content_type="text/html"))
     page = context.new_page()
@@ -550,7 +555,9 @@ def test_a_classic_client_behind_the_tombstone_horizon_gets_410_in_its_error_cal
     from persistence_sync import retention
 
     project, (paint, shop, loose) = home
+    browser.demo_user_with_password()
     context = chromium.new_context()
+    context.add_init_script(browser.BASIC_AUTH_SCRIPT)  # as the page fixture: the demo user
     url = live_server.url + PAGE_PATH
     context.route(url, lambda route: route.fulfill(body=PAGE, content_type="text/html"))
     page = context.new_page()

@@ -84,7 +84,8 @@ def terminate_server_connections(env):
 def test_a_push_cut_off_by_the_database_stores_nothing_and_a_retry_succeeds(site):
     server, env = site
     url = f"{server.url}/taskUpdates"
-    first = requests.post(url, json=[{"id": "LAST", "name": "before"}], timeout=30)
+    first = requests.post(url, json=[{"id": "LAST", "name": "before"}], timeout=30,
+                          auth=live.DEMO_AUTH)
     assert first.status_code == 200, first.text
     before = stored(env)
     assert before == ({"LAST": "before"}, {first.json()["now"]}, first.json()["now"])
@@ -94,7 +95,8 @@ def test_a_push_cut_off_by_the_database_stores_nothing_and_a_retry_succeeds(site
     answer = {}
 
     def push():
-        answer["response"] = requests.post(url, json=batch, timeout=60)
+        answer["response"] = requests.post(url, json=batch, timeout=60,
+                                           auth=live.DEMO_AUTH)
 
     with connect(env, autocommit=False) as holder:
         holder.execute("SELECT 1 FROM todo_task WHERE id = 'LAST' FOR UPDATE")
@@ -111,11 +113,12 @@ def test_a_push_cut_off_by_the_database_stores_nothing_and_a_retry_succeeds(site
     assert response.json()["status"] == "error"
     assert stored(env) == before, "a push cut off half-way left something behind"
 
-    retry = requests.post(url, json=batch, timeout=60)
+    retry = requests.post(url, json=batch, timeout=60, auth=live.DEMO_AUTH)
     assert retry.status_code == 200, retry.text
     stamp = retry.json()["now"]
     tasks, stamps, clock = stored(env)
     assert len(tasks) == 3001 and tasks["LAST"] == "after"
     assert stamps == {stamp} and clock == stamp > before[2]
-    pulled = requests.get(url, params={"since": before[2]}, timeout=30).json()
+    pulled = requests.get(url, params={"since": before[2]}, timeout=30,
+                          auth=live.DEMO_AUTH).json()
     assert pulled["now"] == stamp and len(pulled["updates"]) == 3001

@@ -54,7 +54,22 @@ def server(template_db, tmp_path):
     db = tmp_path / "server.sqlite3"
     shutil.copy(template_db, db)
     with live.runserver(site_env(db)) as site:
-        yield site.url + "/"
+        # The to-do models are per user: every client syncs as the demo user
+        # (HTTP Basic, from the URL), made by the migrations with id 1.
+        yield site.url.replace("http://", "http://demo:demo@", 1) + "/"
+
+
+@pytest.fixture(autouse=True)
+def local_demo_user(django_user_model):
+    """The server's demo user (id 1) in client A's database, for the pulled owner ids.
+
+    A replica of owner-scoped models stores the owner ids it pulls, so it
+    needs those users (README, "Multi-user sync"); the copies of the
+    template database have them from the migrations, this flushed test
+    database gets them back here.
+    """
+    django_user_model.objects.filter(username="demo").exclude(pk=1).delete()
+    django_user_model.objects.get_or_create(pk=1, defaults={"username": "demo"})
 
 
 class ClientB:
@@ -285,8 +300,69 @@ def test_two_clients_editing_the_same_objects_converge(server, client_b):
 def test_state_is_per_model_and_remote(server):
     sync_a(server)
     assert sorted(SyncState.objects.values_list("model", flat=True)) == sorted(TODO)
+    # Recorded without the credentials of the URL.
     assert set(SyncState.objects.values_list("remote", flat=True)) == {
-        server + uri for uri in ("projectUpdates", "tagUpdates", "taskUpdates")}
+        server.replace("demo:demo@", "") + uri
+        for uri in ("projectUpdates", "tagUpdates", "taskUpdates")}
+
+
+def test_syncall_as_one_user_holds_exactly_that_users_objects(server, client_b, tmp_path):
+    """A replica syncing as ann gets ann's objects only, and loses what ann loses."""
+    on_server = ClientB(tmp_path / "server.sqlite3")  # the server's database, beside it
+    users = """
+        from django.contrib.auth.models import User
+        for pk, name in [(2, 'ann'), (3, 'bob')]:
+            User.objects.create_user(name, password='pw', id=pk)
+    """
+    on_server.python(users + """
+        from todo.models import Project, Tag, Task
+        Project.objects.create(id='PA', name='ann project', owner_id=2)
+        Task.objects.create(id='TA', name='ann task', project_id='PA', owner_id=2)
+        Tag.objects.create(id='GA', name='ann tag', owner_id=2)
+        Project.objects.create(id='PB', name='bob project', owner_id=3)
+        Task.objects.create(id='TB', name='bob task', project_id='PB', owner_id=3)
+        Project.objects.create(id='PD', name='demo project', owner_id=1)
+    """)
+    client_b.python(users)  # the replica holds the users its owner ids name
+    as_ann = server.replace("demo:demo@", "ann:pw@")
+    client_b.syncall("--server", as_ann, "-v", "0")
+    assert client_b.dump() == dump_remote(as_ann) == {
+        "todo.project": [["PA", "ann project"]],
+        "todo.tag": [["GA", "ann tag"]],
+        "todo.task": [["TA", "ann task", False, "PA"]],
+    }
+
+    # A task made on the replica reaches the server as ann's.
+    client_b.python("""
+        from todo.models import Task
+        Task.objects.create(id='TN', name='made offline', owner_id=2)
+    """)
+    client_b.syncall("--server", as_ann, "-v", "0")
+    assert on_server.python("""
+        from todo.models import Task
+        out = Task.objects.get(id='TN').owner.username
+    """) == "ann"
+
+    # Revocations: the admin gives ann's project (and its task) to bob and
+    # deletes her tag; the replica drops all three on its next sync.
+    on_server.python("""
+        from todo.models import Project, Tag, Task
+        project = Project.objects.get(id='PA')
+        project.owner_id = 3
+        project.save()
+        Task.objects.filter(id='TA').update(owner_id=3)
+        Tag.objects.get(id='GA').delete()
+    """)
+    client_b.syncall("--server", as_ann, "-v", "0")
+    assert client_b.dump() == dump_remote(as_ann) == {
+        "todo.project": [], "todo.tag": [], "todo.task": [["TN", "made offline", False, None]],
+    }
+    # Nothing of bob's or demo's ever reached the replica, and the server lost nothing.
+    assert on_server.python("""
+        from todo.models import Project, Task
+        out = [sorted(Project.objects.values_list('id', 'owner_id')),
+               sorted(Task.objects.values_list('id', 'owner_id'))]
+    """) == [[["PA", 3], ["PB", 3], ["PD", 1]], [["TA", 3], ["TB", 3], ["TN", 2]]]
 
 
 # --- acknowledged writes survive lost answers, kills and partial runs (issue 14) --------

@@ -14,12 +14,17 @@ import os
 
 import pytest
 
+from tests.conftest import demo_user
+from tests.integration import browser
+
 VIEWPORT = {"width": 900, "height": 600}
 
 @pytest.fixture
-def context(chromium):
+def context(chromium, live_server):
+    """A browser signed in as the demo user (the to-do page needs a user)."""
     context = chromium.new_context(viewport=VIEWPORT)
     context.set_default_timeout(10_000)
+    browser.log_in(context, live_server.url, demo_user())
     yield context
     context.close()
 
@@ -97,7 +102,7 @@ def test_add_complete_and_sync_reach_the_server(context, live_server):
     # The page made the default project on the server and synced it down.
     assert list(Project.objects.values_list("name", flat=True)) == [DEFAULT_PROJECT_NAME]
     assert page.page.text_content("#project option:checked") == DEFAULT_PROJECT_NAME
-    assert "Not logged in" in page.page.text_content("#user")
+    assert page.page.text_content("#username") == "demo"
 
     page.add("Buy milk")
     page.add("Write the report")
@@ -231,6 +236,7 @@ def test_the_page_says_how_to_enable_the_client_when_npm_is_missing(client, monk
         raise clientlib.ClientLibUnavailable(f"npm is not on PATH. {clientlib.HOW_TO_ENABLE}")
 
     monkeypatch.setattr(clientlib, "ensure_installed", unavailable)
+    client.force_login(demo_user())
     response = client.get("/")
     assert response.status_code == 200
     html = response.content.decode()

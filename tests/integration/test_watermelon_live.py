@@ -2,27 +2,40 @@
 
 Each device is its own in-memory WatermelonDB database; the site runs under
 pytest-django's ``live_server`` on the suite's database, so a change made
-with the ORM or through persistence.sync's endpoints is seen by both.
+with the ORM or through persistence.sync's endpoints is seen by both. The
+example site's to-do models are per user: devices sign in with HTTP Basic,
+as the demo user unless a test says otherwise.
 """
 
+import base64
 import json
 import urllib.request
 
 import pytest
+from django.contrib.auth.models import User
 from todo.models import Project, Task
 
 from persistence_sync.models import Tombstone
+from tests.integration import browser
 from tests.integration.watermelon import WatermelonDevice
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 
+def basic(username, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+
+
+DEMO = basic("demo", "demo")
+
+
 @pytest.fixture
 def device(live_server):
+    browser.demo_user_with_password()
     devices = []
 
-    def new_device():
-        devices.append(WatermelonDevice(live_server.url + "/watermelon"))
+    def new_device(headers=DEMO):
+        devices.append(WatermelonDevice(live_server.url + "/watermelon", headers=headers))
         return devices[-1]
 
     yield new_device
@@ -32,13 +45,14 @@ def device(live_server):
 
 def push_classic(live_server, uri, items):
     request = urllib.request.Request(f"{live_server.url}/{uri}", data=json.dumps(items).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **DEMO})
     with urllib.request.urlopen(request) as response:
         return json.load(response)
 
 
 def pull_classic(live_server, uri):
-    with urllib.request.urlopen(f"{live_server.url}/{uri}?since=0") as response:
+    request = urllib.request.Request(f"{live_server.url}/{uri}?since=0", headers=DEMO)
+    with urllib.request.urlopen(request) as response:
         return {u["id"]: u for u in json.load(response)["updates"]}
 
 
@@ -115,14 +129,14 @@ def test_a_push_of_a_record_changed_meanwhile_is_refused_and_the_next_sync_merge
     # A change lands between the phone's pull and its push: WatermelonDB's
     # synchronize() pulls, then pushes; emulate the race with a push that
     # claims the old last_pulled_at.
-    timestamp = json.load(urllib.request.urlopen(
-        f"{live_server.url}/watermelon?last_pulled_at=null"))["timestamp"]
+    timestamp = json.load(urllib.request.urlopen(urllib.request.Request(
+        f"{live_server.url}/watermelon?last_pulled_at=null", headers=DEMO)))["timestamp"]
     Task.objects.filter(pk=task.pk).update(name="changed on the server")
     stale = {"tasks": {"created": [], "updated": [{"id": task.pk, "name": "Shared", "done": True,
                                                     "project_id": None}], "deleted": []}}
     request = urllib.request.Request(f"{live_server.url}/watermelon?last_pulled_at={timestamp}",
                                      data=json.dumps(stale).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **DEMO})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request)
     assert refused.value.code == 409
@@ -141,3 +155,29 @@ def test_a_paged_first_sync_brings_everything_once(device):
     assert answer["ok"] and answer["pages"] == 4
     assert device_tasks(phone) == server_tasks()
     assert len(device_tasks(phone)) == 25
+
+
+def test_an_object_moved_to_another_user_leaves_the_device_and_reaches_theirs(device):
+    bob = User.objects.create_user("bob", password="bob-pw")
+    home = Project.objects.create(name="Home")
+    dishes = Task.objects.create(name="Dishes", project=home)
+    laundry = Task.objects.create(name="Laundry")
+    phone, bobs_phone = device(), device(basic("bob", "bob-pw"))
+    assert phone.sync()["ok"] and bobs_phone.sync()["ok"]
+    assert set(device_tasks(phone)) == {dishes.pk, laundry.pk}
+    assert bobs_phone.dump()["tasks"] == bobs_phone.dump()["projects"] == {}
+
+    laundry.owner = bob  # the admin gives the task to bob
+    laundry.save()
+    assert phone.sync()["ok"] and bobs_phone.sync()["ok"]
+    assert set(device_tasks(phone)) == {dishes.pk}  # revoked: gone from the device
+    assert device_tasks(bobs_phone) == {
+        laundry.pk: {"name": "Laundry", "done": False, "project_id": None}}
+
+    # bob's device edits and creates; the demo device never sees any of it.
+    bobs_phone.update("tasks", laundry.pk, done=True)
+    made = bobs_phone.create("tasks", name="bob's own", done=False)
+    assert bobs_phone.sync()["ok"] and phone.sync()["ok"]
+    assert Task.objects.get(pk=made).owner == bob and Task.objects.get(pk=laundry.pk).done
+    assert set(device_tasks(phone)) == {dishes.pk}
+    assert set(device_tasks(bobs_phone)) == {laundry.pk, made}

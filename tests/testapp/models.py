@@ -1,5 +1,8 @@
-"""Models used only by the tests (tables made without migrations)."""
+"""Models used only by the tests (tables made by migrations/0001_initial.py, because Memo and
+Comment link to the user model and PostgreSQL needs auth_user to exist first)."""
 
+from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import models
 
 import persistence_sync
@@ -49,3 +52,44 @@ def notes_of_owner(request):
 persistence_sync.register(Gadget, uri="gadgets", exclude=["secret"])
 persistence_sync.register(Node, uri="nodes")
 persistence_sync.register(Note, uri="notes", get_queryset=notes_of_owner)
+
+
+# --- multi-user models (tests/test_scoping.py) ---
+
+class Memo(SyncableModel):
+    """Belongs to one user: registered with owner="owner"."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    text = models.TextField(blank=True)
+    reviewed = models.BooleanField(default=False)  # read-only for clients
+
+
+class Comment(SyncableModel):
+    """Belongs to one user and hangs on a memo (of the same user, by the write rule)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    memo = models.ForeignKey(Memo, null=True, on_delete=models.CASCADE)
+    text = models.TextField(blank=True)
+
+
+class Board(SyncableModel):
+    """Shared by a team (an auth Group): registered with scope="team"."""
+
+    team = models.ForeignKey(Group, null=True, on_delete=models.CASCADE)
+    title = models.CharField(max_length=50, blank=True)
+    edited_by = models.CharField(max_length=150, blank=True)  # set by perform_write
+
+
+def teams_of(request):
+    return request.user.groups.all()
+
+
+def record_editor(request, objs):
+    for obj in objs:
+        obj.edited_by = request.user.get_username()
+
+
+persistence_sync.register(Memo, uri="memos", owner="owner", read_only_fields=["reviewed"])
+persistence_sync.register(Comment, uri="comments", owner="owner")
+persistence_sync.register(Board, uri="boards", scope="team", scope_values=teams_of,
+                          fields=["team", "title"], perform_write=record_editor)
