@@ -497,3 +497,19 @@ def test_transport_connection_refused_is_retried_then_reported():
     with pytest.raises(TransportError, match="cannot connect.*after 3 attempts"):
         transport.pull("http://127.0.0.1:1/x", 0)
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 0.5
+
+
+def test_an_object_moved_to_another_owner_here_is_pushed_not_deleted(server):
+    """A move leaves a tombstone for the old owner's clients of this site; it is no deletion."""
+    from django.contrib.auth import get_user_model
+
+    other = get_user_model().objects.create_user("other")
+    project = Project.objects.create(name="Home")
+    run(server, models=["todo.project"])
+    Project.objects.filter(pk=project.pk).update(owner=other)
+    assert Tombstone.objects.filter(object_id=project.pk).exists()  # the departure
+    result = run(server, models=["todo.project"])["todo.project"]
+    assert result.pushed == 1 and result.removed == 0
+    assert server.values(PROJECTS, project.pk) == {"id": project.pk, "name": "Home",
+                                                   "owner": other.pk}
+    assert Project.objects.filter(pk=project.pk).exists()

@@ -102,6 +102,11 @@ def collect_local(registration, state, pulled_ids, using, delivered=None) -> Loc
             rows.update(read_rows(registration, base.filter(pk__in=chunk)))
         removed = {pk for pk, stamp in removed_qs.values_list("object_id", "last_change")
                    if stamp > delivered.get(pk, 0)}
+        # An object of a scoped model that moved to another scope here leaves a
+        # tombstone for its old scope (for this site's own clients), yet it
+        # lives on: that is a change to push, not a deletion.
+        for chunk in chunks(list(removed)):
+            removed -= {str(pk) for pk in base.filter(pk__in=chunk).values_list("pk", flat=True)}
     return LocalSnapshot(now=now, rows=rows, changed=changed, removed=removed)
 
 
