@@ -35,12 +35,16 @@ A model appears as the table named by ``register(..., watermelon=...)``
 ``<field>_id``; dates travel as milliseconds and JSON fields as strings.
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import calendar
 import datetime
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import orjson
 from django.db import DatabaseError, IntegrityError, models, router, transaction
@@ -52,7 +56,20 @@ from persistence_sync import clock, server
 from persistence_sync.conf import sync_settings
 from persistence_sync.db import chunks
 from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError, WireTypeError
-from persistence_sync.serializers import ID, REMOVED, parse_push
+from persistence_sync.serializers import ID, REMOVED, Change, FieldCodec, parse_push
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+    from rest_framework.request import Request
+
+    from persistence_sync.registry import Registration, SyncRegistry
+
+# [(registration, queryset)]: the tables a request syncs, with the objects it may see.
+Tables = list[tuple["Registration", models.QuerySet]]
+# [(registration, queryset, changes)]: a parsed push, table by table.
+Batches = list[tuple["Registration", models.QuerySet, dict[str, Change]]]
+# (table, part, last id sent): where a full page stopped.
+Stop = tuple[str, str, str]
 
 PARTS = ("created", "updated", "deleted")
 
@@ -67,12 +84,12 @@ class WatermelonTable:
     row whose columns added since are set (WatermelonDB's migration syncs).
     """
 
-    name: str = None  # None: the model's plural name, e.g. "tasks"
+    name: str | None = None  # None: the model's plural name, e.g. "tasks"
     added_in: int = 1
-    columns_added_in: dict = field(default_factory=dict)  # field name -> schema version
+    columns_added_in: dict[str, int] = field(default_factory=dict)  # field name -> schema version
 
 
-def table_of(registration):
+def table_of(registration: Registration) -> WatermelonTable:
     """The :class:`WatermelonTable` of ``registration``, its name filled in."""
     table = registration.watermelon or WatermelonTable()
     if table.name is None:
@@ -82,19 +99,26 @@ def table_of(registration):
     return table
 
 
+def table_name(registration: Registration) -> str:
+    """The name WatermelonDB clients know ``registration``'s table by."""
+    name = table_of(registration).name
+    assert name is not None  # table_of() fills it in
+    return name
+
+
 # --- columns: one synced field as a WatermelonDB column -------------------------
 
 
 @dataclass(frozen=True)
 class Column:
     name: str  # the column: the field's name, or "<field>_id" for a relation
-    codec: object  # the field's persistence.sync codec, which checks every value
-    to_raw: object  # Python value (not None) -> raw record value
-    from_raw: object  # raw record value (not None) -> wire value for codec.from_wire
+    codec: FieldCodec  # the field's persistence.sync codec, which checks every value
+    to_raw: Callable[[Any], Any]  # Python value (not None) -> raw record value
+    from_raw: Callable[[Any], Any]  # raw record value (not None) -> wire value for codec.from_wire
     added_in: int = 1
 
 
-def _ms(value):
+def _ms(value: datetime.date) -> int:
     if isinstance(value, datetime.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(datetime.timezone.utc)
@@ -102,7 +126,7 @@ def _ms(value):
     return calendar.timegm(value.timetuple()) * 1000  # a date: its midnight UTC
 
 
-def _from_ms(value):
+def _from_ms(value: Any) -> str:
     if type(value) not in (int, float):
         raise WireTypeError("expected milliseconds since 1970")
     try:
@@ -112,7 +136,7 @@ def _from_ms(value):
     return moment.isoformat()
 
 
-def _from_json_string(value):
+def _from_json_string(value: Any) -> Any:
     if not isinstance(value, str):
         raise WireTypeError("expected a JSON string")
     try:
@@ -121,10 +145,12 @@ def _from_json_string(value):
         raise WireTypeError("expected a JSON string") from exc
 
 
-def columns_of(registration, schema_version=None):
+def columns_of(registration: Registration, schema_version: int | None = None) -> list[Column]:
     """The table's columns, without those a client at ``schema_version`` does not have yet."""
     added = table_of(registration).columns_added_in
     columns = []
+    to_raw: Callable[[Any], Any]
+    from_raw: Callable[[Any], Any]
     for codec in registration.codecs:
         model_field = codec.field
         if isinstance(model_field, (models.DateTimeField, models.DateField)):
@@ -140,7 +166,7 @@ def columns_of(registration, schema_version=None):
     return columns
 
 
-def _identity(value):
+def _identity(value: Any) -> Any:
     return value
 
 
@@ -149,14 +175,18 @@ def _identity(value):
 
 @dataclass
 class PullRequest:
-    last_pulled_at: int  # None on a first sync
-    schema_version: int  # None: the newest
-    migrated_from: int  # None: no migration sync
-    limit: int = None  # paging: at most this many records
-    cursor: dict = None  # paging: where the previous page stopped
+    last_pulled_at: int | None  # None on a first sync
+    schema_version: int | None  # None: the newest
+    migrated_from: int | None  # None: no migration sync
+    limit: int | None = None  # paging: at most this many records
+    cursor: dict[str, Any] | None = None  # paging: where the previous page stopped
 
 
-def _int_param(params, name, required=False):
+@overload
+def _int_param(params: Mapping[str, str], name: str, required: Literal[True]) -> int: ...
+@overload
+def _int_param(params: Mapping[str, str], name: str, required: bool = False) -> int | None: ...
+def _int_param(params: Mapping[str, str], name: str, required: bool = False) -> int | None:
     value = params.get(name)
     if value in (None, "", "null", "undefined"):
         if required:
@@ -167,7 +197,7 @@ def _int_param(params, name, required=False):
     return int(value)
 
 
-def parse_pull_request(params):
+def parse_pull_request(params: Mapping[str, str]) -> PullRequest:
     migration = params.get("migration")
     migrated_from = None
     if migration not in (None, "", "null"):
@@ -189,12 +219,12 @@ def parse_pull_request(params):
                        migrated_from, limit, _decode_cursor(cursor) if cursor else None)
 
 
-def _encode_cursor(timestamp, table, part, after):
+def _encode_cursor(timestamp: int, table: str, part: str, after: str) -> str:
     data = orjson.dumps({"t": timestamp, "table": table, "part": part, "after": after})
     return base64.urlsafe_b64encode(data).decode()
 
 
-def _decode_cursor(text):
+def _decode_cursor(text: str) -> dict[str, Any]:
     try:
         cursor = orjson.loads(base64.urlsafe_b64decode(text.encode()))
         valid = (type(cursor.get("t")) is int and isinstance(cursor.get("table"), str)
@@ -213,12 +243,12 @@ def _decode_cursor(text):
 class _Budget:
     """How many more records a paged pull may answer, and where it stopped."""
 
-    def __init__(self, limit):
+    def __init__(self, limit: int | None) -> None:
         self.left = limit
         self.full = False  # more records remain than this page holds
-        self.stopped_at = None  # (table, part, last id sent) once full
+        self.stopped_at: Stop | None = None  # once full
 
-    def take(self, rows):
+    def take(self, rows: list[tuple]) -> list[tuple]:
         """The rows that fit in the page."""
         if self.left is None:
             return rows
@@ -227,14 +257,14 @@ class _Budget:
         self.left -= len(rows)
         return rows
 
-    def stop_if_full(self, table, part, rows, last_id):
+    def stop_if_full(self, table: str, part: str, rows: list[tuple], last_id: Any) -> bool:
         if self.full and self.stopped_at is None:
             # "" sorts before every id: the part starts over at its beginning.
             self.stopped_at = (table, part, last_id if rows else "")
         return self.full
 
 
-def pull_chunks(tables, pull, using):
+def pull_chunks(tables: Tables, pull: PullRequest, using: str) -> Iterator[bytes]:
     """The pull answer's JSON as bytes chunks; ``tables`` is ``[(registration, queryset)]``."""
     # WatermelonDB refuses a timestamp of 0 (a server nobody wrote to yet).
     # 1 is as safe: every stamp a writer takes is at least the wall clock's ms.
@@ -247,14 +277,15 @@ def pull_chunks(tables, pull, using):
                                     "send the cursor of the previous page, unchanged.")
         budget = _Budget(pull.limit)
         yield b'{"changes":{'
-        skipping, emitted = pull.cursor is not None, 0
+        resume, emitted = pull.cursor, 0
         for registration, queryset in tables:
-            name = table_of(registration).name
+            name = table_name(registration)
             after = None
-            if skipping:  # a later page: start where the previous one stopped
-                if name != pull.cursor["table"]:
+            if resume is not None:  # a later page: start where the previous one stopped
+                if name != resume["table"]:
                     continue
-                skipping, after = False, (pull.cursor["part"], pull.cursor["after"])
+                after = (resume["part"], resume["after"])
+                resume = None
             yield (b"," if emitted else b"") + orjson.dumps(name) + b":"
             emitted += 1
             yield from _table_chunks(registration, queryset, pull, timestamp, after, budget, using)
@@ -262,16 +293,18 @@ def pull_chunks(tables, pull, using):
                 break
         yield b'},"timestamp":%d' % timestamp
         if pull.limit is not None:
-            more = budget.stopped_at is not None
-            yield b',"hasMore":%s' % (b"true" if more else b"false")
-            if more:
-                yield b',"cursor":' + orjson.dumps(_encode_cursor(timestamp, *budget.stopped_at))
+            stop = budget.stopped_at
+            yield b',"hasMore":%s' % (b"false" if stop is None else b"true")
+            if stop is not None:
+                yield b',"cursor":' + orjson.dumps(_encode_cursor(timestamp, *stop))
         yield b"}"
 
 
-def _table_chunks(registration, queryset, pull, timestamp, after, budget, using):
+def _table_chunks(registration: Registration, queryset: models.QuerySet, pull: PullRequest,
+                  timestamp: int, after: tuple[str, str] | None, budget: _Budget,
+                  using: str) -> Iterator[bytes]:
     """One table's ``{"created"|"updated": [...], "deleted": [...]}``, read in id order."""
-    table = table_of(registration)
+    table, name = table_of(registration), table_name(registration)
     columns = columns_of(registration, pull.schema_version)
     new_table = pull.migrated_from is not None and table.added_in > pull.migrated_from
     since = 0 if (new_table or pull.last_pulled_at is None) else pull.last_pulled_at
@@ -288,18 +321,18 @@ def _table_chunks(registration, queryset, pull, timestamp, after, budget, using)
     if after is None or after[0] == "objects":
         if after is not None:
             objects = objects.filter(pk__gt=after[1])
-        yield from _records(objects.order_by("pk"), columns, budget, table.name)
+        yield from _records(objects.order_by("pk"), columns, budget, name)
     yield b'],"%s":[' % (b"updated" if part == "created" else b"created")
     yield b'],"deleted":['
     if budget.stopped_at is None:
         tombstones = server.window_tombstones(registration, since, timestamp, using)
         if after is not None and after[0] == "deleted":
             tombstones = tombstones.filter(object_id__gt=after[1])
-        yield from _deleted(tombstones.order_by("object_id"), budget, table.name)
+        yield from _deleted(tombstones.order_by("object_id"), budget, name)
     yield b"]}"
 
 
-def _batches(queryset, fields, budget):
+def _batches(queryset: models.QuerySet, fields: list[str], budget: _Budget) -> Iterator[list[tuple]]:
     """Lists of rows of ``queryset``, BATCH_SIZE at a time, within the page's budget."""
     size = sync_settings.BATCH_SIZE
     if budget.left is not None:
@@ -314,7 +347,8 @@ def _batches(queryset, fields, budget):
         yield batch
 
 
-def _records(objects, columns, budget, table):
+def _records(objects: models.QuerySet, columns: list[Column], budget: _Budget,
+             table: str) -> Iterator[bytes]:
     first = True
     for batch in _batches(objects, ["pk", *(c.codec.attname for c in columns)], budget):
         rows = budget.take(batch)
@@ -331,7 +365,7 @@ def _records(objects, columns, budget, table):
             return
 
 
-def _deleted(tombstones, budget, table):
+def _deleted(tombstones: models.QuerySet, budget: _Budget, table: str) -> Iterator[bytes]:
     first = True
     for batch in _batches(tombstones, ["object_id"], budget):
         rows = budget.take(batch)
@@ -345,11 +379,11 @@ def _deleted(tombstones, budget, table):
 # --- push ---------------------------------------------------------------------------
 
 
-def parse_push_body(body, tables, id_max_length):
+def parse_push_body(body: Any, tables: Tables, id_max_length: int) -> Batches:
     """``[(registration, queryset, changes)]`` from a push body; 400 naming table, list and index."""
     if not isinstance(body, dict):
         raise ProtocolError("The body must be a JSON object of tables: WatermelonDB's changes.")
-    by_name = {table_of(registration).name: (registration, queryset) for registration, queryset in tables}
+    by_name = {table_name(registration): (registration, queryset) for registration, queryset in tables}
     batches, errors = [], []
     for name, table_changes in body.items():
         if name not in by_name:
@@ -368,11 +402,12 @@ def parse_push_body(body, tables, id_max_length):
     return batches
 
 
-def _error_order(error):
+def _error_order(error: dict[str, Any]) -> tuple[str, int, int]:
     return error["table"], PARTS.index(error["list"]), error["index"]
 
 
-def _push_items(name, table_changes, registration):
+def _push_items(name: str, table_changes: Any, registration: Registration,
+                ) -> tuple[list[Any], list[tuple[str, int]], list[dict[str, Any]]]:
     """persistence.sync items for one table's changes, each item's (list, index), and refusals.
 
     Raw values become wire values here (dates from ms, JSON from strings);
@@ -406,24 +441,25 @@ def _push_items(name, table_changes, registration):
     return items, places, refused
 
 
-def _column_name(registration, wire_name):
+def _column_name(registration: Registration, wire_name: str | None) -> str | None:
     for column in columns_of(registration):
         if column.codec.name == wire_name:
             return column.name
     return wire_name
 
 
-def conflict_check(batches, last_pulled_at, using):
+def conflict_check(batches: Batches, last_pulled_at: int,
+                   using: str) -> Callable[[dict[str, int]], None]:
     """``check(stamps)`` for push_many: refuse the push if a pushed record changed meanwhile.
 
     Runs with every touched model's clock held, so nothing can change between
     this check and the writes.
     """
 
-    def check(stamps):
+    def check(stamps: dict[str, int]) -> None:
         conflicts = []
         for registration, queryset, changes in batches:
-            name = table_of(registration).name
+            name = table_name(registration)
             for chunk in chunks(changes):
                 changed = queryset.using(using).filter(pk__in=chunk, last_change__gt=last_pulled_at)
                 conflicts += [{"table": name, "id": pk,
@@ -450,7 +486,9 @@ class WatermelonSyncView(APIView):
 
     http_method_names = ["get", "post", "head", "options"]
     permission_classes = []  # each table's own permission classes decide, below
-    registry = None  # the SyncRegistry whose models it serves; set by watermelon_view()
+    # The registry whose models it serves: watermelon_view() always sets it; as_view()
+    # takes only names the class already has, hence the None.
+    registry: SyncRegistry = None  # type: ignore[assignment]
 
     def get_parsers(self):
         from persistence_sync.views import UnreadBodyParser
@@ -462,11 +500,12 @@ class WatermelonSyncView(APIView):
 
         return error_response
 
-    def visible_tables(self, request):
+    def visible_tables(self, request: Request) -> Tables:
         """``[(registration, queryset)]`` of the tables this request may sync, parents first."""
         tables, denied = [], None
         for registration in self.registry.registrations():
-            view = registration.view.cls(request=request, args=(), kwargs={}, format_kwarg=None)
+            view = registration.view.cls(  # type: ignore[attr-defined]  # set by as_view()
+                request=request, args=(), kwargs={}, format_kwarg=None)
             view.headers = {}
             try:
                 view.check_permissions(request)
@@ -479,10 +518,10 @@ class WatermelonSyncView(APIView):
             raise denied
         return tables
 
-    def get_db(self, tables):
+    def get_db(self, tables: Tables) -> str:
         return router.db_for_read(tables[0][0].model) if tables else "default"
 
-    def get(self, request, *args, **kwargs):
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         pull = parse_pull_request(request.query_params)
         tables = self.visible_tables(request)
         if pull.schema_version is not None:
@@ -500,18 +539,18 @@ class WatermelonSyncView(APIView):
             raise ProtocolError("The database is unavailable, retry later.", status_code=503) from exc
         return StreamingHttpResponse(_streamed(head, chunks), content_type="application/json")
 
-    def post(self, request, *args, **kwargs):
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         from persistence_sync.views import SyncView
 
         last_pulled_at = _int_param(request.query_params, "last_pulled_at", required=True)
         body = SyncView.read_json_body(request)
         pushed = set(body) if isinstance(body, dict) else set()
-        known = {table_of(r).name for r in self.registry.registrations()}
+        known = {table_name(r) for r in self.registry.registrations()}
         if pushed - known:
             raise ProtocolError(f"Unknown table {sorted(pushed - known)[0]!r}; this server syncs "
                                 f"{sorted(known)}.")
-        tables = [(r, q) for r, q in self.visible_tables(request) if table_of(r).name in pushed]
-        forbidden = pushed - {table_of(r).name for r, _ in tables}
+        tables = [(r, q) for r, q in self.visible_tables(request) if table_name(r) in pushed]
+        forbidden = pushed - {table_name(r) for r, _ in tables}
         if forbidden:
             raise ProtocolError(f"You may not push to {sorted(forbidden)}.", status_code=403)
         batches = parse_push_body(body, tables, max(r.model._meta.pk.max_length or 255
@@ -528,12 +567,12 @@ class WatermelonSyncView(APIView):
         return HttpResponse(b'{"status":"ok"}', content_type="application/json")
 
 
-def _streamed(head, chunks):
+def _streamed(head: Iterable[bytes], chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield from head
     yield from chunks
 
 
-def watermelon_view(registry):
+def watermelon_view(registry: SyncRegistry) -> Callable[[HttpRequest], HttpResponse]:
     """The view function of the WatermelonDB endpoint for ``registry``'s models."""
     view = WatermelonSyncView.as_view(registry=registry)
     # Like the persistence.sync views, it manages its own transactions.
