@@ -30,7 +30,8 @@ def new_id():
 
 # (model label, pk) of objects whose tombstone a bulk delete already wrote, so
 # the post_delete receiver does not write it again, one query per object.
-_tombstoned = contextvars.ContextVar("persistence_sync_tombstoned", default=frozenset())
+_tombstoned: contextvars.ContextVar[frozenset[tuple[str, object]]] = contextvars.ContextVar(
+    "persistence_sync_tombstoned", default=frozenset())
 
 
 def bulk_create_at(queryset, objs, stamp, **kwargs):
@@ -86,7 +87,8 @@ class SyncableQuerySet(models.QuerySet):
             kwargs["last_change"] = clock.tick(self.model, self.db)
             return super().update(**kwargs)
 
-    update.alters_data = True
+    # Django's flags on methods (no template calls them); stubs cannot type them.
+    update.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_create(self, objs, *args, **kwargs):
         objs = list(objs)
@@ -108,17 +110,21 @@ class SyncableQuerySet(models.QuerySet):
                 obj.last_change = stamp
             return super().bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
 
-    bulk_update.alters_data = True
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
 
     def delete(self):
         with transaction.atomic(using=self.db, savepoint=False):
             return delete_at(self, clock.tick(self.model, self.db))
 
-    delete.alters_data = True
-    delete.queryset_only = True
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
 
 
-class SyncableManager(models.Manager.from_queryset(SyncableQuerySet)):
+# Named at module level so that django-stubs' plugin can type its methods.
+_SyncableManagerBase = models.Manager.from_queryset(SyncableQuerySet)
+
+
+class SyncableManager(_SyncableManagerBase):
     """The default manager of syncable models; subclass it for your own."""
 
 
@@ -168,7 +174,7 @@ class SyncableModel(models.Model):
                 Tombstone.forget(type(self), [self.pk], using)
             return super().save(*args, **kwargs)
 
-    save.alters_data = True
+    save.alters_data = True  # type: ignore[attr-defined]
 
 
 def stamp_before_set_on_delete(sender, instance, using, **kwargs):

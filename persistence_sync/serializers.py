@@ -25,7 +25,7 @@ import datetime
 import decimal
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -266,7 +266,7 @@ class Change:
 
     index: int  # position of its last item in the pushed array
     removed: bool = False
-    values: dict = None  # attname -> Python value, only the fields sent
+    values: dict[str, Any] = field(default_factory=dict)  # attname -> Python value, only the fields sent
 
 
 def parse_push(items, codecs, id_max_length):

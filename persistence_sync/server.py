@@ -364,7 +364,7 @@ def _check_relations(registration, changes, stored, using):
         target = codec.related_model
         if target is None:
             continue
-        wanted = {}
+        wanted: dict[object, list[str]] = {}  # value -> ids of the pushed objects naming it
         for pk, change in changes.items():
             value = change.values.get(codec.attname) if not change.removed else None
             if value is not None:

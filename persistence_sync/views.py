@@ -14,6 +14,7 @@ import itertools
 import json
 import re
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from django.db import DatabaseError, DataError, IntegrityError, router, transaction
 from django.http import HttpResponse, StreamingHttpResponse
@@ -25,6 +26,9 @@ from persistence_sync import server, signals
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
 from persistence_sync.serializers import PUSH_ID_HEADER, PUSH_REPLAY_HEADER, parse_push
+
+if TYPE_CHECKING:
+    from persistence_sync.registry import Registration
 
 # Largest value a BIGINT _lastChange column holds.
 MAX_STAMP = 2**63 - 1
@@ -47,10 +51,11 @@ def error_response(exc, context):
     if isinstance(exc, exceptions.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.get_full_details())
         response = json_response({"status": "error", "error": str(detail)}, exc.status_code)
-        if getattr(exc, "auth_header", None):
-            response["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            response["Retry-After"] = str(int(exc.wait))
+        auth_header, wait = getattr(exc, "auth_header", None), getattr(exc, "wait", None)
+        if auth_header:
+            response["WWW-Authenticate"] = auth_header
+        if wait:
+            response["Retry-After"] = str(int(wait))
         return response
     return None  # a server error: let Django report it
 
@@ -72,7 +77,7 @@ class UnreadBodyParser(BaseParser):
 class SyncView(APIView):
     """Pull (GET) and push (POST) for one registered model."""
 
-    registration = None  # set on the generated subclass
+    registration: "Registration"  # set on the generated subclass
     http_method_names = ["get", "post", "head", "options"]
     parser_classes = [UnreadBodyParser]  # post() reads and parses the body itself
 
@@ -247,7 +252,7 @@ def sync_view_factory(registration):
         if value is not None:
             attrs[option] = value
     name = f"{registration.model.__name__}SyncView"
-    view = type(name, (SyncView,), attrs).as_view()
+    view = cast("type[SyncView]", type(name, (SyncView,), attrs)).as_view()
     # The view manages its own transactions (a snapshot for pulls, retried
     # transactions for pushes), so ATOMIC_REQUESTS must not wrap it.
     for alias in {"default", router.db_for_write(registration.model)}:
