@@ -60,6 +60,7 @@ from persistence_sync.serializers import ID, REMOVED, Change, FieldCodec, parse_
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
+    from rest_framework.parsers import BaseParser
     from rest_framework.request import Request
 
     from persistence_sync.registry import Registration, SyncRegistry
@@ -490,12 +491,12 @@ class WatermelonSyncView(APIView):
     # takes only names the class already has, hence the None.
     registry: SyncRegistry = None  # type: ignore[assignment]
 
-    def get_parsers(self):
+    def get_parsers(self) -> list[BaseParser]:
         from persistence_sync.views import UnreadBodyParser
 
         return [UnreadBodyParser()]
 
-    def get_exception_handler(self):
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], HttpResponse | None]:
         from persistence_sync.views import error_response
 
         return error_response
