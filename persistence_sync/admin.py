@@ -18,17 +18,23 @@ remote (``syncall``: last pull, last push, last success) and the clock per
 model (its value and the tombstone horizon of ``prunetombstones``).
 """
 
+from __future__ import annotations
+
 import datetime
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from persistence_sync.clock import Clock, wall_ms
 from persistence_sync.models import SyncState, Tombstone
 
 
-def format_stamp(value):
+def format_stamp(value: int | None) -> str:
     """A stamp (ms since 1970) as ``2026-11-30 21:59:02.123 (1796075942123)`` in local time."""
     if not value:
         return f"never ({value or 0})"
@@ -40,11 +46,11 @@ def format_stamp(value):
     return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} ({value})"
 
 
-def stamp_display(field, description):
+def stamp_display(field: str, description: str) -> Callable[[Model], str]:
     """A list_display/readonly callable showing ``field`` through :func:`format_stamp`."""
 
     @admin.display(description=description, ordering=field)
-    def display(obj):
+    def display(obj: Model) -> str:
         return format_stamp(getattr(obj, field))
 
     display.__name__ = f"{field}_display"
@@ -53,28 +59,35 @@ def stamp_display(field, description):
 
 last_change_display = stamp_display("last_change", "last change (_lastChange)")
 
+# The mixin goes before admin.ModelAdmin; type checkers take that as its base to check super().
+if TYPE_CHECKING:
+    _MixinBase = admin.ModelAdmin
+else:
+    _MixinBase = object
 
-class SyncableAdminMixin:
+
+class SyncableAdminMixin(_MixinBase):
     """ModelAdmin mixin for SyncableModel: ``_lastChange`` readable in the list and the form."""
 
-    def get_list_display(self, request):
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
         columns = [c for c in super().get_list_display(request) if c != "last_change"]
         return [*columns, last_change_display]
 
-    def get_readonly_fields(self, request, obj=None):
+    # django-stubs types readonly fields as names only; Django also takes callables.
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Sequence[Any]:  # type: ignore[override]
         return [*super().get_readonly_fields(request, obj), last_change_display]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Viewable by whoever may view the model; nobody adds, edits or deletes here."""
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -83,12 +96,13 @@ class AgeFilter(admin.SimpleListFilter):
     parameter_name = "older_than_days"
     DAYS = (1, 7, 30, 90, 365)
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [(str(days), f"older than {days} day{'s' if days > 1 else ''}") for days in self.DAYS]
 
-    def queryset(self, request, queryset):
-        if self.value() in {str(days) for days in self.DAYS}:
-            return queryset.filter(last_change__lt=wall_ms() - int(self.value()) * 86_400_000)
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value in {str(days) for days in self.DAYS}:
+            return queryset.filter(last_change__lt=wall_ms() - int(value) * 86_400_000)
         return queryset
 
 
@@ -98,8 +112,8 @@ class TombstoneAdmin(ReadOnlyAdmin):
     list_filter = ["model", AgeFilter]
     search_fields = ["object_id"]
     ordering = ["-last_change"]
-    fields = ["model", "object_id", last_change_display]
-    readonly_fields = fields
+    fields = ["model", "object_id", last_change_display]  # type: ignore[list-item]
+    readonly_fields = fields  # type: ignore[assignment]  # callables too: see the mixin
 
 
 @admin.register(SyncState)
@@ -112,11 +126,11 @@ class SyncStateAdmin(ReadOnlyAdmin):
     list_display = ["model", "remote", "last_success", last_pull, last_push]
     list_filter = ["model", "remote"]
     ordering = ["model", "remote"]
-    fields = ["model", "remote", "last_success", last_pull, last_push, local_point, "applied_stamp"]
-    readonly_fields = fields
+    fields = ["model", "remote", "last_success", last_pull, last_push, local_point, "applied_stamp"]  # type: ignore[list-item]
+    readonly_fields = fields  # type: ignore[assignment]  # callables too: see the mixin
 
     @admin.display(description="last success", ordering="synced_at")
-    def last_success(self, obj):
+    def last_success(self, obj: SyncState) -> object:
         return obj.synced_at or "never"
 
 
@@ -128,5 +142,5 @@ class ClockAdmin(ReadOnlyAdmin):
     horizon_display = stamp_display("tombstones_pruned_to", "tombstones pruned up to")
     list_display = ["model", value_display, horizon_display]
     ordering = ["model"]
-    fields = ["model", value_display, horizon_display]
-    readonly_fields = fields
+    fields = ["model", value_display, horizon_display]  # type: ignore[list-item]
+    readonly_fields = fields  # type: ignore[assignment]  # callables too: see the mixin

@@ -7,7 +7,7 @@ class PersistenceSyncConfig(AppConfig):
     verbose_name = "Persistence sync"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self):
+    def ready(self) -> None:
         from django.apps import apps
         from django.core.checks import register
 

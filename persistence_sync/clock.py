@@ -36,12 +36,15 @@ COMMITTED, the default, for writers), MySQL/MariaDB (InnoDB) and SQLite
 milliseconds when it is ahead and never go backwards when it is not.
 """
 
+from __future__ import annotations
+
 import contextvars
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from django.db import connections, models, transaction
-from django.db.models import F, Value
+from django.db.models import F, Model, Value
 from django.db.models.functions import Greatest
 
 from persistence_sync.exceptions import ClockError
@@ -66,26 +69,27 @@ class Clock(models.Model):
         app_label = "persistence_sync"
         verbose_name = "sync clock"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.model} @ {self.value}"
 
 
-def wall_ms():
+def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def clock_key(model):
+def clock_key(model: type[Model]) -> str:
     """The counter a model's writes share (proxies share their concrete model's)."""
-    return model._meta.concrete_model._meta.label_lower
+    concrete = model._meta.concrete_model or model  # None only on abstract models
+    return concrete._meta.label_lower
 
 
 # {clock key: stamp} while the sync client applies what it took from a remote.
-_remote_stamps: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+_remote_stamps: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
     "persistence_sync_remote_stamps", default=None)
 
 
 @contextmanager
-def applying_remote():
+def applying_remote() -> Iterator[dict[str, int]]:
     """Stamp every write of the block, cascades included, as taken from a remote.
 
     The sync client (:mod:`persistence_sync.client`) applies a sync inside
@@ -96,7 +100,7 @@ def applying_remote():
     carry the stamp the sync records as "taken from the remote" (yielded as
     ``{clock key: stamp}``), and are never mistaken for local changes.
     """
-    stamps: dict = {}
+    stamps: dict[str, int] = {}
     token = _remote_stamps.set(stamps)
     try:
         yield stamps
@@ -104,7 +108,7 @@ def applying_remote():
         _remote_stamps.reset(token)
 
 
-def tick(model, using, fresh=False):
+def tick(model: type[Model], using: str, fresh: bool = False) -> int:
     """Advance ``model``'s counter and return the new stamp.
 
     Must run inside ``transaction.atomic(using=using)``: the counter's row lock
@@ -127,7 +131,7 @@ def tick(model, using, fresh=False):
     return stamp
 
 
-def _advance(key, using):
+def _advance(key: str, using: str) -> int:
     counter = Clock.objects.using(using).filter(model=key)
     advance = {"value": Greatest(F("value") + 1, Value(wall_ms()))}
     if not counter.update(**advance):
@@ -138,12 +142,12 @@ def _advance(key, using):
     return counter.values_list("value", flat=True).get()
 
 
-def committed_now(model, using):
+def committed_now(model: type[Model], using: str) -> int:
     """The counter's committed value: every stamp up to it has committed."""
     return committed_now_and_horizon(model, using)[0]
 
 
-def committed_now_and_horizon(model, using):
+def committed_now_and_horizon(model: type[Model], using: str) -> tuple[int, int]:
     """``(committed_now, tombstones_pruned_to)`` read in one query, hence one snapshot."""
     row = (
         Clock.objects.using(using)
@@ -155,7 +159,7 @@ def committed_now_and_horizon(model, using):
 
 
 @contextmanager
-def read_snapshot(using):
+def read_snapshot(using: str) -> Iterator[None]:
     """A read-only transaction whose queries all see one database snapshot.
 
     The clock value and the rows read with it must come from the same
@@ -181,7 +185,7 @@ def read_snapshot(using):
         yield
 
 
-def catch_up(models, using):
+def catch_up(models: Iterable[type[Model]], using: str) -> int:
     """Bring the clocks of ``models`` up to the latest of them; return that value ``T``.
 
     For a pull of several models under one timestamp (WatermelonDB's

@@ -8,11 +8,13 @@ lazily (never at import time) and re-read when a test overrides them::
     }
 """
 
+from typing import Any
+
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     # Largest push body accepted, in bytes; a larger one gets 413. The classic
     # client sends all its local changes in one POST, so this is generous:
     # 100,000 small objects fit easily.

@@ -5,11 +5,16 @@ writers against one database; a push that meets one is retried here, whole,
 so that the client never sees it.
 """
 
+from __future__ import annotations
+
 import random
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from django.db import DatabaseError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from persistence_sync.conf import sync_settings
 
@@ -18,20 +23,22 @@ POSTGRES_TRANSIENT = {"40001", "40P01", "55P03"}
 # MySQL/MariaDB errors: lock wait timeout, deadlock.
 MYSQL_TRANSIENT = {1205, 1213}
 
+T = TypeVar("T")
 
-def chunks(values, size=None):
+
+def chunks(values: Iterable[T], size: int | None = None) -> Iterator[list[T]]:
     """``values`` in lists of at most ``size`` (default ``BATCH_SIZE``): one query each.
 
     Databases cap the parameters of one statement (SQLite: 32766, and far
     fewer on old builds), so ids are never sent in one unbounded ``IN (...)``.
     """
     size = size or sync_settings.BATCH_SIZE
-    values = list(values)
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+    items = list(values)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
-def is_transient(exc, connection):
+def is_transient(exc: DatabaseError, connection: BaseDatabaseWrapper) -> bool:
     """Whether retrying the whole transaction may succeed where it just failed."""
     cause = exc.__cause__
     if connection.vendor == "postgresql":
@@ -128,3 +135,4 @@ def run_with_retries(func, using, deadline=None):
         # Jittered exponential backoff, capped: the competing writer
         # usually finishes within milliseconds.
         time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -16,6 +16,10 @@ ConflictHandlerError   a conflict handler setting or argument is unusable
 talks plain http to another machine.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -46,7 +50,8 @@ class TransportError(SyncClientError):
     parsed as JSON (None when it was not JSON).
     """
 
-    def __init__(self, message, transient=False, status=None, answer=None):
+    def __init__(self, message: str, transient: bool = False, status: int | None = None,
+                 answer: Any = None) -> None:
         super().__init__(message)
         self.transient = transient
         self.status = status
@@ -68,17 +73,18 @@ class ProtocolError(PersistenceSyncError):
     ``field`` and ``message`` where they are known.
     """
 
-    status_code = 400
+    status_code: int = 400
 
-    def __init__(self, message, errors=None, status_code=None):
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None,
+                 status_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.errors = list(errors or [])
         if status_code is not None:
             self.status_code = status_code
 
-    def as_json(self):
-        body = {"status": "error", "error": self.message}
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "error", "error": self.message}
         if self.errors:
             body["errors"] = self.errors
         return body
@@ -95,7 +101,7 @@ class HistoryPruned(ProtocolError):
 
     status_code = 410
 
-    def __init__(self, since, horizon):
+    def __init__(self, since: int, horizon: int) -> None:
         super().__init__(
             f"since={since} is older than the tombstone horizon {horizon}: deletions up to "
             "it were pruned. Pull again with since=0 and reconcile (a full resync)."
@@ -103,7 +109,7 @@ class HistoryPruned(ProtocolError):
         self.since = since
         self.horizon = horizon
 
-    def as_json(self):
+    def as_json(self) -> dict[str, Any]:
         return {**super().as_json(), "horizon": self.horizon, "resync": True}
 
 

@@ -30,7 +30,8 @@ def new_id():
 
 # (model label, pk) of objects whose tombstone a bulk delete already wrote, so
 # the post_delete receiver does not write it again, one query per object.
-_tombstoned = contextvars.ContextVar("persistence_sync_tombstoned", default=frozenset())
+_tombstoned: contextvars.ContextVar[frozenset[tuple[str, object]]] = contextvars.ContextVar(
+    "persistence_sync_tombstoned", default=frozenset())
 
 
 def scope_attname(model):
@@ -222,7 +223,8 @@ class SyncableQuerySet(models.QuerySet):
             self._record_departures(before, attname, stamp)
             return count
 
-    update.alters_data = True
+    # Django's flags on methods (no template calls them); stubs cannot type them.
+    update.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_create(self, objs, *args, **kwargs):
         objs = list(objs)
@@ -264,17 +266,21 @@ class SyncableQuerySet(models.QuerySet):
         after = _scopes(self.model, list(before), attname, self.db)
         record_departures(self.model, before, after, stamp, self.db)
 
-    bulk_update.alters_data = True
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
 
     def delete(self):
         with transaction.atomic(using=self.db, savepoint=False):
             return delete_at(self, clock.tick(self.model, self.db))
 
-    delete.alters_data = True
-    delete.queryset_only = True
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
 
 
-class SyncableManager(models.Manager.from_queryset(SyncableQuerySet)):
+# Named at module level so that django-stubs' plugin can type its methods.
+_SyncableManagerBase = models.Manager.from_queryset(SyncableQuerySet)
+
+
+class SyncableManager(_SyncableManagerBase):
     """The default manager of syncable models; subclass it for your own."""
 
 
@@ -335,7 +341,7 @@ class SyncableModel(models.Model):
             record_departures(model, before, after, stamp, using)
             return result
 
-    save.alters_data = True
+    save.alters_data = True  # type: ignore[attr-defined]
 
 
 def stamp_before_set_on_delete(sender, instance, using, **kwargs):

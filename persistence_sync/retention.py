@@ -19,12 +19,15 @@ retention period never notice::
     # {"todo.task": PruneResult(removed=1234, horizon=1767225600000), ...}
 """
 
+from __future__ import annotations
+
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, transaction
-from django.db.models import Max, Value
+from django.db.models import Max, Model, Value
 from django.db.models.functions import Greatest
 
 from persistence_sync import clock
@@ -42,7 +45,7 @@ class PruneResult:
     horizon: int = 0  # the model's horizon afterwards
 
 
-def retention_period(value=None):
+def retention_period(value: datetime.timedelta | float | None = None) -> datetime.timedelta | None:
     """``value`` (or the setting) as a timedelta; None means keep for ever."""
     setting = "PERSISTENCE_SYNC['TOMBSTONE_RETENTION']"
     if value is None:
@@ -60,8 +63,9 @@ def retention_period(value=None):
     return period
 
 
-def prune_tombstones(older_than, labels=None, using=DEFAULT_DB_ALIAS, dry_run=False,
-                     batch_size=PRUNE_BATCH):
+def prune_tombstones(older_than: datetime.timedelta, labels: Iterable[str] | None = None,
+                     using: str = DEFAULT_DB_ALIAS, dry_run: bool = False,
+                     batch_size: int = PRUNE_BATCH) -> dict[str, PruneResult]:
     """Delete tombstones stamped before ``now - older_than``; returns ``{label: PruneResult}``.
 
     ``labels``: model labels (``"todo.task"``) to prune; default every model
@@ -75,7 +79,7 @@ def prune_tombstones(older_than, labels=None, using=DEFAULT_DB_ALIAS, dry_run=Fa
     tombstones = Tombstone.objects.using(using)
     if labels is None:
         labels = sorted(set(tombstones.values_list("model", flat=True).distinct()))
-    report = {}
+    report: dict[str, PruneResult] = {}
     for label in labels:
         old = tombstones.filter(model=label, last_change__lt=cutoff)
         model = _model(label)
@@ -101,20 +105,20 @@ def prune_tombstones(older_than, labels=None, using=DEFAULT_DB_ALIAS, dry_run=Fa
     return report
 
 
-def _model(label):
+def _model(label: str) -> type[Model] | None:
     try:
         return apps.get_model(label)
     except (LookupError, ValueError):
         return None  # a model that no longer exists: no endpoint serves its tombstones
 
 
-def _horizon(model, using):
+def _horizon(model: type[Model] | None, using: str) -> int:
     if model is None:
         return 0
     return clock.committed_now_and_horizon(model, using)[1]
 
 
-def _raise_horizon(model, stamp, using):
+def _raise_horizon(model: type[Model], stamp: int, using: str) -> None:
     from persistence_sync.clock import Clock
 
     key = clock.clock_key(model)

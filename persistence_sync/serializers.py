@@ -35,7 +35,7 @@ import decimal
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -386,7 +386,7 @@ class Change:
 
     index: int  # position of its last item in the pushed array
     removed: bool = False
-    values: dict = None  # attname -> Python value, only the fields sent
+    values: dict[str, Any] = field(default_factory=dict)  # attname -> Python value, only the fields sent
 
 
 def parse_push(items, codecs, id_max_length, connection=None, server_fields=()):

@@ -41,6 +41,7 @@ admin) send Django's model signals, not these.
 """
 
 import logging
+from typing import Any
 
 from django.dispatch import Signal
 
@@ -51,7 +52,7 @@ post_push = Signal()
 post_pull = Signal()
 
 
-def send_robust(signal, **kwargs):
+def send_robust(signal: Signal, **kwargs: Any) -> None:
     """Send ``signal``; log (never raise) a receiver's error: the sync already happened."""
     for receiver, response in signal.send_robust(**kwargs):
         if isinstance(response, Exception):

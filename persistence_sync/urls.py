@@ -6,14 +6,17 @@ module is imported still appear. Reverse them as
 ``reverse("persistence_sync:<app_label>.<model_name>")``.
 """
 
+from __future__ import annotations
+
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern
 
 from persistence_sync import registry
 
 app_name = "persistence_sync"
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> list[URLPattern]:
     if name != "urlpatterns":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:

@@ -272,7 +272,7 @@ class Sync:
     def missing_parents(self, parent: ModelRun) -> bool:
         """Whether pulled objects of other models name a ``parent`` object nobody has."""
         model = parent.registration.model
-        named = set()
+        named: set[object] = set()
         for run in self.runs:
             for codec in run.registration.codecs:
                 if codec.related_model is model and run is not parent:
@@ -373,7 +373,7 @@ def groups(models=None) -> list[list[Registration]]:
                 for label in merged:
                     group_of[label] = merged
     wanted = None if models is None else {_label(model) for model in models}
-    result = []
+    result: list[list[Registration]] = []
     for reg in ordered:
         members = group_of[reg.label]
         if (wanted is None or members & wanted) and not any(reg in g for g in result):

@@ -26,22 +26,29 @@ locally but did not push is pushed for it. Usage::
     # or: manage.py syncall --conflicts myapp.sync.longest_name
 """
 
-from dataclasses import dataclass, field
+from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Model
 from django.utils.module_loading import import_string
 
 from persistence_sync.exceptions import ConflictHandlerError
 from persistence_sync.serializers import ID
+
+if TYPE_CHECKING:
+    from persistence_sync.registry import Registration
 
 
 @dataclass
 class Conflict:
     """One object changed on both sides; ``properties`` are the wire names that differ."""
 
-    local: object  # the local model instance; a handler may change its fields
-    remote: dict  # the remote item exactly as pulled (wire names and values)
-    properties: list
-    registration: object = field(repr=False, default=None)
+    local: Model  # the local model instance; a handler may change its fields
+    remote: dict[str, Any]  # the remote item exactly as pulled (wire names and values)
+    properties: list[str]
+    registration: Registration = field(repr=False)
 
     @property
     def id(self):

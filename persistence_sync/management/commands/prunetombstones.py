@@ -8,8 +8,12 @@ to run from cron (it does nothing when no retention is set)::
     python manage.py prunetombstones todo.task --older-than 12h
 """
 
+from __future__ import annotations
+
 import datetime
 import re
+from argparse import ArgumentParser
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
@@ -20,7 +24,7 @@ UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([dhms]?)")
 
 
-def parse_duration(text):
+def parse_duration(text: str) -> datetime.timedelta:
     """``"90"`` or ``"90d"`` (days), ``"12h"``, ``"30m"``, ``"45s"`` as a timedelta."""
     match = DURATION_RE.fullmatch(text.strip().lower())
     if not match:
@@ -34,7 +38,7 @@ def parse_duration(text):
     return period
 
 
-def describe(period):
+def describe(period: datetime.timedelta) -> str:
     """``30 days``, ``1 day``, or ``12:00:00`` for periods that are not whole days."""
     if period.seconds or period.microseconds:
         return str(period)
@@ -49,7 +53,7 @@ class Command(BaseCommand):
     )
     requires_system_checks = ["models", "database"]
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "labels", nargs="*", metavar="app_label.Model",
             help="Models whose tombstones to prune (default: all).",
@@ -66,7 +70,8 @@ class Command(BaseCommand):
             "--database", default=DEFAULT_DB_ALIAS, help="Database alias (default: default).",
         )
 
-    def handle(self, **options):
+    def handle(self, **options: Any) -> None:
+        period: datetime.timedelta | None
         if options["older_than"]:
             period = parse_duration(options["older_than"])
         else:
@@ -97,7 +102,7 @@ class Command(BaseCommand):
             )
 
     @staticmethod
-    def check_label(label):
+    def check_label(label: str) -> str:
         from django.apps import apps
 
         try:

@@ -7,15 +7,22 @@ A thin command over :func:`persistence_sync.client.sync_all`::
     python manage.py syncall --conflicts prefer-local --dry-run --json
 """
 
+from __future__ import annotations
+
 import json
 import sys
+from argparse import ArgumentParser
+from collections.abc import Sequence
+from typing import Any
 
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from persistence_sync import client, registry
+from persistence_sync.client.results import ModelResult
 from persistence_sync.exceptions import ConflictHandlerError
+from persistence_sync.registry import Registration
 
 
 class Command(BaseCommand):
@@ -28,7 +35,7 @@ class Command(BaseCommand):
     # push or pull the wrong fields at the wrong URI.
     requires_system_checks = ["models", "database", "persistence_sync"]
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "labels", nargs="*", metavar="app_label[.Model]",
             help="Models to sync (default: every registered model); the models tied to "
@@ -52,7 +59,7 @@ class Command(BaseCommand):
             "--json", action="store_true", help="Print a machine-readable summary on stdout.",
         )
 
-    def handle(self, **options):
+    def handle(self, **options: Any) -> None:
         self.verbosity = options["verbosity"]
         models = self.get_models(options["labels"])
         handler = options["conflicts"]
@@ -78,12 +85,12 @@ class Command(BaseCommand):
                 + ", ".join(result.model for result in failed)
             )
 
-    def get_models(self, labels):
+    def get_models(self, labels: Sequence[str]) -> list[Registration] | None:
         """Registrations named by ``app_label`` or ``app_label.Model``; None means all."""
         if not labels:
             return None
         registered = registry.default.registrations()
-        selected = []
+        selected: list[Registration] = []
         for label in labels:
             app_label, _, model_name = label.partition(".")
             try:
@@ -109,13 +116,13 @@ class Command(BaseCommand):
             selected.extend(reg for reg in matches if reg not in selected)
         return selected
 
-    def show_progress(self, result, stage):
+    def show_progress(self, result: ModelResult, stage: str) -> None:
         # One line rewritten in place on a terminal; cleared when the model is done.
         line = "" if stage == "done" else f"{result.model}: {stage}..."
         self.stderr.write(f"\r\033[K{line}", ending="")
         self.stderr.flush()
 
-    def report(self, results, as_json):
+    def report(self, results: Sequence[ModelResult], as_json: bool) -> None:
         for result in results:
             if not result.ok:  # errors are shown even at -v 0
                 self.stderr.write(result.summary())
