@@ -4,7 +4,7 @@ from todo import clientlib
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # Sign-in for the to-do page (demo / demo, made by migration todo.0002).
+    # Sign-in for the to-do page (demo / demo, made by migration todo.0003).
     path("accounts/", include("django.contrib.auth.urls")),
     # The persistence.js client from the npm cache (see todo.clientlib), for the
     # to-do page and the browser tests.
