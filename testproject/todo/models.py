@@ -12,7 +12,7 @@ from django.db import models
 import persistence_sync
 from persistence_sync.models import SyncableModel
 
-# The example site's demo account, made by migration todo.0002 (README,
+# The example site's demo account, made by migration todo.0003 (README,
 # "Multi-user sync"); objects created by site code without an owner (the
 # shell, fixtures) belong to it.
 DEMO_USERNAME = "demo"
