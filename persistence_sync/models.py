@@ -261,8 +261,8 @@ class SyncableQuerySet(models.QuerySet):
 
     def _changes_field(self, attname, names):
         opts = self.model._meta
-        # update() and bulk_update() take concrete fields, never the reverse
-        # relations get_field() may also return (Django refuses those itself).
+        # update() and bulk_update() accept only concrete fields, never the
+        # reverse relations get_field() may also return.
         return any(opts.get_field(name).attname == attname  # type: ignore[union-attr]
                    for name in names)
 
