@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -52,7 +52,7 @@ def is_transient(exc: DatabaseError, connection: BaseDatabaseWrapper) -> bool:
     return False
 
 
-def is_busy(exc, connection):
+def is_busy(exc: DatabaseError, connection: BaseDatabaseWrapper) -> bool:
     """Whether ``exc`` is a lock wait that timed out (another writer held the lock)."""
     cause = exc.__cause__
     if connection.vendor == "postgresql":
@@ -66,7 +66,7 @@ def is_busy(exc, connection):
 
 
 @contextmanager
-def lock_timeout(using, seconds):
+def lock_timeout(using: str, seconds: float | None) -> Iterator[None]:
     """Make lock waits on ``using`` give up after ``seconds`` (inside a transaction).
 
     PostgreSQL: ``SET LOCAL lock_timeout`` (ends with the transaction);
@@ -109,7 +109,7 @@ def lock_timeout(using, seconds):
                 cursor.close()
 
 
-def run_with_retries(func, using, deadline=None):
+def run_with_retries(func: Callable[[], T], using: str, deadline: float | None = None) -> T:
     """Run ``func()`` in a transaction, retrying it after transient errors.
 
     Inside an outer atomic block nothing can be retried (the outer

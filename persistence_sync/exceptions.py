@@ -70,18 +70,20 @@ class ProtocolError(PersistenceSyncError):
     """A request that breaks the wire protocol; answered with a 4xx JSON error.
 
     ``errors`` lists the bad items, each a dict with ``index``, ``id``,
-    ``field`` and ``message`` where they are known.
+    ``field`` and ``message`` where they are known. ``retry_after``: seconds
+    a client should wait before retrying, sent as ``Retry-After`` (a 503).
     """
 
     status_code: int = 400
 
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None,
-                 status_code: int | None = None) -> None:
+                 status_code: int | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.errors = list(errors or [])
         if status_code is not None:
             self.status_code = status_code
+        self.retry_after = retry_after
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"status": "error", "error": self.message}

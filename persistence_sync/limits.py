@@ -31,9 +31,13 @@ Usage::
         ...
 """
 
+from __future__ import annotations
+
 import json
 import re
+from collections.abc import Iterator
 from itertools import accumulate
+from typing import Any, NoReturn
 
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ProtocolError
@@ -54,7 +58,7 @@ for _close in b"]}":
     DEPTH_STEP[_close] = -1
 
 
-def body_too_large(limit):
+def body_too_large(limit: int) -> ProtocolError:
     return ProtocolError(
         f"The body is larger than {limit} bytes (PERSISTENCE_SYNC['MAX_BODY_SIZE']); "
         "push fewer objects at a time.",
@@ -62,7 +66,7 @@ def body_too_large(limit):
     )
 
 
-def scan_body(body):
+def scan_body(body: bytes) -> None:
     """Refuse a body nested deeper than ``MAX_DEPTH`` or holding more than ``MAX_VALUES`` values.
 
     Works on the bytes with C-speed passes (a regex, ``bytes.translate``,
@@ -90,7 +94,7 @@ def scan_body(body):
         )
 
 
-def _structure(body):
+def _structure(body: bytes) -> bytes | bytearray:
     """The ``[]{},`` of ``body`` that are not inside strings, in order."""
     if b"\\" in body:  # escapes go first, as pairs from the left: \\ then \"
         body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
@@ -108,7 +112,7 @@ def _structure(body):
     return out.translate(None, b'"')  # an unterminated string's quote (not JSON anyway)
 
 
-def too_many_items(limit):
+def too_many_items(limit: int) -> ProtocolError:
     return ProtocolError(
         f"The push has more than {limit} objects (PERSISTENCE_SYNC['MAX_ITEMS']); "
         f"push at most {limit} objects at a time.",
@@ -119,7 +123,14 @@ def too_many_items(limit):
 WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
-def parse_body(body):
+def _after_whitespace(text: str, index: int) -> int:
+    """The index of the first character from ``index`` on that is not JSON whitespace."""
+    match = WHITESPACE.match(text, index)
+    assert match is not None  # the pattern matches the empty string too
+    return match.end()
+
+
+def parse_body(body: bytes) -> Iterator[Any]:
     """The items of the pushed array in ``body`` (bytes), once it is within the limits.
 
     An iterator: the array is parsed one item at a time as the caller
@@ -134,7 +145,7 @@ def parse_body(body):
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
     decoder = json.JSONDecoder(parse_constant=_refuse_constant)
-    index = WHITESPACE.match(text).end()
+    index = _after_whitespace(text, 0)
     if not text.startswith("[", index):
         try:
             value = decoder.decode(text)
@@ -146,7 +157,7 @@ def parse_body(body):
     return _items(text, index + 1, decoder, sync_settings.MAX_ITEMS)
 
 
-def parse_document(body):
+def parse_document(body: bytes) -> Any:
     """The JSON value in ``body`` (bytes), whole, once it is within the limits.
 
     For bodies that are not one array of items (WatermelonDB's ``changes``
@@ -160,9 +171,9 @@ def parse_document(body):
         raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
 
 
-def _items(text, index, decoder, max_items):
+def _items(text: str, index: int, decoder: json.JSONDecoder, max_items: int) -> Iterator[Any]:
     try:
-        index = WHITESPACE.match(text, index).end()
+        index = _after_whitespace(text, index)
         if text.startswith("]", index):
             index += 1
         else:
@@ -173,15 +184,15 @@ def _items(text, index, decoder, max_items):
                 item, index = decoder.raw_decode(text, index)
                 count += 1
                 yield item
-                index = WHITESPACE.match(text, index).end()
+                index = _after_whitespace(text, index)
                 if text.startswith(",", index):
-                    index = WHITESPACE.match(text, index + 1).end()
+                    index = _after_whitespace(text, index + 1)
                     continue
                 if text.startswith("]", index):
                     index += 1
                     break
                 raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
-        if WHITESPACE.match(text, index).end() != len(text):
+        if _after_whitespace(text, index) != len(text):
             raise json.JSONDecodeError("Extra data", text, index)
     except ValueError as exc:
         raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
@@ -189,11 +200,11 @@ def _items(text, index, decoder, max_items):
         raise ProtocolError("The body is not valid JSON: nested too deep.") from exc
 
 
-def _refuse_constant(name):
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def check_string(value, what="a string"):
+def check_string(value: str, what: str = "a string") -> str | None:
     """The reason ``value`` (a str) cannot be stored, or None.
 
     Over ``MAX_STRING_LENGTH``, or holding a lone surrogate (``"\\ud800"`` is
@@ -211,7 +222,7 @@ def check_string(value, what="a string"):
     return None
 
 
-def printable(value):
+def printable(value: Any) -> Any:
     """``value`` made safe to echo in a JSON answer (lone surrogates replaced)."""
     if isinstance(value, str) and not value.isascii():
         return value.encode("utf-8", "replace").decode("utf-8")

@@ -16,6 +16,8 @@ reported by check W001).
 
 import contextvars
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from django.db import connections, models, router, transaction
 
@@ -53,7 +55,7 @@ def _scopes(model, pks, attname, using):
     """``{pk: scope_key}`` of the stored objects among ``pks``."""
     from persistence_sync.db import chunks
 
-    found = {}
+    found: dict[Any, str | None] = {}
     for chunk in chunks(pks):
         rows = models.QuerySet(model, using=using).filter(pk__in=chunk).values_list("pk", attname)
         found.update((pk, scope_key(value)) for pk, value in rows)
@@ -143,6 +145,7 @@ class _PreparedUpsert:
             query.insert_values(columns, chunk)
             for sql, params in query.get_compiler(using=self.using).as_sql():
                 params = list(params)
+                positions: Sequence[int]
                 if len(params) == len(chunk) * len(columns):  # one placeholder per value
                     positions = range(stamp_index, len(params), len(columns))
                 elif len(params) == len(columns):  # PostgreSQL's UNNEST: one array per column
@@ -247,7 +250,7 @@ class SyncableQuerySet(models.QuerySet):
             # Django's bulk_update writes through update(): a plain QuerySet's,
             # or each batch would tick again and the instances would not hold
             # the stamp that is stored.
-            plain = models.QuerySet(self.model, using=self.db)
+            plain: models.QuerySet = models.QuerySet(self.model, using=self.db)
             attname = scope_attname(self.model)
             if attname is None or not self._changes_field(attname, dict.fromkeys(fields)):
                 return plain.bulk_update(objs, [*fields, "last_change"], batch_size=batch_size)
@@ -258,7 +261,10 @@ class SyncableQuerySet(models.QuerySet):
 
     def _changes_field(self, attname, names):
         opts = self.model._meta
-        return any(opts.get_field(name).attname == attname for name in names)
+        # update() and bulk_update() accept only concrete fields, never the
+        # reverse relations get_field() may also return.
+        return any(opts.get_field(name).attname == attname  # type: ignore[union-attr]
+                   for name in names)
 
     def _record_departures(self, before, attname, stamp):
         """Removals for objects a bulk write moved out of their scope (read back: F() values)."""

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
     from django.http import HttpRequest
     from django.urls import URLPattern
+    from rest_framework.views import AsView, GenericView
 
     from persistence_sync.serializers import FieldCodec
 
@@ -90,7 +91,7 @@ class Registration:
         return tuple(build_codec(self.model._meta.get_field(name)) for name in self.fields)
 
     @cached_property
-    def view(self) -> Callable[..., Any]:
+    def view(self) -> AsView[GenericView]:
         from persistence_sync.views import sync_view_factory
 
         return sync_view_factory(self)

@@ -29,6 +29,8 @@ tombstone of the model and an object leaving the queryset is not removed
 from devices that hold it.
 """
 
+from typing import Any
+
 from django.db import models
 
 from persistence_sync import clock
@@ -88,7 +90,7 @@ class Access:
         self.values = scope_values_for(registration, request)
         self.queryset = registration.queryset_for(request) if queryset is None else queryset
         field = registration.scope_field
-        self.scope_attname = None if field is None else field.attname
+        self.scope_attname: str | None = None if field is None else field.attname
 
     # --- pulls -------------------------------------------------------------
 
@@ -104,6 +106,8 @@ class Access:
         user = user_key(self.request)
         if not self.registration.scope or user is None:
             return
+        scope_attname = self.scope_attname
+        assert scope_attname is not None  # the registration has a scope
         label = self.registration.label
         grants = ScopeGrant.objects.using(using).filter(model=label, user=user)
         wanted = set(self.values.keys)
@@ -121,7 +125,7 @@ class Access:
             model = self.registration.model._base_manager.db_manager(using)
             for value, (pk, active) in rows.items():
                 if active and value not in wanted:
-                    revoked_ids = list(model.filter(**{self.scope_attname: value})
+                    revoked_ids = list(model.filter(**{scope_attname: value})
                                        .values_list("pk", flat=True))
                     grants.filter(pk=pk).update(active=False, last_change=stamp,
                                                 revoked_ids=revoked_ids)
@@ -172,7 +176,7 @@ class Access:
         """
         from persistence_sync.models import Tombstone
 
-        removals = {}
+        removals: dict[Any, int] = {}  # pk -> the stamp of its removal
 
         def add(pk, stamp):
             removals[pk] = max(stamp, removals.get(pk, stamp))
@@ -292,7 +296,9 @@ class Access:
         """The write rule's second half for the scope, before writing: 403 if any leaves it."""
         if self.values is None:
             return
-        hidden = [obj.pk for obj in writes if getattr(obj, self.scope_attname) not in self.values]
+        scope_attname = self.scope_attname
+        assert scope_attname is not None  # scope values come with the scope's field
+        hidden = [obj.pk for obj in writes if getattr(obj, scope_attname) not in self.values]
         if hidden:
             raise_item_errors(PUSH_REFUSED, [self._refusal(changes[pk], pk) for pk in hidden],
                               status_code=403)

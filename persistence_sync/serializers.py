@@ -412,7 +412,7 @@ def parse_push(items, codecs, id_max_length, connection=None, server_fields=()):
         stored_checks = {codec.name: database_checker(codec.field, connection) for codec in codecs}
         if connection.vendor == "postgresql":
             id_check = _refuse_nul
-    errors = []
+    errors: list[dict[str, Any]] = []
     bad_count = 0
 
     def error(index, obj_id, field, message):

@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 import orjson
 from django.db import connections, models, transaction
@@ -212,7 +213,8 @@ class _Collated(models.Func):
         super().__init__(expression)
 
 
-_collations = {}
+# (database alias, model table) -> the id column's collation where it differs from tombstones'
+_collations: dict[tuple[str, str], str | None] = {}
 
 
 def as_model_ids(model, tombstones, using):
@@ -648,7 +650,7 @@ def _check_written_ids(registration, writes, using, changes):
         ])
 
 
-_exact_ids = {}
+_exact_ids: dict[tuple[str, str], bool] = {}  # (database alias, model table) -> exact_ids()
 
 
 def exact_ids(model, using):
@@ -752,7 +754,7 @@ def _check_relations(registration, changes, stored, using, access=None):
         targets = target._base_manager.db_manager(using).all()
         if access is not None:
             targets = access.related(target, using)
-        wanted = {}
+        wanted: dict[Any, list[Any]] = {}  # related id -> the pushed objects that name it
         for pk, change in changes.items():
             value = change.values.get(codec.attname) if not change.removed else None
             if value is not None:

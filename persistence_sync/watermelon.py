@@ -38,13 +38,17 @@ A model appears as the table named by ``register(..., watermelon=...)``
 ``<field>_id``; dates travel as milliseconds and JSON fields as strings.
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import calendar
 import dataclasses
 import datetime
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
@@ -59,6 +63,21 @@ from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError, WireTypeErr
 from persistence_sync.limits import parse_document, too_many_items
 from persistence_sync.serializers import ID, REMOVED, parse_push
 
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import QuerySet
+    from rest_framework.request import Request
+
+    from persistence_sync.registry import Registration, SyncRegistry
+    from persistence_sync.scoping import Access
+    from persistence_sync.serializers import Change, FieldCodec
+    from persistence_sync.views import SyncView
+
+    # (registration, access) of a table a request may sync
+    Table = tuple[Registration, Access]
+    # (registration, queryset, changes, access): one table's parsed push, for push_many
+    Batch = tuple[Registration, QuerySet, dict[Any, Change], Access]
+
 PARTS = ("created", "updated", "deleted")
 
 
@@ -72,12 +91,12 @@ class WatermelonTable:
     row whose columns added since are set (WatermelonDB's migration syncs).
     """
 
-    name: str = None  # None: the model's plural name, e.g. "tasks"
+    name: str | None = None  # None: the model's plural name, e.g. "tasks"
     added_in: int = 1
-    columns_added_in: dict = field(default_factory=dict)  # field name -> schema version
+    columns_added_in: dict[str, int] = field(default_factory=dict)  # field name -> schema version
 
 
-def table_of(registration):
+def table_of(registration: Registration) -> WatermelonTable:
     """The :class:`WatermelonTable` of ``registration``, its name filled in."""
     table = registration.watermelon or WatermelonTable()
     if table.name is None:
@@ -87,19 +106,26 @@ def table_of(registration):
     return table
 
 
+def table_name(registration: Registration) -> str:
+    """The name of ``registration``'s table."""
+    name = table_of(registration).name
+    assert name is not None  # table_of() fills it in
+    return name
+
+
 # --- columns: one synced field as a WatermelonDB column -------------------------
 
 
 @dataclass(frozen=True)
 class Column:
     name: str  # the column: the field's name, or "<field>_id" for a relation
-    codec: object  # the field's persistence.sync codec, which checks every value
-    to_raw: object  # Python value (not None) -> raw record value
-    from_raw: object  # raw record value (not None) -> wire value for codec.from_wire
+    codec: FieldCodec  # the field's persistence.sync codec, which checks every value
+    to_raw: Callable[[Any], Any]  # Python value (not None) -> raw record value
+    from_raw: Callable[[Any], Any]  # raw record value (not None) -> wire value for codec.from_wire
     added_in: int = 1
 
 
-def _ms(value):
+def _ms(value: datetime.date) -> int:
     if isinstance(value, datetime.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(datetime.timezone.utc)
@@ -107,7 +133,7 @@ def _ms(value):
     return calendar.timegm(value.timetuple()) * 1000  # a date: its midnight UTC
 
 
-def _from_ms(value):
+def _from_ms(value: Any) -> str:
     if type(value) not in (int, float):
         raise WireTypeError("expected milliseconds since 1970")
     try:
@@ -117,7 +143,7 @@ def _from_ms(value):
     return moment.isoformat()
 
 
-def _from_json_string(value):
+def _from_json_string(value: Any) -> Any:
     if not isinstance(value, str):
         raise WireTypeError("expected a JSON string")
     try:
@@ -126,10 +152,12 @@ def _from_json_string(value):
         raise WireTypeError("expected a JSON string") from exc
 
 
-def columns_of(registration, schema_version=None):
+def columns_of(registration: Registration, schema_version: int | None = None) -> list[Column]:
     """The table's columns, without those a client at ``schema_version`` does not have yet."""
     added = table_of(registration).columns_added_in
     columns = []
+    to_raw: Callable[[Any], Any]
+    from_raw: Callable[[Any], Any]
     for codec in registration.codecs:
         model_field = codec.field
         if isinstance(model_field, (models.DateTimeField, models.DateField)):
@@ -145,7 +173,7 @@ def columns_of(registration, schema_version=None):
     return columns
 
 
-def _identity(value):
+def _identity(value: Any) -> Any:
     return value
 
 
@@ -154,14 +182,14 @@ def _identity(value):
 
 @dataclass
 class PullRequest:
-    last_pulled_at: int  # None on a first sync
-    schema_version: int  # None: the newest
-    migrated_from: int  # None: no migration sync
-    limit: int = None  # paging: at most this many records
-    cursor: dict = None  # paging: where the previous page stopped
+    last_pulled_at: int | None  # None on a first sync
+    schema_version: int | None  # None: the newest
+    migrated_from: int | None  # None: no migration sync
+    limit: int | None = None  # paging: at most this many records
+    cursor: dict[str, Any] | None = None  # paging: where the previous page stopped
 
 
-def _int_param(params, name, required=False):
+def _int_param(params: Mapping[str, str], name: str, required: bool = False) -> int | None:
     value = params.get(name)
     if value in (None, "", "null", "undefined"):
         if required:
@@ -172,7 +200,7 @@ def _int_param(params, name, required=False):
     return int(value)
 
 
-def parse_pull_request(params):
+def parse_pull_request(params: Mapping[str, str]) -> PullRequest:
     migration = params.get("migration")
     migrated_from = None
     if migration not in (None, "", "null"):
@@ -194,12 +222,12 @@ def parse_pull_request(params):
                        migrated_from, limit, _decode_cursor(cursor) if cursor else None)
 
 
-def _encode_cursor(timestamp, table, part, after):
+def _encode_cursor(timestamp: int, table: str, part: str, after: str) -> str:
     data = orjson.dumps({"t": timestamp, "table": table, "part": part, "after": after})
     return base64.urlsafe_b64encode(data).decode()
 
 
-def _decode_cursor(text):
+def _decode_cursor(text: str) -> dict[str, Any]:
     try:
         cursor = orjson.loads(base64.urlsafe_b64decode(text.encode()))
         valid = (type(cursor.get("t")) is int and isinstance(cursor.get("table"), str)
@@ -218,12 +246,12 @@ def _decode_cursor(text):
 class _Budget:
     """How many more records a paged pull may answer, and where it stopped."""
 
-    def __init__(self, limit):
+    def __init__(self, limit: int | None) -> None:
         self.left = limit
         self.full = False  # more records remain than this page holds
-        self.stopped_at = None  # (table, part, last id sent) once full
+        self.stopped_at: tuple[str, str, Any] | None = None  # (table, part, last id sent) once full
 
-    def take(self, rows):
+    def take(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The rows that fit in the page."""
         if self.left is None:
             return rows
@@ -232,14 +260,14 @@ class _Budget:
         self.left -= len(rows)
         return rows
 
-    def stop_if_full(self, table, part, rows, last_id):
+    def stop_if_full(self, table: str, part: str, rows: Sequence[object], last_id: Any) -> bool:
         if self.full and self.stopped_at is None:
             # "" sorts before every id: the part starts over at its beginning.
             self.stopped_at = (table, part, last_id if rows else "")
         return self.full
 
 
-def pull_chunks(tables, pull, using):
+def pull_chunks(tables: list[Table], pull: PullRequest, using: str) -> Iterator[bytes]:
     """The pull answer's JSON as bytes chunks; ``tables`` is ``[(registration, access)]``.
 
     A change of the request's scope values that took one away brings removals
@@ -265,14 +293,15 @@ def pull_chunks(tables, pull, using):
             pull = dataclasses.replace(pull, limit=None)  # answered whole: see above
         budget = _Budget(pull.limit)
         yield b'{"changes":{'
-        skipping, emitted = pull.cursor is not None, 0
+        skipping, emitted = pull.cursor, 0
         for registration, access in tables:
-            name = table_of(registration).name
+            name = table_name(registration)
             after = None
-            if skipping:  # a later page: start where the previous one stopped
-                if name != pull.cursor["table"]:
+            if skipping is not None:  # a later page: start where the previous one stopped
+                if name != skipping["table"]:
                     continue
-                skipping, after = False, (pull.cursor["part"], pull.cursor["after"])
+                after = (skipping["part"], skipping["after"])
+                skipping = None
             yield (b"," if emitted else b"") + orjson.dumps(name) + b":"
             emitted += 1
             yield from _table_chunks(registration, access, pull, timestamp, after, budget, using,
@@ -283,19 +312,20 @@ def pull_chunks(tables, pull, using):
         if paged:
             more = budget.stopped_at is not None
             yield b',"hasMore":%s' % (b"true" if more else b"false")
-            if more:
+            if budget.stopped_at is not None:
                 yield b',"cursor":' + orjson.dumps(_encode_cursor(timestamp, *budget.stopped_at))
         yield b"}"
 
 
-def _since(registration, pull):
+def _since(registration: Registration, pull: PullRequest) -> int:
     """The table's window starts after this: 0 on a first sync and for a table new to the client."""
     table = table_of(registration)
     new_table = pull.migrated_from is not None and table.added_in > pull.migrated_from
     return 0 if (new_table or pull.last_pulled_at is None) else pull.last_pulled_at
 
 
-def _scope_changes(registration, access, pull, timestamp, using):
+def _scope_changes(registration: Registration, access: Access, pull: PullRequest, timestamp: int,
+                   using: str) -> tuple[list[Any], list[Any]]:
     """``(granted, revoked)`` scope values of the request since the table's window began."""
     since = _since(registration, pull)
     if access.scope_attname is None or since == 0:
@@ -303,10 +333,12 @@ def _scope_changes(registration, access, pull, timestamp, using):
     return access.grant_changes(since, timestamp, using)
 
 
-def _table_chunks(registration, access, pull, timestamp, after, budget, using,
-                  granted=(), revoked=()):
+def _table_chunks(registration: Registration, access: Access, pull: PullRequest, timestamp: int,
+                  after: tuple[str, str] | None, budget: _Budget, using: str,
+                  granted: Sequence[Any] = (), revoked: Sequence[Any] = ()) -> Iterator[bytes]:
     """One table's ``{"created"|"updated": [...], "deleted": [...]}``, read in id order."""
     table = table_of(registration)
+    name = table_name(registration)
     columns = columns_of(registration, pull.schema_version)
     new_table = pull.migrated_from is not None and table.added_in > pull.migrated_from
     since = _since(registration, pull)
@@ -328,7 +360,7 @@ def _table_chunks(registration, access, pull, timestamp, after, budget, using,
     if after is None or after[0] == "objects":
         if after is not None:
             objects = objects.filter(pk__gt=after[1])
-        yield from _records(objects.order_by("pk"), columns, budget, table.name)
+        yield from _records(objects.order_by("pk"), columns, budget, name)
     yield b'],"%s":[' % (b"updated" if part == "created" else b"created")
     yield b'],"deleted":['
     if budget.stopped_at is None:
@@ -344,11 +376,11 @@ def _table_chunks(registration, access, pull, timestamp, after, budget, using,
             if ids:
                 yield server.encode_items(sorted(ids))
         else:
-            yield from _deleted(tombstones, object_id, budget, table.name)
+            yield from _deleted(tombstones, object_id, budget, name)
     yield b"]}"
 
 
-def _batches(queryset, fields, budget):
+def _batches(queryset: QuerySet, fields: list[str], budget: _Budget) -> Iterator[list[tuple[Any, ...]]]:
     """Lists of rows of ``queryset``, BATCH_SIZE at a time, within the page's budget."""
     size = sync_settings.BATCH_SIZE
     if budget.left is not None:
@@ -363,7 +395,7 @@ def _batches(queryset, fields, budget):
         yield batch
 
 
-def _records(objects, columns, budget, table):
+def _records(objects: QuerySet, columns: list[Column], budget: _Budget, table: str) -> Iterator[bytes]:
     first = True
     for batch in _batches(objects, ["pk", *(c.codec.attname for c in columns)], budget):
         rows = budget.take(batch)
@@ -380,7 +412,7 @@ def _records(objects, columns, budget, table):
             return
 
 
-def _deleted(tombstones, object_id, budget, table):
+def _deleted(tombstones: QuerySet, object_id: str, budget: _Budget, table: str) -> Iterator[bytes]:
     first = True
     for batch in _batches(tombstones, [object_id], budget):
         rows = budget.take(batch)
@@ -394,7 +426,8 @@ def _deleted(tombstones, object_id, budget, table):
 # --- push ---------------------------------------------------------------------------
 
 
-def parse_push_body(body, tables, id_max_length, connection=None):
+def parse_push_body(body: Any, tables: list[Table], id_max_length: int,
+                    connection: BaseDatabaseWrapper | None = None) -> list[Batch]:
     """``[(registration, queryset, changes, access)]`` from a push body; 400 naming table,
     list and index.
 
@@ -408,7 +441,7 @@ def parse_push_body(body, tables, id_max_length, connection=None):
                 for part in changes.values() if isinstance(part, list))
     if total > sync_settings.MAX_ITEMS:
         raise too_many_items(sync_settings.MAX_ITEMS)
-    by_name = {table_of(registration).name: (registration, access) for registration, access in tables}
+    by_name = {table_name(registration): (registration, access) for registration, access in tables}
     batches, errors = [], []
     for name, table_changes in body.items():
         if name not in by_name:
@@ -429,11 +462,12 @@ def parse_push_body(body, tables, id_max_length, connection=None):
     return batches
 
 
-def _error_order(error):
+def _error_order(error: dict[str, Any]) -> tuple[str, int, int]:
     return error["table"], PARTS.index(error["list"]), error["index"]
 
 
-def _push_items(name, table_changes, registration):
+def _push_items(name: str, table_changes: Any, registration: Registration
+                ) -> tuple[list[Any], list[tuple[str, int]], list[dict[str, Any]]]:
     """persistence.sync items for one table's changes, each item's (list, index), and refusals.
 
     Raw values become wire values here (dates from ms, JSON from strings);
@@ -467,24 +501,25 @@ def _push_items(name, table_changes, registration):
     return items, places, refused
 
 
-def _column_name(registration, wire_name):
+def _column_name(registration: Registration, wire_name: str) -> str:
     for column in columns_of(registration):
         if column.codec.name == wire_name:
             return column.name
     return wire_name
 
 
-def conflict_check(batches, last_pulled_at, using):
+def conflict_check(batches: list[Batch], last_pulled_at: int | None, using: str
+                   ) -> Callable[[dict[str, int]], None]:
     """``check(stamps)`` for push_many: refuse the push if a pushed record changed meanwhile.
 
     Runs with every touched model's clock held, so nothing can change between
     this check and the writes.
     """
 
-    def check(stamps):
+    def check(stamps: dict[str, int]) -> None:
         conflicts = []
         for registration, queryset, changes, access in batches:
-            name = table_of(registration).name
+            name = table_name(registration)
             for chunk in chunks(changes):
                 changed = queryset.using(using).filter(pk__in=chunk, last_change__gt=last_pulled_at)
                 conflicts += [{"table": name, "id": pk,
@@ -519,23 +554,26 @@ class WatermelonSyncView(APIView):
 
     http_method_names = ["get", "post", "head", "options"]
     permission_classes = []  # each table's own permission classes decide, below
-    registry = None  # the SyncRegistry whose models it serves; set by watermelon_view()
+    # The SyncRegistry whose models it serves; set by watermelon_view(). as_view()
+    # accepts only arguments the class has as attributes, hence the None.
+    registry: SyncRegistry = None  # type: ignore[assignment]
 
-    def get_parsers(self):
+    def get_parsers(self) -> list[Any]:
         from persistence_sync.views import UnreadBodyParser
 
         return [UnreadBodyParser()]
 
-    def get_exception_handler(self):
+    def get_exception_handler(self) -> Callable[..., Any]:
         from persistence_sync.views import error_response
 
         return error_response
 
-    def visible_tables(self, request):
+    def visible_tables(self, request: Request) -> list[Table]:
         """``[(registration, access)]`` of the tables this request may sync, parents first."""
         tables, denied = [], None
         for registration in self.registry.registrations():
-            view = registration.view.cls(request=request, args=(), kwargs={}, format_kwarg=None)
+            view = cast("SyncView", registration.view.cls(request=request, args=(), kwargs={},
+                                                          format_kwarg=None))
             view.headers = {}
             try:
                 view.check_permissions(request)
@@ -548,10 +586,10 @@ class WatermelonSyncView(APIView):
             raise denied
         return tables
 
-    def get_db(self, tables):
+    def get_db(self, tables: list[Table]) -> str:
         return router.db_for_read(tables[0][0].model) if tables else "default"
 
-    def get(self, request, *args, **kwargs):
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         pull = parse_pull_request(request.query_params)
         tables = self.visible_tables(request)
         if pull.schema_version is not None:
@@ -569,18 +607,18 @@ class WatermelonSyncView(APIView):
             raise ProtocolError("The database is unavailable, retry later.", status_code=503) from exc
         return StreamingHttpResponse(_streamed(head, chunks), content_type="application/json")
 
-    def post(self, request, *args, **kwargs):
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         from persistence_sync.views import SyncView
 
         last_pulled_at = _int_param(request.query_params, "last_pulled_at", required=True)
         body = parse_document(SyncView.read_body(request))
         pushed = set(body) if isinstance(body, dict) else set()
-        known = {table_of(r).name for r in self.registry.registrations()}
+        known = {table_name(r) for r in self.registry.registrations()}
         if pushed - known:
             raise ProtocolError(f"Unknown table {sorted(pushed - known)[0]!r}; this server syncs "
                                 f"{sorted(known)}.")
-        tables = [(r, a) for r, a in self.visible_tables(request) if table_of(r).name in pushed]
-        forbidden = pushed - {table_of(r).name for r, _ in tables}
+        tables = [(r, a) for r, a in self.visible_tables(request) if table_name(r) in pushed]
+        forbidden = pushed - {table_name(r) for r, _ in tables}
         if forbidden:
             raise ProtocolError(f"You may not push to {sorted(forbidden)}.", status_code=403)
         using = router.db_for_write(tables[0][0].model) if tables else "default"
@@ -598,12 +636,12 @@ class WatermelonSyncView(APIView):
         return HttpResponse(b'{"status":"ok"}', content_type="application/json")
 
 
-def _streamed(head, chunks):
+def _streamed(head: list[bytes], chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield from head
     yield from chunks
 
 
-def watermelon_view(registry):
+def watermelon_view(registry: SyncRegistry) -> Callable[..., Any]:
     """The view function of the WatermelonDB endpoint for ``registry``'s models."""
     view = WatermelonSyncView.as_view(registry=registry)
     # Like the persistence.sync views, it manages its own transactions.
