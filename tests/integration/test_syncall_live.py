@@ -379,7 +379,8 @@ class AnswerDroppingProxy:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+        # Signed in as the demo user, as the server fixture is (the to-do models are per user).
+        self.url = f"http://demo:demo@127.0.0.1:{self.sock.getsockname()[1]}/"
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self):
