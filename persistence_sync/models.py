@@ -275,6 +275,15 @@ class SyncState(models.Model):
         help_text="The local stamp of the values the last sync took from the remote; "
         "objects still carrying it are not local changes.",
     )
+    page_now = models.BigIntegerField(
+        default=0,
+        help_text="The `now` of a paged pull in progress (0: none); with page_after, where "
+        "an interrupted pull resumes.",
+    )
+    page_after = models.CharField(
+        max_length=255, blank=True, default="",
+        help_text="The id of the last object of the last page applied of that pull.",
+    )
     synced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -6,6 +6,16 @@ from dataclasses import dataclass, field
 
 
 @dataclass
+class Progress:
+    """Where a model's sync stands, for a progress display (``syncall`` on a terminal)."""
+
+    stage: str = ""
+    done: int = 0  # objects of this stage done so far
+    total: int | None = None  # known for pushes; a pull cannot know how many pages follow
+    bytes: int = 0  # bytes received (pulls)
+
+
+@dataclass
 class ModelResult:
     """What one model's sync did (or, with ``dry_run``, would do)."""
 
@@ -23,6 +33,9 @@ class ModelResult:
     dry_run: bool = False
     error: str | None = None
     resynced: bool = False  # the remote had pruned deletions: pulled from 0 and reconciled
+    bytes_received: int = 0  # size of the pull answers
+    resumed: bool = False  # the pull went on from where an interrupted run had stopped
+    progress: Progress = field(default_factory=Progress, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -34,6 +47,7 @@ class ModelResult:
             "dry_run": self.dry_run, "received": self.received, "pulled": self.pulled,
             "created": self.created, "updated": self.updated, "removed": self.removed,
             "pushed": self.pushed, "conflicts": self.conflicts, "resynced": self.resynced,
+            "resumed": self.resumed, "bytes_received": self.bytes_received,
         }
 
     def summary(self) -> str:
