@@ -1,0 +1,218 @@
+"""``syncall`` at scale: paged pulls applied page by page and resumed, pushes split.
+
+Against ``FakeServer`` (tests/test_client.py), which pages like the real
+server: every page of one pull reads the window ``(since, now]`` of its first
+page, in ascending id order, after the id the client names.
+"""
+
+import pytest
+from django.test import override_settings
+from todo.models import Project, Tag, Task
+
+from persistence_sync.client import sync_all
+from persistence_sync.exceptions import TransportError
+from persistence_sync.models import OutgoingPush, SyncState
+from tests.test_client import PROJECTS, SERVER, TAGS, TASKS, FakeServer, run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+N, PAGE = 2500, 300
+
+
+@pytest.fixture
+def server():
+    return FakeServer()
+
+
+def paging(page=PAGE, push=5000):
+    return override_settings(PERSISTENCE_SYNC={"PULL_PAGE_SIZE": page, "PUSH_BATCH_SIZE": push})
+
+
+def run_failing(server, models=("todo.tag",)):
+    results = sync_all(server_url=SERVER, models=list(models), transport=server)
+    return {result.model: result for result in results}
+
+
+def fill_tags(server, n=N):
+    for index in range(n):
+        server.put(TAGS, f"tag{index:05d}", name=f"tag {index}")
+
+
+def local_tags():
+    return dict(Tag.objects.values_list("pk", "name"))
+
+
+def remote_tags(server):
+    return {pk: item["name"] for pk, item in server.objects.get(TAGS, {}).items()}
+
+
+def test_a_first_sync_in_pages_brings_everything_once(server):
+    fill_tags(server)
+    with paging():
+        result = run(server, models=["todo.tag"])["todo.tag"]
+    assert (result.received, result.created, result.pushed) == (N, N, 0)
+    assert local_tags() == remote_tags(server)
+    tag_pages = [page for page in server.pages if page[0] == TAGS]
+    assert len(tag_pages) == -(-N // PAGE)
+    first_now = tag_pages[0][2]
+    assert first_now is None and {page[2] for page in tag_pages[1:]} == {server.stamp}
+    assert [page[3] for page in tag_pages[1:]] == [
+        f"tag{index - 1:05d}" for index in range(PAGE, N, PAGE)]
+    state = SyncState.objects.get(model="todo.tag")
+    assert (state.server_date, state.page_now, state.page_after) == (server.stamp, 0, "")
+    with paging():
+        again = run(server, models=["todo.tag"])["todo.tag"]
+    assert (again.received, again.pulled, again.pushed) == (0, 0, 0) and server.pushes == []
+
+
+def test_parents_and_children_are_paged_together(server):
+    for index in range(40):
+        server.put(PROJECTS, f"P{index:03d}", name=f"project {index}")
+    for index in range(700):
+        server.put(TASKS, f"T{index:04d}", name=f"task {index}", done=False,
+                   project=f"P{index % 40:03d}")
+    with paging(page=64):
+        results = run(server)
+    assert results["todo.task"].created == 700 and results["todo.project"].created == 40
+    assert Task.objects.filter(project__isnull=False).count() == 700
+    with paging(page=64):
+        assert all(r.pulled == r.pushed == 0 for r in run(server).values())
+
+
+def test_a_classic_server_ignoring_limit_answers_everything_at_once(server):
+    server.paging = False
+    fill_tags(server)
+    with paging():
+        result = run(server, models=["todo.tag"])["todo.tag"]
+    assert result.created == N and local_tags() == remote_tags(server)
+    assert server.pages == [] and server.pulls == [(TAGS, 0)]
+
+
+def test_an_interrupted_first_sync_resumes_after_its_last_page(server):
+    fill_tags(server)
+    server.fail_after_pages = 4
+    with paging():
+        failed = run_failing(server)["todo.tag"]
+    assert "went away" in failed.error
+    assert Tag.objects.count() == 4 * PAGE and failed.created == 4 * PAGE
+    state = SyncState.objects.get(model="todo.tag")
+    assert state.server_date == 0  # the pull is not complete
+    assert (state.page_now, state.page_after) == (server.stamp, f"tag{4 * PAGE - 1:05d}")
+    # Meanwhile on the server: an applied tag and a tag still to come change,
+    # one is deleted, one is created. All are stamped above the pull's now.
+    server.put(TAGS, "tag00001", name="changed early")
+    server.put(TAGS, "tag02000", name="changed late")
+    server.delete(TAGS, "tag00002")
+    server.put(TAGS, "tag99999", name="new")
+    server.fail_after_pages = None
+    first_page = len(server.pages)
+    with paging():
+        resumed = run(server, models=["todo.tag"])["todo.tag"]
+    assert resumed.resumed and "resumed" in resumed.as_dict()
+    assert server.pages[first_page] == (TAGS, 0, state.page_now, state.page_after)
+    # The rest of the window, minus tag02000: re-stamped above now, it is in the next sync.
+    assert resumed.received == N - 4 * PAGE - 1
+    assert not Tag.objects.filter(pk="tag02000").exists()
+    with paging():
+        run(server, models=["todo.tag"])  # the changes made meanwhile
+    assert local_tags() == remote_tags(server)
+    assert Tag.objects.get(pk="tag02000").name == "changed late"
+    assert server.pushes == []
+    state.refresh_from_db()
+    assert (state.page_now, state.page_after) == (0, "")
+
+
+def test_a_local_write_between_pages_is_kept_and_pushed(server):
+    fill_tags(server, 1000)
+    real_pull = server.pull
+
+    def pull(url, since, **page):
+        if page.get("after") == f"tag{2 * PAGE - 1:05d}":
+            Tag.objects.filter(pk="tag00000").update(name="local")  # a page already applied
+        return real_pull(url, since, **page)
+
+    server.pull = pull
+    with paging():
+        result = run(server, models=["todo.tag"])["todo.tag"]
+    server.pull = real_pull
+    assert result.created == 1000 and result.pushed == 1
+    assert server.values(TAGS, "tag00000")["name"] == "local"
+    assert local_tags() == remote_tags(server)
+    with paging():
+        again = run(server, models=["todo.tag"])["todo.tag"]
+    assert (again.pulled, again.pushed, again.conflicts) == (0, 0, [])
+
+
+def test_a_first_sync_with_local_objects_decides_as_always(server):
+    fill_tags(server, 700)
+    mine = Tag.objects.create(name="mine")
+    with paging():
+        result = run(server, models=["todo.tag"])["todo.tag"]
+    assert result.created == 700 and result.pushed == 1
+    assert server.values(TAGS, mine.pk)["name"] == "mine"
+    assert local_tags() == remote_tags(server)
+
+
+def test_a_push_over_the_item_limit_is_split(server):
+    run(server, models=["todo.tag"])
+    Tag.objects.bulk_create([Tag(name=f"local {index}") for index in range(250)])
+    with paging(push=100):
+        result = run(server, models=["todo.tag"])["todo.tag"]
+    assert result.pushed == 250
+    assert [len(items) for _, items in server.pushes] == [100, 100, 50]
+    assert len(server.receipts) == 3  # each part an idempotent push of its own
+    assert local_tags() == remote_tags(server) and not OutgoingPush.objects.exists()
+    with paging(push=100):
+        assert run(server, models=["todo.tag"])["todo.tag"].pushed == 0
+
+
+def too_large_over(server, most):
+    real_push = server.push
+    refused = []
+
+    def push(url, items, push_id=None, replay=False):
+        if len(items) > most:
+            refused.append(len(items))
+            raise TransportError("HTTP 413 Payload Too Large", status=413)
+        return real_push(url, items, push_id=push_id, replay=replay)
+
+    server.push = push
+    return refused
+
+
+def test_a_push_refused_as_too_large_is_halved_until_it_fits(server):
+    run(server, models=["todo.tag"])
+    Tag.objects.bulk_create([Tag(name=f"local {index}") for index in range(250)])
+    refused = too_large_over(server, 60)
+    result = run(server, models=["todo.tag"])["todo.tag"]
+    assert refused == [250, 125, 62, 63, 125, 62, 63]
+    assert result.pushed == 250 and sorted(len(items) for _, items in server.pushes) == [
+        31, 31, 31, 31, 31, 31, 32, 32]
+    pushed_ids = [item["id"] for _, items in server.pushes for item in items]
+    assert len(pushed_ids) == len(set(pushed_ids)) == 250
+    assert local_tags() == remote_tags(server) and not OutgoingPush.objects.exists()
+
+
+def test_one_object_too_large_fails_clearly_and_does_not_loop(server):
+    run(server, models=["todo.tag"])
+    Tag.objects.create(name="huge")
+    refused = too_large_over(server, 0)
+    result = run_failing(server)["todo.tag"]
+    assert refused == [1]
+    assert "too large (HTTP 413)" in result.error and "MAX_BODY_SIZE" in result.error
+    assert not OutgoingPush.objects.exists() and server.pushes == []
+
+
+def test_instances_are_built_without_computing_the_id_default(server, monkeypatch):
+    calls = []
+    monkeypatch.setattr(Project._meta.pk, "_get_default", lambda: calls.append(1) or "unused")
+    for index in range(50):
+        server.put(PROJECTS, f"P{index}", name="p")
+    server.put(TASKS, "T", name="t", done=False, project="P1")
+    with paging(page=20):
+        run(server)
+    server.put(PROJECTS, "P2", name="changed")
+    Tag.objects.create(name="local")  # not a project: projects still have no local change
+    run(server)  # the whole-sync path (one page of a classic server)
+    assert Project.objects.count() == 50 and Project.objects.get(pk="P2").name == "changed"
+    assert calls == []
