@@ -5,12 +5,19 @@ server: every page of one pull reads the window ``(since, now]`` of its first
 page, in ascending id order, after the id the client names.
 """
 
+import io
+
 import pytest
+from django.core.management import call_command
+from django.core.management.base import OutputWrapper
 from django.test import override_settings
 from todo.models import Project, Tag, Task
 
 from persistence_sync.client import sync_all
+from persistence_sync.client.results import Progress
+from persistence_sync.client.transport import HttpTransport
 from persistence_sync.exceptions import TransportError
+from persistence_sync.management.commands.syncall import ProgressLine, describe
 from persistence_sync.models import OutgoingPush, SyncState
 from tests.test_client import PROJECTS, SERVER, TAGS, TASKS, FakeServer, run
 
@@ -216,3 +223,54 @@ def test_instances_are_built_without_computing_the_id_default(server, monkeypatc
     run(server)  # the whole-sync path (one page of a classic server)
     assert Project.objects.count() == 50 and Project.objects.get(pk="P2").name == "changed"
     assert calls == []
+
+
+# --- the progress display ------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def syncall(server, monkeypatch, *args, stderr=None):
+    monkeypatch.setattr(HttpTransport, "from_settings", classmethod(lambda cls: server))
+    out, err = io.StringIO(), stderr if stderr is not None else Terminal()
+    with paging(page=100):
+        call_command("syncall", "todo.Tag", "--server", SERVER, *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_progress_on_a_terminal_counts_objects_and_bytes_in_place(server, monkeypatch):
+    fill_tags(server, 350)
+    lines = []
+    clock = iter(range(1000))
+    progress = ProgressLine(OutputWrapper(Terminal()), clock=lambda: next(clock), interval=0)
+    real = progress.write
+    progress.write = lambda line: (lines.append(line), real(line))
+    sync_all(server_url=SERVER, models=["todo.tag"], transport=server, progress=progress)
+    pulling = [line for line in lines if line.startswith("todo.tag: pulling ")]
+    assert pulling[-1].startswith("todo.tag: pulling 350 objects, ") and " kB, " in pulling[-1]
+    assert pulling[-1].endswith("/s") and "ETA" not in pulling[-1]  # a pull has no total
+    assert lines[-1] == ""  # cleared when done
+    out, err = syncall(server, monkeypatch)
+    assert err.startswith("\r\033[K") and "\033[31" not in err and "todo.tag: " in err
+    assert "todo.tag: pulled 0" in out
+
+
+def test_the_eta_is_shown_when_the_total_is_known():
+    progress = Progress(stage="pushing", done=2_000, total=10_000)
+    assert describe("todo.tag", "pushing", progress, elapsed=4.0) == (
+        "todo.tag: pushing 2,000/10,000 objects, 500/s, ETA 0:16")
+    progress = Progress(stage="pulling", done=12_000, bytes=3_456_789)
+    assert describe("todo.tag", "pulling", progress, elapsed=2.0) == (
+        "todo.tag: pulling 12,000 objects, 3.5 MB, 6,000/s")
+    assert describe("todo.tag", "saving", progress, elapsed=1.0) == "todo.tag: saving..."
+
+
+@pytest.mark.parametrize("args, stderr", [((), io.StringIO()), (("--json",), Terminal()),
+                                          (("-v", "0"), Terminal())])
+def test_no_progress_off_a_terminal_with_json_or_quiet(server, monkeypatch, args, stderr):
+    fill_tags(server, 250)
+    out, err = syncall(server, monkeypatch, *args, stderr=stderr)
+    assert err == "" and Tag.objects.count() == 250
