@@ -299,7 +299,7 @@ def apply_page(run, items, cursor, using, has_children) -> bool:
     from persistence_sync.client.conflicts import prefer_remote
     from persistence_sync.client.planner import Planner
     from persistence_sync.client.results import ModelResult
-    from persistence_sync.models import upsert_at
+    from persistence_sync.models import insert_at, upsert_at
 
     registration, state = run.registration, run.state
     model = registration.model
@@ -320,11 +320,12 @@ def apply_page(run, items, cursor, using, has_children) -> bool:
             plan = Planner(registration, state, items, snapshot, prefer_remote, scratch).decide()
             if plan.deletes and has_children:
                 return None
-            taken = [build(model, pk, values) for pk, values in plan.creates.items()]
-            taken += [build(model, pk, {**row.values, **values})
-                      for pk, (row, values) in plan.updates.items()]
-            if taken:
-                upsert_at(base.all(), taken, stamp, _columns(registration), ID_CHUNK)
+            # Read above under the clock: the creates are absent, a plain insert.
+            insert_at(model, plan.creates, stamp, using)
+            updates = [build(model, pk, {**row.values, **values})
+                       for pk, (row, values) in plan.updates.items()]
+            if updates:
+                upsert_at(base.all(), updates, stamp, _columns(registration), ID_CHUNK)
             delete_in_chunks(registration, list(plan.deletes), using)
             new = copy.copy(state)  # run.state changes only once this has committed
             new.local_date = new.applied_stamp = stamp
