@@ -5,6 +5,8 @@ server: every page of one pull reads the window ``(since, now]`` of its first
 page, in ascending id order, after the id the client names.
 """
 
+import datetime
+import decimal
 import io
 
 import pytest
@@ -20,6 +22,7 @@ from persistence_sync.exceptions import TransportError
 from persistence_sync.management.commands.syncall import ProgressLine, describe
 from persistence_sync.models import OutgoingPush, SyncState
 from tests.test_client import PROJECTS, SERVER, TAGS, TASKS, FakeServer, run
+from tests.testapp.models import Gadget, Node
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -274,3 +277,29 @@ def test_no_progress_off_a_terminal_with_json_or_quiet(server, monkeypatch, args
     fill_tags(server, 250)
     out, err = syncall(server, monkeypatch, *args, stderr=stderr)
     assert err == "" and Tag.objects.count() == 250
+
+
+def test_a_page_inserted_at_once_keeps_every_type_and_the_defaults_of_unsynced_fields(server):
+    gadgets = SERVER + "gadgets"
+    server.put(gadgets, "G1", name="g", count=3, price=9.5, ratio=0.25, active=False,
+               due=1705314600, day=1705276800, data={"a": [1, None]})
+    server.put(gadgets, "G2", name="nulls", count=0, price=0, ratio=None, active=True,
+               due=None, day=None, data=None)
+    nodes = SERVER + "nodes"
+    for index in range(30):  # children before and after their parent, across pages
+        server.put(nodes, f"N{index:02d}", label=f"n{index}",
+                   parent=None if index == 15 else "N15")
+    with paging(page=7):
+        results = run(server, models=["testapp.gadget", "testapp.node"])
+    assert results["testapp.gadget"].created == 2 and results["testapp.node"].created == 30
+    g1, g2 = Gadget.objects.order_by("pk")
+    assert (g1.count, g1.price, g1.ratio, g1.active, g1.data) == (
+        3, decimal.Decimal("9.50"), 0.25, False, {"a": [1, None]})
+    assert g1.due == datetime.datetime(2024, 1, 15, 10, 30, tzinfo=datetime.timezone.utc)
+    assert g1.day == datetime.date(2024, 1, 15)
+    assert (g2.ratio, g2.due, g2.day, g2.data) == (None, None, None, None)
+    assert g1.secret == g2.secret == "hidden"  # not synced: its default
+    assert Node.objects.filter(parent_id="N15").count() == 29
+    with paging(page=7):
+        again = run(server, models=["testapp.gadget", "testapp.node"])
+    assert all((r.pulled, r.pushed) == (0, 0) for r in again.values())
