@@ -264,8 +264,33 @@ def creates_still_wanted(registration, plan, current, local, using) -> list:
         late_deletions.update(Tombstone.objects.using(using).filter(
             model=registration.label, object_id__in=chunk, last_change__gt=local.now,
         ).values_list("object_id", flat=True))
-    return [build(registration.model, pk, values) for pk, values in plan.creates.items()
+    creates = parents_first(registration, plan.creates)
+    return [build(registration.model, pk, values) for pk, values in creates.items()
             if pk not in current and pk not in late_deletions]
+
+
+def parents_first(registration, creates) -> dict:
+    """``creates`` (``{pk: values}``) with each object after its parent among them.
+
+    For a model related to itself: MySQL checks foreign keys row by row, even
+    inside one statement. (A cycle keeps its order; it needs the deferred
+    checks of the other databases.)
+    """
+    attnames = [codec.attname for codec in registration.codecs
+                if codec.related_model is registration.model]
+    if not attnames:
+        return creates
+    ordered, seen = {}, set()
+    for start in creates:
+        chain, pk = [], start  # up the parents not placed yet, then placed top down
+        while pk in creates and pk not in seen:
+            seen.add(pk)
+            chain.append(pk)
+            pk = next((creates[pk][name] for name in attnames
+                       if creates[pk].get(name) in creates), None)
+        for pk in reversed(chain):
+            ordered[pk] = creates[pk]
+    return ordered
 
 
 # --- a pull applied page by page ----------------------------------------------------
@@ -321,7 +346,7 @@ def apply_page(run, items, cursor, using, has_children) -> bool:
             if plan.deletes and has_children:
                 return None
             # Read above under the clock: the creates are absent, a plain insert.
-            insert_at(model, plan.creates, stamp, using)
+            insert_at(model, parents_first(registration, plan.creates), stamp, using)
             updates = [build(model, pk, {**row.values, **values})
                        for pk, (row, values) in plan.updates.items()]
             if updates:
