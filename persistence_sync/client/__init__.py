@@ -27,16 +27,17 @@ into its children. A sync of a group:
 
 1. sends again any push of an earlier run whose sync never completed (see
    below);
-2. pulls every model, parents first, ``since`` its last pull's ``now``
-   (nothing is written yet); a parent model is pulled again when a child
-   pulled after it names a parent nobody has;
+2. pulls every model, parents first, ``since`` its last pull's ``now``, in
+   pages (see "Large pulls" below); a parent model is pulled again when a
+   child pulled after it names a parent nobody has;
 3. reads, in one database snapshot, each model's local clock value ``C`` and
    the objects and tombstones stamped in ``(local_date, C]``: the local
    changes. A write committed later is stamped above ``C`` and is a local
    change of the next run;
 4. decides each model (:class:`~persistence_sync.client.planner.Planner`:
    echo, conflict, take remote), with the conflict handler;
-5. pushes each model's changes, parents first, each push recorded in the
+5. pushes each model's changes, parents first, in pushes of at most
+   ``PUSH_BATCH_SIZE`` items (halved after a 413), each recorded in the
    local database (:class:`~persistence_sync.models.OutgoingPush`) before it
    is sent;
 6. in one local transaction, writes what it took from the remote, upserts
@@ -51,11 +52,52 @@ into its children. A sync of a group:
    another process changed after step 3 keeps the fields it changed (and is
    pushed next run) instead of being overwritten.
 
-Nothing is written locally before step 6, so a failed run leaves every model
-of its group as it was, apart from the record of a push already sent.
+Apart from the pages of step 2 written as they came (below), nothing is
+written locally before step 6, so a failed run leaves every model of its
+group as it was, apart from the record of a push already sent.
 Local deletions are the tombstones of the window; they are "forgotten" by
 advancing ``local_date`` past them. The tombstone rows themselves stay: the
 site's own sync endpoints still serve them to its clients.
+
+Large pulls: pages written as they come, and resumed
+----------------------------------------------------
+
+A pull asks for pages of ``PULL_PAGE_SIZE`` objects (docs/protocol.md,
+"Extensions"): the first page answers ``now``; each next one sends that
+``now`` and ``after`` = the last id of the page before. While a model has
+no local change, each page is written at once
+(:func:`.local.apply_page`), so the memory of a first sync is bounded by the
+page size, not by the model:
+
+* in one transaction, the page ticks the model's clock (stamp ``P``; local
+  writers now wait), checks that no object or tombstone is stamped in
+  ``(local_date, P)`` other than the last applied stamp (no local change;
+  every stamp below ``P`` has committed, since stamps commit in order) and
+  that the parents the page names are here, writes the page stamped ``P``
+  and saves the state with ``local_date = applied_stamp = P`` and the cursor
+  ``page_now, page_after`` = (the pull's ``now``, the page's last id).
+  ``server_date`` stays at ``since`` until the whole sync completes.
+* Nothing local is lost by advancing ``local_date`` to ``P``: below it are
+  only values already synced and the page just written; a local write made
+  after the page is stamped above ``P`` and is a local change of step 3 (or
+  of the next run).
+* A model's pages are written this way only if its parents' were (parents
+  first: the objects a page names are then here), and not when the page
+  deletes objects that another model of the group names (only step 6 can
+  stamp such cascades for that model), nor during a full resync, a dry run,
+  or a run that replayed pushes. From the first page that fails a check,
+  the rest of the pull is kept in memory and decided in step 4 as usual,
+  with ``local_date`` where the last written page left it.
+
+An interrupted run (killed, a network failure) keeps its written pages and
+their cursor; the next run continues that pull: ``since`` = ``server_date``,
+``now`` = ``page_now``, ``after`` = ``page_after``. This neither skips nor
+repeats a change: every page of one pull, resumed or not, reads the same
+window ``(since, now]`` by ascending id, and the pages written hold exactly
+its ids up to ``after``. A change made on the remote meanwhile, to an id on
+either side of ``after``, is stamped above ``now``: it is not in this pull's
+pages, and the next sync (``since`` = this ``now``) brings it. Step 6 clears
+the cursor when it records ``server_date = now``.
 
 Pushes whose answer was lost
 ----------------------------
