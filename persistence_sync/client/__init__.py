@@ -85,9 +85,9 @@ page size, not by the model:
   first: the objects a page names are then here), and not when the page
   deletes objects that another model of the group names (only step 6 can
   stamp such cascades for that model), nor during a full resync, a dry run,
-  or a run that replayed pushes. From the first page that fails a check,
-  the rest of the pull is kept in memory and decided in step 4 as usual,
-  with ``local_date`` where the last written page left it.
+  or a run that learnt a replayed push was stored. From the first page
+  that fails a check, the rest of the pull is kept in memory and decided in
+  step 4 as usual, with ``local_date`` where the last written page left it.
 
 An interrupted run (killed, a network failure) keeps its written pages and
 their cursor; the next run continues that pull: ``since`` = ``server_date``,
