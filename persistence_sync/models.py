@@ -68,12 +68,22 @@ def insert_at(model, rows, stamp, using, batch_size=None):
     per-object compilation. Other fields get their defaults; the ids'
     tombstones are forgotten, as :func:`upsert_at` does.
     """
+    from django.db.models.fields import NOT_PROVIDED
+
     from persistence_sync.db import chunks
 
     connection = connections[using]
     opts = model._meta
+    fields = [field for field in opts.concrete_fields if not getattr(field, "generated", False)]
+    if any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED for field in fields):
+        # Defaults the database computes: Django's INSERT knows how to leave them out.
+        objs = [model(**{opts.pk.attname: pk, **values}) for pk, values in rows.items()]
+        names = sorted({name for values in rows.values() for name in values})
+        if objs:
+            upsert_at(models.QuerySet(model, using=using), objs, stamp, names, batch_size)
+        return
     columns, makers = [], []
-    for field in opts.concrete_fields:
+    for field in fields:
         columns.append(connection.ops.quote_name(field.column))
         if field is opts.pk:
             makers.append(lambda pk, values: pk)
@@ -85,7 +95,7 @@ def insert_at(model, rows, stamp, using, batch_size=None):
         else:
             default = field.get_default()
             makers.append(lambda pk, values, name=field.attname, d=default: values.get(name, d))
-    prepare = [_db_converter(field, connection) for field in opts.concrete_fields]
+    prepare = [_db_converter(field, connection) for field in fields]
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         connection.ops.quote_name(opts.db_table), ", ".join(columns),
         ", ".join(["%s"] * len(columns)))

@@ -303,3 +303,15 @@ def test_a_page_inserted_at_once_keeps_every_type_and_the_defaults_of_unsynced_f
     with paging(page=7):
         again = run(server, models=["testapp.gadget", "testapp.node"])
     assert all((r.pulled, r.pushed) == (0, 0) for r in again.values())
+
+
+def test_a_model_with_database_defaults_is_inserted_through_djangos_insert(server, monkeypatch):
+    from django.db.models import Value
+
+    monkeypatch.setattr(Gadget._meta.get_field("secret"), "db_default", Value("hidden"),
+                        raising=False)
+    server.put(SERVER + "gadgets", "G1", name="g", count=1, price=1, ratio=None, active=True,
+               due=None, day=None, data=None)
+    with paging():
+        result = run(server, models=["testapp.gadget"])["testapp.gadget"]
+    assert result.created == 1 and Gadget.objects.get().secret == "hidden"
