@@ -20,7 +20,7 @@ from persistence_sync.client.results import Progress
 from persistence_sync.client.transport import HttpTransport
 from persistence_sync.exceptions import TransportError
 from persistence_sync.management.commands.syncall import ProgressLine, describe
-from persistence_sync.models import OutgoingPush, SyncState
+from persistence_sync.models import OutgoingPush, SyncState, Tombstone
 from tests.test_client import PROJECTS, SERVER, TAGS, TASKS, FakeServer, run
 from tests.testapp.models import Gadget, Node
 
@@ -315,3 +315,19 @@ def test_a_model_with_database_defaults_is_inserted_through_djangos_insert(serve
     with paging():
         result = run(server, models=["testapp.gadget"])["testapp.gadget"]
     assert result.created == 1 and Gadget.objects.get().secret == "hidden"
+
+
+def test_an_id_deleted_here_and_created_again_remotely_loses_its_tombstone(server):
+    tag = Tag.objects.create(name="short-lived")
+    pk = tag.pk
+    run(server, models=["todo.tag"])
+    tag.delete()
+    run(server, models=["todo.tag"])  # the deletion is pushed; its tombstone stays here
+    assert Tombstone.objects.filter(object_id=pk).exists()
+    server.put(TAGS, pk, name="back")
+    fill_tags(server, 20)
+    with paging(page=7):
+        result = run(server, models=["todo.tag"])["todo.tag"]
+    assert result.created == 21 and Tag.objects.get(pk=pk).name == "back"
+    assert not Tombstone.objects.filter(object_id=pk).exists()  # not served as deleted
+    assert SyncState.objects.get(model="todo.tag").page_now == 0

@@ -324,7 +324,7 @@ def apply_page(run, items, cursor, using, has_children) -> bool:
     from persistence_sync.client.conflicts import prefer_remote
     from persistence_sync.client.planner import Planner
     from persistence_sync.client.results import ModelResult
-    from persistence_sync.models import insert_at, upsert_at
+    from persistence_sync.models import existing_ids, insert_at, upsert_at
 
     registration, state = run.registration, run.state
     model = registration.model
@@ -336,7 +336,8 @@ def apply_page(run, items, cursor, using, has_children) -> bool:
             if has_local_changes(registration, state, stamp, using):
                 return None
             rows = {}
-            for chunk in chunks(items):
+            # Most ids of a first sync are new here: find the few that are not first.
+            for chunk in chunks(existing_ids(model, model._meta.pk.attname, items, using)):
                 rows.update(read_rows(registration, base.filter(pk__in=chunk)))
             if missing_parents(registration, items, using):
                 return None
