@@ -104,6 +104,7 @@ def test_an_interrupted_first_sync_resumes_after_its_last_page(server):
     with paging():
         failed = run_failing(server)["todo.tag"]
     assert "went away" in failed.error
+    assert "wrote 1200 pulled objects; the next run resumes the pull" in failed.summary()
     assert Tag.objects.count() == 4 * PAGE and failed.created == 4 * PAGE
     state = SyncState.objects.get(model="todo.tag")
     assert state.server_date == 0  # the pull is not complete
@@ -118,7 +119,8 @@ def test_an_interrupted_first_sync_resumes_after_its_last_page(server):
     first_page = len(server.pages)
     with paging():
         resumed = run(server, models=["todo.tag"])["todo.tag"]
-    assert resumed.resumed and "resumed" in resumed.as_dict()
+    assert resumed.resumed and resumed.as_dict()["resumed"] is True
+    assert "(resumed an interrupted pull)" in resumed.summary()
     assert server.pages[first_page] == (TAGS, 0, state.page_now, state.page_after)
     # The rest of the window, minus tag02000: re-stamped above now, it is in the next sync.
     assert resumed.received == N - 4 * PAGE - 1

@@ -53,8 +53,12 @@ class ModelResult:
     def summary(self) -> str:
         if self.error:
             # What a failed run already did on the remote is on record: say so.
-            done = f" (pushed {self.pushed} before failing)" if self.pushed else ""
-            return f"error: {self.error}{done}"
+            done = [f"pushed {self.pushed}"] if self.pushed else []
+            written = self.created + self.updated + self.removed
+            if written:  # pages of the pull written as they came stay written
+                done.append(f"wrote {written} pulled objects; the next run resumes the pull")
+            return f"error: {self.error}" + (f" ({', '.join(done)} before failing)" if done
+                                             else "")
         resolutions: dict[str, int] = {}
         for conflict in self.conflicts:
             resolutions[conflict["resolution"]] = resolutions.get(conflict["resolution"], 0) + 1
@@ -65,4 +69,5 @@ class ModelResult:
             f"updated {self.updated}, removed {self.removed}, pushed {self.pushed}, "
             f"conflicts {len(self.conflicts)}" + (f" ({how})" if how else "")
             + (" (full resync: the remote pruned older deletions)" if self.resynced else "")
+            + (" (resumed an interrupted pull)" if self.resumed else "")
         )
