@@ -71,13 +71,16 @@ def insert_at(model, rows, stamp, using, batch_size=None):
     from django.db.models.fields import NOT_PROVIDED
 
     from persistence_sync.db import chunks
+    from persistence_sync.serializers import USE_DEFAULT
 
     connection = connections[using]
     opts = model._meta
     fields = [field for field in opts.concrete_fields if not getattr(field, "generated", False)]
     if any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED for field in fields):
         # Defaults the database computes: Django's INSERT knows how to leave them out.
-        objs = [model(**{opts.pk.attname: pk, **values}) for pk, values in rows.items()]
+        objs = [model(**{opts.pk.attname: pk, **{name: value for name, value in values.items()
+                                                 if value is not USE_DEFAULT}})
+                for pk, values in rows.items()]
         names = sorted({name for values in rows.values() for name in values})
         if objs:
             upsert_at(models.QuerySet(model, using=using), objs, stamp, names, batch_size)
@@ -90,11 +93,13 @@ def insert_at(model, rows, stamp, using, batch_size=None):
         elif field.attname == "last_change":
             makers.append(lambda pk, values: stamp)
         elif callable(field.default):
-            makers.append(lambda pk, values, f=field: values[f.attname] if f.attname in values
-                          else f.get_default())
+            makers.append(lambda pk, values, f=field: f.get_default()
+                          if values.get(f.attname, USE_DEFAULT) is USE_DEFAULT
+                          else values[f.attname])
         else:
             default = field.get_default()
-            makers.append(lambda pk, values, name=field.attname, d=default: values.get(name, d))
+            makers.append(lambda pk, values, name=field.attname, d=default:
+                          d if (value := values.get(name, d)) is USE_DEFAULT else value)
     prepare = [_db_converter(field, connection) for field in fields]
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         connection.ops.quote_name(opts.db_table), ", ".join(columns),

@@ -333,3 +333,16 @@ def test_an_id_deleted_here_and_created_again_remotely_loses_its_tombstone(serve
     assert result.created == 21 and Tag.objects.get(pk=pk).name == "back"
     assert not Tombstone.objects.filter(object_id=pk).exists()  # not served as deleted
     assert SyncState.objects.get(model="todo.tag").page_now == 0
+
+
+@pytest.mark.parametrize("page", [1, 5000])  # inserted at once, or decided with a local change
+def test_a_null_pulled_for_a_field_with_a_default_takes_the_default(server, page):
+    server.put(SERVER + "gadgets", "G1", name="g", count=None, price=None, ratio=None,
+               active=None, due=None, day=None, data=None)
+    if page == 5000:
+        Gadget.objects.create(id="LOCAL", name="here")
+    with paging(page=page):
+        result = run(server, models=["testapp.gadget"])["testapp.gadget"]
+    assert result.created == 1
+    gadget = Gadget.objects.get(pk="G1")
+    assert (gadget.count, gadget.price, gadget.active) == (0, 0, True)

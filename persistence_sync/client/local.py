@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from persistence_sync import clock
 from persistence_sync.db import chunks, run_with_retries
+from persistence_sync.serializers import USE_DEFAULT
 
 # Ids per SQL query when reading local objects by id.
 ID_CHUNK = 500
@@ -54,6 +55,7 @@ def build(model, pk, values):
     ``uuid4()`` for the example site) and throw it away: a fifth of a large
     sync's time. The pk's attname skips it.
     """
+    values = {name: value for name, value in values.items() if value is not USE_DEFAULT}
     return model(**{model._meta.pk.attname: pk, **values})
 
 
