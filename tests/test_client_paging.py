@@ -346,3 +346,24 @@ def test_a_null_pulled_for_a_field_with_a_default_takes_the_default(server, page
     assert result.created == 1
     gadget = Gadget.objects.get(pk="G1")
     assert (gadget.count, gadget.price, gadget.active) == (0, 0, True)
+
+
+def test_a_resumed_pull_with_a_local_change_meanwhile_is_decided_as_a_whole(server):
+    fill_tags(server, 1000)
+    server.fail_after_pages = 2
+    with paging():
+        run_failing(server)
+    state = SyncState.objects.get(model="todo.tag")
+    Tag.objects.filter(pk="tag00000").update(name="edited here")  # a page already written
+    server.put(TAGS, "tag00900", name="edited there")  # above the pull's now: next sync
+    server.fail_after_pages = None
+    first_page = len(server.pages)
+    with paging():
+        resumed = run(server, models=["todo.tag"])["todo.tag"]
+    assert server.pages[first_page] == (TAGS, 0, state.page_now, state.page_after)
+    # tag00900, re-stamped above the pull's now, comes with the next sync.
+    assert resumed.resumed and resumed.created == 1000 - 2 * PAGE - 1 and resumed.pushed == 1
+    with paging():
+        run(server, models=["todo.tag"])
+    assert local_tags() == remote_tags(server)
+    assert local_tags()["tag00000"] == "edited here" and local_tags()["tag00900"] == "edited there"
