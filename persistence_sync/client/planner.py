@@ -23,7 +23,7 @@ from persistence_sync.exceptions import SyncClientError, WireTypeError
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED
 
 
-@dataclass
+@dataclass(slots=True)
 class RemoteItem:
     id: str
     raw: dict  # as received
@@ -70,24 +70,23 @@ def parse_remote(registration, updates) -> dict[str, RemoteItem]:
 
 def _parse_item(by_name, item) -> RemoteItem:
     stamp = item.get(LAST_CHANGE)
-    remote = RemoteItem(id=item[ID], raw=item, stamp=int(stamp) if is_int(stamp) else None)
-    if item.get(REMOVED) is True or item.get(REMOVED) == 1:
-        remote.removed = True
-        return remote
-    codecs = []
+    stamp = int(stamp) if is_int(stamp) else None
+    removed = item.get(REMOVED)
+    if removed is True or removed == 1:
+        return RemoteItem(item[ID], item, stamp, True)
+    python, codecs = {}, []
     for name, value in item.items():
         codec = by_name.get(name)
         if codec is None:
             continue  # id, _lastChange, or a property this site does not sync
         try:
-            remote.python[codec.attname] = codec.from_wire(value)
+            python[codec.attname] = codec.from_wire(value)
         except WireTypeError as exc:
             raise SyncClientError(
                 f"pulled object {item[ID]!r} has a bad {name!r}: {exc}"
             ) from None
         codecs.append(codec)
-    remote.codecs = tuple(codecs)
-    return remote
+    return RemoteItem(item[ID], item, stamp, False, python, tuple(codecs))
 
 
 def wire_values(registration, values) -> dict:
