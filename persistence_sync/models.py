@@ -63,13 +63,13 @@ def insert_at(model, rows, stamp, using, batch_size=None):
     """Insert new objects ``rows`` (``{pk: {attname: value}}``), all stamped ``stamp``.
 
     For objects known to be absent (the caller read them under the model's
-    clock): one ``INSERT`` statement built once and run with ``executemany``
-    per batch, the values converted column by column; no model instance, no
-    per-object compilation. Other fields get their defaults; the ids'
-    tombstones are forgotten, as :func:`upsert_at` does.
+    clock): plain multi-row ``INSERT`` statements, the values converted column
+    by column; no model instance, no per-object compilation. Other fields get
+    their defaults; the ids' tombstones are forgotten, as :func:`upsert_at` does.
     """
     from django.db.models.fields import NOT_PROVIDED
 
+    from persistence_sync.conf import sync_settings
     from persistence_sync.db import chunks
     from persistence_sync.serializers import USE_DEFAULT
 
@@ -101,19 +101,24 @@ def insert_at(model, rows, stamp, using, batch_size=None):
             makers.append(lambda pk, values, name=field.attname, d=default:
                           d if (value := values.get(name, d)) is USE_DEFAULT else value)
     prepare = [_db_converter(field, connection) for field in fields]
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        connection.ops.quote_name(opts.db_table), ", ".join(columns),
-        ", ".join(["%s"] * len(columns)))
+    # Many rows per statement: one round trip each (executemany is one per row
+    # on PostgreSQL), within the database's limit on parameters.
+    size = min(batch_size or sync_settings.BATCH_SIZE, 65535 // len(fields),
+               max(1, connection.ops.bulk_batch_size(fields, list(rows))))
+    head = "INSERT INTO {} ({}) VALUES ".format(
+        connection.ops.quote_name(opts.db_table), ", ".join(columns))
+    row_sql = "({})".format(", ".join(["%s"] * len(columns)))
     with connection.cursor() as cursor:
-        for chunk in chunks(rows, batch_size):
+        for chunk in chunks(rows, size):
             tombstoned = existing_ids(Tombstone, "object_id", chunk, using,
                                       equal={"model": opts.label_lower})
             if tombstoned:
                 Tombstone.forget(model, tombstoned, using)
-            cursor.executemany(sql, [
-                [convert(make(pk, rows[pk])) for make, convert in zip(makers, prepare)]
-                for pk in chunk
-            ])
+            params = []
+            for pk in chunk:
+                values = rows[pk]
+                params += [convert(make(pk, values)) for make, convert in zip(makers, prepare)]
+            cursor.execute(head + ", ".join([row_sql] * len(chunk)), params)
 
 
 def existing_ids(model, attname, values, using, equal=None):
