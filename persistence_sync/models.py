@@ -105,9 +105,18 @@ def insert_at(model, rows, stamp, using, batch_size=None):
     # on PostgreSQL), within the database's limit on parameters.
     size = min(batch_size or sync_settings.BATCH_SIZE, 65535 // len(fields),
                max(1, connection.ops.bulk_batch_size(fields, list(rows))))
-    head = "INSERT INTO {} ({}) VALUES ".format(
+    head = "INSERT INTO {} ({}) ".format(
         connection.ops.quote_name(opts.db_table), ", ".join(columns))
     row_sql = "({})".format(", ".join(["%s"] * len(columns)))
+    # PostgreSQL: one array per column (as Django's bulk_create does), for
+    # psycopg parses a statement's placeholders again each time it runs.
+    unnest = connection.vendor == "postgresql" and all(
+        (field.target_field if field.is_relation else field).get_internal_type() in _PLAIN_TYPES
+        for field in fields)
+    if unnest:
+        size = min(batch_size or sync_settings.BATCH_SIZE, len(rows) or 1)
+        head += "SELECT * FROM UNNEST({})".format(
+            ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields))
     with connection.cursor() as cursor:
         for chunk in chunks(rows, size):
             tombstoned = existing_ids(Tombstone, "object_id", chunk, using,
@@ -118,7 +127,10 @@ def insert_at(model, rows, stamp, using, batch_size=None):
             for pk in chunk:
                 values = rows[pk]
                 params += [convert(make(pk, values)) for make, convert in zip(makers, prepare)]
-            cursor.execute(head + ", ".join([row_sql] * len(chunk)), params)
+            if unnest:
+                cursor.execute(head, [params[index::len(fields)] for index in range(len(fields))])
+            else:
+                cursor.execute(head + "VALUES " + ", ".join([row_sql] * len(chunk)), params)
 
 
 def existing_ids(model, attname, values, using, equal=None):
@@ -140,12 +152,19 @@ def existing_ids(model, attname, values, using, equal=None):
     fixed = [_db_converter(opts.get_field(name), connection)(value)
              for name, value in equal.items()]
     found = []
+    # PostgreSQL: one array, as psycopg parses each placeholder of a statement.
+    array = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         for chunk in chunks(values):
-            where = " AND ".join([*conditions, "{} IN ({})".format(
-                quote(column.column), ", ".join(["%s"] * len(chunk)))])
+            if array:
+                match = f"{quote(column.column)} = ANY(%s::{column.db_type(connection)}[])"
+                params = [*fixed, list(map(convert, chunk))]
+            else:
+                match = "{} IN ({})".format(quote(column.column), ", ".join(["%s"] * len(chunk)))
+                params = [*fixed, *map(convert, chunk)]
+            where = " AND ".join([*conditions, match])
             cursor.execute(f"SELECT {quote(column.column)} FROM {quote(opts.db_table)} "
-                           f"WHERE {where}", [*fixed, *map(convert, chunk)])
+                           f"WHERE {where}", params)
             found += [row[0] for row in cursor.fetchall()]
     return found
 
