@@ -15,7 +15,13 @@ throw-away database with N objects and prints, medians of ``--repeat`` runs:
 * push of 10,000 new objects through the view vs. one raw upsert transaction
   (``bulk_create(update_conflicts=True)``) of the same rows;
 * the server's memory: RSS growth of a process that serves one full pull of
-  N, measured in a fresh process (peak RSS minus RSS before the pull).
+  N, measured in a fresh process (peak RSS minus RSS before the pull);
+* ``syncall`` initial sync of the N tasks (``sync_all`` into an empty replica
+  database, pages of ``PULL_PAGE_SIZE``, each written as it comes) vs. the
+  full pull alone (one ``since=0`` GET, read and parsed by the client's
+  transport), both in one client process against one gunicorn worker
+  serving the benchmark's database; the client's peak RSS growth is printed
+  with it (bounded by the page size, not N).
 
 The targets of issue #11 are printed next to the figures. Absolute times
 depend on the machine; only the ratios mean something.
@@ -32,7 +38,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = {"full pull": 1.5, "paged pull": None, "incremental pull": None, "push 10k": 2.0}
+TARGETS = {"full pull": 1.5, "paged pull": None, "incremental pull": None, "push 10k": 2.0,
+           "syncall initial": 3.0}
 RSS_TARGET_MB = 64
 PUSH_SIZE = 10_000
 CHANGED = 1_000
@@ -202,6 +209,62 @@ def rss_growth(db, name):
     return json.loads(out.splitlines()[-1])
 
 
+def syncall_figures(db, name, repeat):
+    """``(syncall, full pull alone)`` medians, and the client's RSS growth, over real HTTP."""
+    from tests.integration import live
+
+    with live.gunicorn(live.site_env(db, name), workers=1) as server, \
+            live.scratch_database(db, purpose="bench_client") as client_env:
+        out = subprocess.run(
+            [sys.executable, __file__, "--db", db, "--syncall-from", server.url,
+             "--repeat", str(repeat)],
+            env=live.process_env(client_env), check=True, capture_output=True, text=True,
+        ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def time_syncall(url, repeat):
+    """In the client process: the full pull alone, then initial syncs into empty tables."""
+    import django
+
+    django.setup()
+    from django.db.models import QuerySet
+    from todo.models import Project, Task
+
+    from persistence_sync.client import HttpTransport, sync_all
+    from persistence_sync.conf import sync_settings
+    from persistence_sync.models import Clock, OutgoingPush, SyncState, Tombstone
+
+    transport = HttpTransport(timeout=600)
+
+    def reset():
+        for model in (Task, Project, SyncState, Tombstone, Clock, OutgoingPush):
+            QuerySet(model).all()._raw_delete(QuerySet(model).db)
+
+    times = []
+    before = rss_kb("VmRSS")
+    for _ in range(repeat):
+        reset()
+        start = time.perf_counter()
+        results = sync_all(server_url=url + "/", models=["todo.task"], transport=transport)
+        times.append(time.perf_counter() - start)
+        assert all(result.ok for result in results), [r.error for r in results]
+    growth = (rss_kb("VmHWM") - before) / 1024  # before the full pull: its answer is bigger
+    count = Task.objects.count()
+    pull = median_time(lambda: transport.pull(url + "/taskUpdates", 0), repeat)
+
+    def pages():
+        answer, page = {"more": True}, {}
+        while answer["more"]:
+            answer = transport.pull(url + "/taskUpdates", 0, limit=sync_settings.PULL_PAGE_SIZE,
+                                    **page)
+            page = {"now": answer["now"], "after": answer["updates"][-1]["id"]}
+
+    paged = median_time(pages, repeat)
+    print(json.dumps({"syncall": statistics.median(times), "pull": pull, "paged": paged,
+                      "objects": count, "growth_mb": growth}))
+
+
 def run_database(db, sizes, repeat):
     setup_django(db)
     from django.db import connection
@@ -214,20 +277,29 @@ def run_database(db, sizes, repeat):
             fill(n)
             connection.close()  # let the measuring process see the committed rows
             rss = rss_growth(db, test_name)
-            report(db, n, figures, rss)
+            synced = syncall_figures(db, test_name, repeat)
+            assert synced["objects"] == n, synced
+            figures["syncall initial"] = (synced["syncall"], synced["pull"])
+            report(db, n, figures, rss, synced)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
-def report(db, n, figures, rss):
+def report(db, n, figures, rss, synced):
     print(f"\n{db}, N = {n:,}")
     for name, (time_taken, floor) in figures.items():
         target = TARGETS.get(name)
         goal = f"target <= {target}x" if target else ""
-        print(f"  {name:<17} {time_taken:8.3f}s  floor {floor:8.3f}s  = {time_taken / floor:5.2f}x  {goal}")
+        floor_name = "pull" if name == "syncall initial" else "floor"
+        print(f"  {name:<17} {time_taken:8.3f}s  {floor_name} {floor:8.3f}s  = "
+              f"{time_taken / floor:5.2f}x  {goal}")
     verdict = "ok" if rss["growth_mb"] < RSS_TARGET_MB else "OVER"
     print(f"  server RSS growth of a full pull ({rss['bytes'] / 1e6:.0f} MB answer): "
           f"{rss['growth_mb']:.1f} MB  target < {RSS_TARGET_MB} MB  {verdict}")
+    print(f"  syncall's own pages alone (PULL_PAGE_SIZE, no writes): {synced['paged']:.3f}s "
+          f"= {synced['paged'] / synced['pull']:.2f}x the full pull")
+    print(f"  client RSS growth of syncall initial: {synced['growth_mb']:.1f} MB "
+          "(bounded by PULL_PAGE_SIZE, not N)")
 
 
 def main():
@@ -236,7 +308,12 @@ def main():
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated object counts")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rss-of", help=argparse.SUPPRESS)  # internal: the measuring process
+    parser.add_argument("--syncall-from", help=argparse.SUPPRESS)  # internal: the client process
     args = parser.parse_args()
+    if args.syncall_from:
+        sys.path[:0] = [str(ROOT), str(ROOT / "testproject")]
+        time_syncall(args.syncall_from, args.repeat)
+        return
     if args.rss_of:
         setup_django(args.db, args.rss_of)
         serve_one_pull()

@@ -86,6 +86,15 @@ DEFAULTS: dict[str, Any] = {
     "TOKEN_KEYWORD": "Token",
     # Largest answer the sync client reads from the remote, in bytes.
     "MAX_RESPONSE_SIZE": 256 * 1024 * 1024,
+    # Objects per page the sync client asks for (?limit=N, docs/protocol.md
+    # "Extensions"). A first sync is applied page by page, so the client's
+    # memory is bounded by this, and an interrupted one resumes after the last
+    # page it applied. A classic remote ignores it and answers everything.
+    "PULL_PAGE_SIZE": 5000,
+    # Most items per push the sync client sends; more local changes go in
+    # several pushes (each idempotent on its own). A push the remote refuses
+    # as too large (413) is split in half and retried.
+    "PUSH_BATCH_SIZE": 5000,
 }
 
 # Keys whose value is a dotted path to import (callables).

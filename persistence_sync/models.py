@@ -16,7 +16,7 @@ reported by check W001).
 
 import contextvars
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connections, models, router, transaction
@@ -186,6 +186,154 @@ class _PreparedUpsert:
         for obj in self.objs:
             obj.last_change = stamp
             obj._state.adding, obj._state.db = False, self.using
+
+
+def _computed_default_maker(field: Any) -> Callable[[Any, dict], Any]:
+    """The value of ``field`` for a row: the one pulled, else its default computed per row."""
+    from persistence_sync.serializers import USE_DEFAULT
+
+    def make(pk: Any, values: dict) -> Any:
+        value = values.get(field.attname, USE_DEFAULT)
+        return field.get_default() if value is USE_DEFAULT else value
+
+    return make
+
+
+def _constant_default_maker(name: str, default: Any) -> Callable[[Any, dict], Any]:
+    """The value of field ``name`` for a row: the one pulled, else ``default``."""
+    from persistence_sync.serializers import USE_DEFAULT
+
+    def make(pk: Any, values: dict) -> Any:
+        value = values.get(name, default)
+        return default if value is USE_DEFAULT else value
+
+    return make
+
+
+def insert_at(model, rows, stamp, using, batch_size=None):
+    """Insert new objects ``rows`` (``{pk: {attname: value}}``), all stamped ``stamp``.
+
+    For objects known to be absent (the caller read them under the model's
+    clock): plain multi-row ``INSERT`` statements, the values converted column
+    by column; no model instance, no per-object compilation. Other fields get
+    their defaults; the ids' tombstones are forgotten, as :func:`upsert_at` does.
+    """
+    from django.db.models.fields import NOT_PROVIDED
+
+    from persistence_sync.conf import sync_settings
+    from persistence_sync.db import chunks
+    from persistence_sync.serializers import USE_DEFAULT
+
+    connection = connections[using]
+    opts = model._meta
+    fields = [field for field in opts.concrete_fields if not getattr(field, "generated", False)]
+    if any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED for field in fields):
+        # Defaults the database computes: Django's INSERT knows how to leave them out.
+        objs = [model(**{opts.pk.attname: pk, **{name: value for name, value in values.items()
+                                                 if value is not USE_DEFAULT}})
+                for pk, values in rows.items()]
+        names = sorted({name for values in rows.values() for name in values})
+        if objs:
+            upsert_at(models.QuerySet(model, using=using), objs, stamp, names, batch_size)
+        return
+    columns: list[str] = []
+    makers: list[Callable[[Any, dict], Any]] = []
+    for field in fields:
+        columns.append(connection.ops.quote_name(field.column))
+        if field is opts.pk:
+            makers.append(lambda pk, values: pk)
+        elif field.attname == "last_change":
+            makers.append(lambda pk, values: stamp)
+        elif callable(field.default):
+            makers.append(_computed_default_maker(field))
+        else:
+            makers.append(_constant_default_maker(field.attname, field.get_default()))
+    prepare = [_db_converter(field, connection) for field in fields]
+    # Many rows per statement: one round trip each (executemany is one per row
+    # on PostgreSQL), within the database's limit on parameters.
+    size = min(batch_size or sync_settings.BATCH_SIZE, 65535 // len(fields),
+               max(1, connection.ops.bulk_batch_size(fields, list(rows))))
+    head = "INSERT INTO {} ({}) ".format(
+        connection.ops.quote_name(opts.db_table), ", ".join(columns))
+    row_sql = "({})".format(", ".join(["%s"] * len(columns)))
+    # PostgreSQL: one array per column (as Django's bulk_create does), for
+    # psycopg parses a statement's placeholders again each time it runs.
+    unnest = connection.vendor == "postgresql" and all(
+        (field.target_field if field.is_relation else field).get_internal_type() in _PLAIN_TYPES
+        for field in fields)
+    if unnest:
+        size = min(batch_size or sync_settings.BATCH_SIZE, len(rows) or 1)
+        head += "SELECT * FROM UNNEST({})".format(
+            ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields))
+    with connection.cursor() as cursor:
+        for chunk in chunks(rows, size):
+            tombstoned = existing_ids(Tombstone, "object_id", chunk, using,
+                                      equal={"model": opts.label_lower})
+            if tombstoned:
+                Tombstone.forget(model, tombstoned, using)
+            params = []
+            for pk in chunk:
+                values = rows[pk]
+                params += [convert(make(pk, values)) for make, convert in zip(makers, prepare)]
+            if unnest:
+                cursor.execute(head, [params[index::len(fields)] for index in range(len(fields))])
+            else:
+                cursor.execute(head + "VALUES " + ", ".join([row_sql] * len(chunk)), params)
+
+
+def existing_ids(model, attname, values, using, equal=None):
+    """The ``values`` found in ``model``'s column ``attname`` (rows also matching ``equal``).
+
+    One plain ``IN`` query per batch, the values converted once by the
+    column's field: the ORM's lookup would prepare every value through its
+    machinery, a large share of a first sync's time.
+    """
+    from persistence_sync.db import chunks
+
+    connection = connections[using]
+    opts = model._meta
+    quote = connection.ops.quote_name
+    column = opts.get_field(attname)
+    convert = _db_converter(column, connection)
+    equal = equal or {}
+    conditions = [f"{quote(opts.get_field(name).column)} = %s" for name in equal]
+    fixed = [_db_converter(opts.get_field(name), connection)(value)
+             for name, value in equal.items()]
+    found = []
+    # PostgreSQL: one array, as psycopg parses each placeholder of a statement.
+    array = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        for chunk in chunks(values):
+            if array:
+                match = f"{quote(column.column)} = ANY(%s::{column.db_type(connection)}[])"
+                params = [*fixed, list(map(convert, chunk))]
+            else:
+                match = "{} IN ({})".format(quote(column.column), ", ".join(["%s"] * len(chunk)))
+                params = [*fixed, *map(convert, chunk)]
+            where = " AND ".join([*conditions, match])
+            cursor.execute(f"SELECT {quote(column.column)} FROM {quote(opts.db_table)} "
+                           f"WHERE {where}", params)
+            found += [row[0] for row in cursor.fetchall()]
+    return found
+
+
+# Field types whose str, bool, int, float or None values every database
+# driver takes as they are (a relation: the type of the field it points at).
+_PLAIN_TYPES = {
+    "CharField", "TextField", "SlugField", "EmailField", "URLField", "BooleanField",
+    "IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
+    "PositiveBigIntegerField", "PositiveSmallIntegerField", "FloatField",
+}
+_PLAIN_VALUES = (str, bool, int, float, type(None))
+
+
+def _db_converter(field, connection):
+    """``value -> database value`` for ``field``, skipping Django's conversions where idle."""
+    target = field.target_field if field.is_relation else field
+    convert = field.get_db_prep_save
+    if target.get_internal_type() not in _PLAIN_TYPES:
+        return lambda value: convert(value, connection)
+    return lambda value: value if type(value) in _PLAIN_VALUES else convert(value, connection)
 
 
 def delete_at(queryset, stamp):
@@ -512,6 +660,15 @@ class SyncState(models.Model):
         default=0,
         help_text="The local stamp of the values the last sync took from the remote; "
         "objects still carrying it are not local changes.",
+    )
+    page_now = models.BigIntegerField(
+        default=0,
+        help_text="The `now` of a paged pull in progress (0: none); with page_after, where "
+        "an interrupted pull resumes.",
+    )
+    page_after = models.CharField(
+        max_length=255, blank=True, default="",
+        help_text="The id of the last object of the last page applied of that pull.",
     )
     synced_at = models.DateTimeField(null=True, blank=True)
 

@@ -34,6 +34,9 @@ class FakeServer:
         self.on_push = None
         self.horizon = {}  # url -> highest pruned deletion stamp
         self.pulls = []  # (url, since)
+        self.pages = []  # (url, since, now, after) of each paged request
+        self.paging = True  # False: a classic server, which ignores limit=
+        self.fail_after_pages = None  # fail every page request once this many were answered
         self.receipts = {}  # push id -> stamp (None: abandoned)
         self.lose_answers = 0  # pushes to store and then fail, as a lost answer does
 
@@ -59,7 +62,8 @@ class FakeServer:
         if removed:
             self.horizon[url] = max(self.horizon.get(url, 0), *removed.values())
 
-    def pull(self, url, since):
+    def pull(self, url, since, limit=None, now=None, after=None):
+        """A pull, or with ``limit`` a page of one (docs/protocol.md "Extensions")."""
         self.pulls.append((url, since))
         if self.fail_pull:
             raise TransportError(self.fail_pull)
@@ -67,12 +71,23 @@ class FakeServer:
             answer = {"status": "error", "error": "pruned", "horizon": self.horizon[url],
                       "resync": True}
             raise TransportError("HTTP 410 Gone", status=410, answer=answer)
+        paged = limit is not None and self.paging
+        if paged:
+            if self.fail_after_pages is not None and len(self.pages) >= self.fail_after_pages:
+                raise TransportError("connection failed: the server went away")
+            self.pages.append((url, since, now, after))
+        now = now if paged and after is not None else self.stamp
         updates = [dict(item) for item in self.objects.get(url, {}).values()
-                   if item["_lastChange"] > since]
+                   if since < item["_lastChange"] <= now]
         updates += [{"id": pk, "_removed": True, "_lastChange": stamp}
-                    for pk, stamp in self.removed.get(url, {}).items() if stamp > since]
-        updates.sort(key=lambda item: (item["_lastChange"], item["id"]))
-        return {"now": self.stamp, "updates": updates}
+                    for pk, stamp in self.removed.get(url, {}).items() if since < stamp <= now]
+        if not paged:
+            updates.sort(key=lambda item: (item["_lastChange"], item["id"]))
+            return {"now": now, "updates": updates, "more": False, "size": 0}
+        updates = sorted((item for item in updates if after is None or item["id"] > after),
+                         key=lambda item: item["id"])
+        return {"now": now, "updates": updates[:limit], "more": len(updates) > limit,
+                "size": len(json.dumps(updates[:limit]))}
 
     def push(self, url, items, push_id=None, replay=False):
         """Idempotent pushes as docs/protocol.md describes them."""
@@ -382,12 +397,18 @@ def test_a_handler_that_pushes_a_removal_deletes_the_object_on_both_sides(server
     assert (again.conflicts, again.pushed, again.pulled) == ([], 0, 0)
 
 
-def while_saving(model, action):
+def while_saving(model, action, stage="saving"):
     """A progress callback that runs ``action`` just before ``model``'s sync writes locally:
-    another process changing the replica while syncall runs."""
+    another process changing the replica while syncall runs.
 
-    def progress(result, stage):
-        if result.model == model and stage == "saving":
+    A first sync's pages may be written as they are pulled: ``stage="pulling"``
+    runs ``action`` before that.
+    """
+    done = []
+
+    def progress(result, reached):
+        if result.model == model and reached == stage and not done:
+            done.append(True)
             action()
 
     return progress
@@ -429,10 +450,14 @@ def test_a_remote_creation_spares_an_id_deleted_here_while_syncall_ran(server):
     def create_and_delete():
         Project.objects.create(id="R1", name="mine").delete()
 
-    run(server, models=["todo.project"], progress=while_saving("todo.project", create_and_delete))
+    # While the pull runs: its page is then not written as it comes, and the
+    # local deletion wins over the remote's creation.
+    first = run(server, models=["todo.project"],
+                progress=while_saving("todo.project", create_and_delete, stage="pulling"))
     assert not Project.objects.filter(pk="R1").exists()
     again = run(server, models=["todo.project"])["todo.project"]
-    assert again.pushed == 1 and "R1" not in server.objects[PROJECTS]
+    assert first["todo.project"].pushed + again.pushed == 1
+    assert "R1" not in server.objects[PROJECTS] and not Project.objects.filter(pk="R1").exists()
 
 
 # --- HttpTransport over a real socket --------------------------------------------------
@@ -469,7 +494,8 @@ def test_transport_retries_5xx_but_not_4xx(http_server):
     url, answers = http_server
     transport = HttpTransport(retries=3, backoff=0, timeout=5)
     answers[:] = [(503, "{}"), (502, "{}"), (200, json.dumps({"now": 5, "updates": []}))]
-    assert transport.pull(url, 0) == {"now": 5, "updates": []}
+    answer = transport.pull(url, 0)
+    assert (answer["now"], answer["updates"], answer["more"]) == (5, [], False)
     answers[:] = [(400, '{"status":"error"}'), (200, "{}")]
     with pytest.raises(TransportError, match="HTTP 400"):
         transport.push(url, [])

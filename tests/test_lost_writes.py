@@ -65,8 +65,8 @@ def test_a_cascade_from_a_pull_older_than_the_move_is_not_pushed(server):
     real_pull = server.pull
     calls = []
 
-    def pull(url, since):
-        answer = real_pull(url, since)
+    def pull(url, since, **page):
+        answer = real_pull(url, since, **page)
         calls.append(url)
         if calls == [PROJECTS]:
             server.put(PROJECTS, "P2", name="newer")
@@ -96,8 +96,8 @@ def test_a_pulled_child_of_a_parent_deleted_between_the_pulls_is_not_written(ser
     real_pull = server.pull
     calls = []
 
-    def pull(url, since):
-        answer = real_pull(url, since)
+    def pull(url, since, **page):
+        answer = real_pull(url, since, **page)
         calls.append(url)
         if calls == [PROJECTS]:
             server.put(PROJECTS, "P2", name="short-lived")

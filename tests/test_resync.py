@@ -108,10 +108,10 @@ def test_other_410s_are_errors_not_resyncs(server):
     server.put(PROJECTS, "P2", name="Work")
     real_pull = server.pull
 
-    def gone(url, since):
+    def gone(url, since, **page):
         if since:
             raise TransportError("HTTP 410 Gone", status=410, answer={"status": "error"})
-        return real_pull(url, since)
+        return real_pull(url, since, **page)
 
     server.pull = gone
     result = by_model(sync_all(server_url=SERVER, models=["todo.project"], transport=server))[

@@ -27,16 +27,17 @@ into its children. A sync of a group:
 
 1. sends again any push of an earlier run whose sync never completed (see
    below);
-2. pulls every model, parents first, ``since`` its last pull's ``now``
-   (nothing is written yet); a parent model is pulled again when a child
-   pulled after it names a parent nobody has;
+2. pulls every model, parents first, ``since`` its last pull's ``now``, in
+   pages (see "Large pulls" below); a parent model is pulled again when a
+   child pulled after it names a parent nobody has;
 3. reads, in one database snapshot, each model's local clock value ``C`` and
    the objects and tombstones stamped in ``(local_date, C]``: the local
    changes. A write committed later is stamped above ``C`` and is a local
    change of the next run;
 4. decides each model (:class:`~persistence_sync.client.planner.Planner`:
    echo, conflict, take remote), with the conflict handler;
-5. pushes each model's changes, parents first, each push recorded in the
+5. pushes each model's changes, parents first, in pushes of at most
+   ``PUSH_BATCH_SIZE`` items (halved after a 413), each recorded in the
    local database (:class:`~persistence_sync.models.OutgoingPush`) before it
    is sent;
 6. in one local transaction, writes what it took from the remote, upserts
@@ -51,11 +52,52 @@ into its children. A sync of a group:
    another process changed after step 3 keeps the fields it changed (and is
    pushed next run) instead of being overwritten.
 
-Nothing is written locally before step 6, so a failed run leaves every model
-of its group as it was, apart from the record of a push already sent.
+Apart from the pages of step 2 written as they came (below), nothing is
+written locally before step 6, so a failed run leaves every model of its
+group as it was, apart from the record of a push already sent.
 Local deletions are the tombstones of the window; they are "forgotten" by
 advancing ``local_date`` past them. The tombstone rows themselves stay: the
 site's own sync endpoints still serve them to its clients.
+
+Large pulls: pages written as they come, and resumed
+----------------------------------------------------
+
+A pull asks for pages of ``PULL_PAGE_SIZE`` objects (docs/protocol.md,
+"Extensions"): the first page answers ``now``; each next one sends that
+``now`` and ``after`` = the last id of the page before. While a model has
+no local change, each page is written at once
+(:func:`.local.apply_page`), so the memory of a first sync is bounded by the
+page size, not by the model:
+
+* in one transaction, the page ticks the model's clock (stamp ``P``; local
+  writers now wait), checks that no object or tombstone is stamped in
+  ``(local_date, P)`` other than the last applied stamp (no local change;
+  every stamp below ``P`` has committed, since stamps commit in order) and
+  that the parents the page names are here, writes the page stamped ``P``
+  and saves the state with ``local_date = applied_stamp = P`` and the cursor
+  ``page_now, page_after`` = (the pull's ``now``, the page's last id).
+  ``server_date`` stays at ``since`` until the whole sync completes.
+* Nothing local is lost by advancing ``local_date`` to ``P``: below it are
+  only values already synced and the page just written; a local write made
+  after the page is stamped above ``P`` and is a local change of step 3 (or
+  of the next run).
+* A model's pages are written this way only if its parents' were (parents
+  first: the objects a page names are then here), and not when the page
+  deletes objects that another model of the group names (only step 6 can
+  stamp such cascades for that model), nor during a full resync, a dry run,
+  or a run that learnt a replayed push was stored. From the first page
+  that fails a check, the rest of the pull is kept in memory and decided in
+  step 4 as usual, with ``local_date`` where the last written page left it.
+
+An interrupted run (killed, a network failure) keeps its written pages and
+their cursor; the next run continues that pull: ``since`` = ``server_date``,
+``now`` = ``page_now``, ``after`` = ``page_after``. This neither skips nor
+repeats a change: every page of one pull, resumed or not, reads the same
+window ``(since, now]`` by ascending id, and the pages written hold exactly
+its ids up to ``after``. A change made on the remote meanwhile, to an id on
+either side of ``after``, is stamped above ``now``: it is not in this pull's
+pages, and the next sync (``since`` = this ``now``) brings it. Step 6 clears
+the cursor when it records ``server_date = now``.
 
 Pushes whose answer was lost
 ----------------------------
@@ -172,6 +214,8 @@ class ModelRun:
     echoes: set = field(default_factory=set)  # stamps of pushes replayed this run
     acknowledged: list = field(default_factory=list)  # OutgoingPush pks answered this run
     resyncing: bool = False  # the remote pruned deletions since the last pull: pulled from 0
+    streaming: bool = False  # pages are applied as they come (see Sync.pull)
+    streamed: dict = field(default_factory=dict)  # counters of the pages applied so far
 
 
 class Sync:
@@ -241,33 +285,90 @@ class Sync:
                 run.delivered[item[ID]] = max(run.delivered.get(item[ID], 0), push.decided_at)
 
     def pull(self) -> None:
-        """Pull every model, parents first, before anything is decided or written."""
+        """Pull every model, parents first; large pulls page by page.
+
+        Pages are applied as they come while the model has no local change
+        (:func:`.local.apply_page`), so memory is bounded by the page size and
+        a pull interrupted after some pages resumes after the last one
+        applied. Otherwise, or from the first page where that no longer
+        holds, pulled objects are kept for :meth:`decide`, as usual.
+        """
+        previous_streamed = True
         for run in self.each():
-            self.pull_model(run, run.state.server_date)
+            # Parents first: a model is applied page by page only once its
+            # parents were, so the parents a page names are here already.
+            run.streaming = (previous_streamed and not self.dry_run
+                             and not run.echoes and not run.delivered)
+            cursor = None
+            if run.state.page_now:
+                cursor = (run.state.page_now, run.state.page_after)
+                run.result.resumed = True
+            self.pull_model(run, run.state.server_date, cursor)
+            previous_streamed = run.streaming
         # A child pulled after its parents may name a parent created in between:
         # pull that parent model again, from where its pull ended.
         # (A parent deleted here is named too: stop when a pull brings nothing.)
         for _ in self.runs:
             wanting = [run for run in self.runs if self.missing_parents(run)]
+            for run in wanting:
+                run.streaming = False
             if not sum(self.pull_model(run, run.pull_now) for run in self.each(wanting)):
                 break
 
-    def pull_model(self, run: ModelRun, since: int) -> int:
-        """Pull ``run``'s model ``since``; returns how many items came.
+    def pull_model(self, run: ModelRun, since: int, cursor=None) -> int:
+        """Pull ``run``'s model ``since``, page by page; returns how many items came.
 
-        A remote that pruned deletions newer than ``since`` answers 410: the
-        model is then pulled from 0 and reconciled (:mod:`.resync`).
+        ``cursor``: ``(now, after)`` of an interrupted paged pull to go on with.
+        Every page of one pull reads the same window ``(since, now]`` (``now``
+        of its first page) in ascending id order, and asks for the ids after
+        the last one of the page before: a change made meanwhile is stamped
+        above ``now`` and comes with the next sync; so the pages, resumed or
+        not, hold each change of the window exactly once. A remote that pruned
+        deletions newer than ``since`` answers 410: the model is then pulled
+        from 0 and reconciled (:mod:`.resync`).
         """
+        limit = sync_settings.PULL_PAGE_SIZE
+        now, after = cursor or (None, None)
+        progress = run.result.progress
+        progress.stage, progress.total = "pulling", None
         _report(self.progress, run.result, "pulling")
-        answer, resyncing = resync.pull(self.transport, run.url, since)
-        if resyncing:
-            run.resyncing = run.result.resynced = True
-        run.pull_now = answer["now"]
-        run.result.received += len(answer["updates"])
-        for pk, item in parse_remote(run.registration, answer["updates"]).items():
-            run.remote.pop(pk, None)  # a repeated id counts where it last appears
-            run.remote[pk] = item
-        return len(answer["updates"])
+        count = 0
+        while True:
+            answer, resyncing = resync.pull(self.transport, run.url, since, limit=limit,
+                                            now=now, after=after)
+            if resyncing:  # from 0, first page again; decided with every local object
+                run.resyncing = run.result.resynced = True
+                run.streaming = False
+                since, after = 0, None
+            if after is None or now is None:
+                now = answer["now"]
+            run.pull_now = int(now)
+            updates = answer["updates"]
+            count += len(updates)
+            run.result.received += len(updates)
+            run.result.bytes_received += answer.get("size", 0)
+            progress.done, progress.bytes = run.result.received, run.result.bytes_received
+            items = parse_remote(run.registration, updates)
+            last = updates[-1][ID] if updates else after
+            if run.streaming and items:
+                run.streaming = local.apply_page(run, items, (now, last), self.using,
+                                                 self.has_children(run))
+            if not run.streaming:
+                for pk, item in items.items():
+                    run.remote.pop(pk, None)  # a repeated id counts where it last appears
+                    run.remote[pk] = item
+            _report(self.progress, run.result, "pulling")
+            if not answer.get("more"):
+                return count
+            if last == after:
+                raise SyncClientError(f"the remote's next page did not move past {after!r}")
+            after = last
+
+    def has_children(self, parent: ModelRun) -> bool:
+        """Whether another model of this sync has a relation to ``parent``'s model."""
+        model = parent.registration.model
+        return any(codec.related_model is model for run in self.runs if run is not parent
+                   for codec in run.registration.codecs)
 
     def missing_parents(self, parent: ModelRun) -> bool:
         """Whether pulled objects of other models name a ``parent`` object nobody has."""
@@ -318,18 +419,46 @@ class Sync:
             self.send(run, [item for item in run.plan.push if item.get(REMOVED)])
 
     def send(self, run: ModelRun, items: list) -> None:
+        """Push ``items`` in parts of at most ``PUSH_BATCH_SIZE``, each idempotent on its own."""
         if not items:
             return
+        progress = run.result.progress
+        progress.stage, progress.done, progress.total = "pushing", 0, len(items)
+        size = max(1, sync_settings.PUSH_BATCH_SIZE)
+        for start in range(0, len(items), size):
+            self.send_part(run, items[start:start + size])
+
+    def send_part(self, run: ModelRun, items: list) -> None:
+        """One push, recorded before it is sent; halved and sent again after a 413.
+
+        A remote that refuses a push as too large stored none of it: its
+        record is dropped and each half is pushed (and recorded) on its own.
+        The halves shrink, so this ends; one object still too large fails.
+        """
         _report(self.progress, run.result, "pushing")
         push_id = uuid.uuid4().hex
         recorded = local.record_push(run, items, push_id, self.using)
-        stamp = self.transport.push(run.url, items, push_id=push_id)
+        try:
+            stamp = self.transport.push(run.url, items, push_id=push_id)
+        except TransportError as exc:
+            if exc.status != 413:
+                raise
+            local.forget_pushes([recorded.pk], self.using)
+            if len(items) == 1:
+                raise SyncClientError(
+                    f"the remote refuses object {items[0][ID]!r} as too large (HTTP 413), "
+                    "even pushed alone; raise the remote's MAX_BODY_SIZE") from None
+            half = len(items) // 2
+            self.send_part(run, items[:half])
+            self.send_part(run, items[half:])
+            return
         run.acknowledged.append(recorded.pk)
         if not run.result.pushed:
             # The echo that matters is that of the changes (pushed first):
             # deletions come back as _removed, which need no echo.
             run.push_now = stamp
         run.result.pushed += len(items)
+        run.result.progress.done += len(items)
 
     def fail(self, exc) -> None:
         """Every model of the group fails: nothing of the sync was applied locally."""
@@ -342,10 +471,11 @@ class Sync:
             where = f"{run.registration.label} ({run.result.url or 'no URL'})"
             run.result.error = (f"{where}: not synced, since {culprit.result.error}" if culprit
                                 else f"{where}: {exc}")
-            # Counters of a plan that was not applied would mislead.
-            run.result.created = run.result.updated = run.result.removed = 0
-        if culprit is not None:
-            culprit.result.created = culprit.result.updated = culprit.result.removed = 0
+        for run in self.runs:
+            # Counters of a plan that was not applied would mislead; pages
+            # applied during the pull stay applied.
+            for counter in ("created", "updated", "removed"):
+                setattr(run.result, counter, run.streamed.get(counter, 0))
 
 
 def _report(progress, result, stage):

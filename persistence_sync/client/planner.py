@@ -23,14 +23,26 @@ from persistence_sync.exceptions import SyncClientError, WireTypeError
 from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED
 
 
-@dataclass
+@dataclass(slots=True)
 class RemoteItem:
     id: str
     raw: dict  # as received
     stamp: int | None = None  # _lastChange, when sent
     removed: bool = False
-    wire: dict = field(default_factory=dict)  # name -> normalised wire value, for comparisons
     python: dict = field(default_factory=dict)  # attname -> Python value
+    codecs: tuple = ()  # of the properties sent, for :attr:`wire`
+    _wire: dict | None = field(default=None, repr=False)
+
+    @property
+    def wire(self) -> dict:
+        """``{name: normalised wire value}`` of the properties sent, for comparisons.
+
+        Computed when first asked for: an object new here is never compared.
+        """
+        if self._wire is None:
+            self._wire = {codec.name: codec.wire(self.python[codec.attname])
+                          for codec in self.codecs}
+        return self._wire
 
 
 @dataclass
@@ -47,34 +59,34 @@ class Plan:
 
 def parse_remote(registration, updates) -> dict[str, RemoteItem]:
     """Normalise pulled items; raise SyncClientError naming a value that does not fit."""
+    by_name = {codec.name: codec for codec in registration.codecs}
     items: dict[str, RemoteItem] = {}
     for item in updates:
-        remote = _parse_item(registration, item)
+        remote = _parse_item(by_name, item)
         items.pop(remote.id, None)  # a repeated id counts where it last appears
         items[remote.id] = remote
     return items
 
 
-def _parse_item(registration, item) -> RemoteItem:
+def _parse_item(by_name, item) -> RemoteItem:
     stamp = item.get(LAST_CHANGE)
-    remote = RemoteItem(id=item[ID], raw=item, stamp=int(stamp) if is_int(stamp) else None)
-    if item.get(REMOVED) is True or item.get(REMOVED) == 1:
-        remote.removed = True
-        return remote
-    by_name = {codec.name: codec for codec in registration.codecs}
+    stamp = int(stamp) if is_int(stamp) else None
+    removed = item.get(REMOVED)
+    if removed is True or removed == 1:
+        return RemoteItem(item[ID], item, stamp, True)
+    python, codecs = {}, []
     for name, value in item.items():
         codec = by_name.get(name)
         if codec is None:
             continue  # id, _lastChange, or a property this site does not sync
         try:
-            python = codec.from_wire(value)
+            python[codec.attname] = codec.from_wire(value)
         except WireTypeError as exc:
             raise SyncClientError(
                 f"pulled object {item[ID]!r} has a bad {name!r}: {exc}"
             ) from None
-        remote.python[codec.attname] = python
-        remote.wire[name] = codec.wire(python)
-    return remote
+        codecs.append(codec)
+    return RemoteItem(item[ID], item, stamp, False, python, tuple(codecs))
 
 
 def wire_values(registration, values) -> dict:

@@ -6,6 +6,16 @@ from dataclasses import dataclass, field
 
 
 @dataclass
+class Progress:
+    """Where a model's sync stands, for a progress display (``syncall`` on a terminal)."""
+
+    stage: str = ""
+    done: int = 0  # objects of this stage done so far
+    total: int | None = None  # known for pushes; a pull cannot know how many pages follow
+    bytes: int = 0  # bytes received (pulls)
+
+
+@dataclass
 class ModelResult:
     """What one model's sync did (or, with ``dry_run``, would do)."""
 
@@ -23,6 +33,9 @@ class ModelResult:
     dry_run: bool = False
     error: str | None = None
     resynced: bool = False  # the remote had pruned deletions: pulled from 0 and reconciled
+    bytes_received: int = 0  # size of the pull answers
+    resumed: bool = False  # the pull went on from where an interrupted run had stopped
+    progress: Progress = field(default_factory=Progress, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -34,13 +47,18 @@ class ModelResult:
             "dry_run": self.dry_run, "received": self.received, "pulled": self.pulled,
             "created": self.created, "updated": self.updated, "removed": self.removed,
             "pushed": self.pushed, "conflicts": self.conflicts, "resynced": self.resynced,
+            "resumed": self.resumed, "bytes_received": self.bytes_received,
         }
 
     def summary(self) -> str:
         if self.error:
             # What a failed run already did on the remote is on record: say so.
-            done = f" (pushed {self.pushed} before failing)" if self.pushed else ""
-            return f"error: {self.error}{done}"
+            done = [f"pushed {self.pushed}"] if self.pushed else []
+            written = self.created + self.updated + self.removed
+            if written:  # pages of the pull written as they came stay written
+                done.append(f"wrote {written} pulled objects; the next run resumes the pull")
+            return f"error: {self.error}" + (f" ({', '.join(done)} before failing)" if done
+                                             else "")
         resolutions: dict[str, int] = {}
         for conflict in self.conflicts:
             resolutions[conflict["resolution"]] = resolutions.get(conflict["resolution"], 0) + 1
@@ -51,4 +69,5 @@ class ModelResult:
             f"updated {self.updated}, removed {self.removed}, pushed {self.pushed}, "
             f"conflicts {len(self.conflicts)}" + (f" ({how})" if how else "")
             + (" (full resync: the remote pruned older deletions)" if self.resynced else "")
+            + (" (resumed an interrupted pull)" if self.resumed else "")
         )

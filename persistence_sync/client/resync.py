@@ -40,14 +40,17 @@ def resync_required(exc):
     )
 
 
-def pull(transport, url, since):
-    """``(answer, resyncing)``: the pull from ``since``, or from 0 when the remote asks."""
+def pull(transport, url, since, limit=None, now=None, after=None):
+    """``(answer, resyncing)``: the pull (page) from ``since``, or from 0 when the remote asks.
+
+    After a 410 the pull starts again from 0, from its first page.
+    """
     try:
-        return transport.pull(url, since), False
+        return transport.pull(url, since, limit=limit, now=now, after=after), False
     except TransportError as exc:
         if not since or not resync_required(exc):
             raise
-    return transport.pull(url, 0), True
+    return transport.pull(url, 0, limit=limit), True
 
 
 def unseen(remote, last_pull_now):

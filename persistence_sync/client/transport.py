@@ -119,6 +119,24 @@ def is_int(value):
     return type(value) is int or (type(value) is float and value.is_integer())
 
 
+def check_pull_answer(answer, size=0):
+    """A pull's answer as ``{"now", "updates", "more", "size"}``; TransportError if malformed."""
+    if not isinstance(answer, dict) or not is_int(answer.get("now")):
+        raise TransportError('the pull answer is not {"now": <int>, "updates": [...]}')
+    updates = answer.get("updates")
+    if not isinstance(updates, list):
+        raise TransportError('the pull answer has no "updates" array')
+    for index, item in enumerate(updates):
+        if not isinstance(item, dict) or not isinstance(item.get(ID), str) or not item[ID]:
+            raise TransportError(f"pulled update #{index} is not an object with a string id")
+    more = answer.get("more", False)
+    if not isinstance(more, bool):
+        raise TransportError('the pull answer\'s "more" is not true or false')
+    if more and not updates:
+        raise TransportError('the pull answer says "more" but holds no object to continue after')
+    return {"now": int(answer["now"]), "updates": updates, "more": more, "size": size}
+
+
 class HttpTransport:
     """Pull and push over HTTP with the standard library (urllib).
 
@@ -171,19 +189,23 @@ class HttpTransport:
         options.update(overrides)
         return cls(**options)
 
-    def pull(self, url, since):
-        """``GET url?since=...``: the answer ``{"now": int, "updates": [...]}``, checked."""
+    def pull(self, url, since, limit=None, now=None, after=None):
+        """``GET url?since=...``: the answer ``{"now", "updates", "more", "size"}``, checked.
+
+        ``limit`` asks for a page (docs/protocol.md, "Extensions"); ``now`` and
+        ``after`` continue a paged pull. ``more`` says that more pages follow
+        (False from a classic remote, which ignores ``limit`` and answers
+        everything); ``size`` is the answer's length in bytes.
+        """
+        query = {"since": int(since)}
+        if limit is not None:
+            query["limit"] = int(limit)
+            if after is not None:
+                query.update(now=int(now), after=after)
         separator = "&" if urllib.parse.urlsplit(url).query else "?"
-        answer = self.request("GET", f"{url}{separator}since={int(since)}")
-        if not isinstance(answer, dict) or not is_int(answer.get("now")):
-            raise TransportError('the pull answer is not {"now": <int>, "updates": [...]}')
-        updates = answer.get("updates")
-        if not isinstance(updates, list):
-            raise TransportError('the pull answer has no "updates" array')
-        for index, item in enumerate(updates):
-            if not isinstance(item, dict) or not isinstance(item.get(ID), str) or not item[ID]:
-                raise TransportError(f"pulled update #{index} is not an object with a string id")
-        return {"now": int(answer["now"]), "updates": updates}
+        answer, size = self.request("GET", f"{url}{separator}{urllib.parse.urlencode(query)}",
+                                    sized=True)
+        return check_pull_answer(answer, size)
 
     def push(self, url, items, push_id=None, replay=False):
         """``POST url`` with the JSON array ``items``; returns the answer's ``now``.
@@ -209,12 +231,16 @@ class HttpTransport:
                                  f"{_snippet(json.dumps(answer))}")
         return int(answer["now"])
 
-    def request(self, method, url, payload=None, headers=None):
-        """One JSON request, retried after transient failures; returns the parsed body."""
+    def request(self, method, url, payload=None, headers=None, sized=False):
+        """One JSON request, retried after transient failures; returns the parsed body.
+
+        ``sized``: returns ``(body, its length in bytes)``.
+        """
         self.warn_if_plain_http(url)
         for attempt in range(self.retries):
             try:
-                return self.request_once(method, url, payload, headers)
+                answer, size = self.request_once(method, url, payload, headers)
+                return (answer, size) if sized else answer
             except TransportError as exc:
                 if not exc.transient or attempt == self.retries - 1:
                     if attempt:
@@ -259,6 +285,6 @@ class HttpTransport:
                 "(PERSISTENCE_SYNC['MAX_RESPONSE_SIZE']); raise it if the remote is trusted"
             )
         try:
-            return json.loads(raw)
+            return json.loads(raw), len(raw)
         except (UnicodeDecodeError, ValueError):
             raise TransportError(f"the answer is not JSON: {_snippet(raw)!r}") from None

@@ -330,6 +330,7 @@ class Log:
     statuses: Counter = field(default_factory=Counter)
     errors: list = field(default_factory=list)  # client-side failures and non-200 answers
     order_errors: int = 0
+    busy: int = 0  # pushes answered 503 "busy, retry later" and tried again
 
     def record_failure(self, what):
         self.errors.append(what)
@@ -374,15 +375,33 @@ class Load:
 # --- the load: HTTP ------------------------------------------------------
 
 
+# A push answered 503 "busy, retry later" (it waited LOCK_TIMEOUT for the clock
+# and stored nothing) is tried again this many times, as a client would.
+BUSY_RETRIES = 3
+
+
 def post(session, log, url, items):
-    """Push ``items``; the answer's ``now``, or ``None`` (logged) when the push failed."""
-    log.requests += 1
-    try:
-        response = session.post(
-            url, data=json.dumps(items), timeout=HTTP_TIMEOUT, headers={"Content-Type": "application/json"}
-        )
-    except Exception as exc:  # noqa: BLE001 - every client-side failure is reported
-        return log.record_failure(f"POST {url}: {type(exc).__name__}: {exc}")
+    """Push ``items``; the answer's ``now``, or ``None`` (logged) when the push failed.
+
+    A 503 whose Retry-After says the model was busy stored nothing: it is
+    retried (counted in ``log.busy``), and only a push still refused after
+    :data:`BUSY_RETRIES` counts as a 5xx and a failure.
+    """
+    body = json.dumps(items)
+    for attempt in range(BUSY_RETRIES + 1):
+        log.requests += 1
+        try:
+            response = session.post(
+                url, data=body, timeout=HTTP_TIMEOUT, headers={"Content-Type": "application/json"}
+            )
+        except Exception as exc:  # noqa: BLE001 - every client-side failure is reported
+            return log.record_failure(f"POST {url}: {type(exc).__name__}: {exc}")
+        busy = response.status_code == 503 and "busy" in response.text
+        if busy and attempt < BUSY_RETRIES:
+            log.busy += 1
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
+        break
     log.statuses[response.status_code] += 1
     if response.status_code != 200:
         return log.record_failure(f"POST {url}: {response.status_code} {response.text[:300]}")

@@ -22,6 +22,7 @@ import threading
 import time
 
 import pytest
+from django.test import override_settings
 from todo.models import Project, Tag, Task
 
 from persistence_sync.client import sync_all
@@ -652,3 +653,67 @@ def test_resync_after_the_server_pruned_deletions(server, tmp_path):
     assert dump_local() == dump_remote(server)
     assert sorted(Task.objects.values_list("id", "done")) == [("KEEP", True), ("MINE", False)]
     assert_clean_run(sync_a(server))
+
+
+PAGED_SYNCALL = """
+    import json, os, django
+    django.setup()
+    from django.core.management import call_command
+    from django.test import override_settings
+    from persistence_sync.client import HttpTransport
+    real, seen = HttpTransport.pull, []
+    def pull(self, url, since, **page):
+        seen.append([url.rsplit("/", 1)[1], since, page.get("now"), page.get("after")])
+        if len(seen) == int(os.environ["KILL_AT"]):
+            os._exit(9)
+        return real(self, url, since, **page)
+    HttpTransport.pull = pull
+    with override_settings(PERSISTENCE_SYNC={"PULL_PAGE_SIZE": 300}):
+        call_command("syncall", "--server", os.environ["SERVER"], "--json")
+    print(json.dumps(seen))
+"""
+
+
+def test_a_killed_first_sync_in_pages_resumes_after_its_last_page(server, client_b):
+    push_raw(server, "projectUpdates", [{"id": f"P{i:02d}", "name": f"project {i}"}
+                                        for i in range(25)])
+    push_raw(server, "taskUpdates", [{"id": f"T{i:04d}", "name": f"task {i}", "done": False,
+                                      "project": f"P{i % 25:02d}"} for i in range(2500)])
+
+    def paged_syncall(kill_at=0):
+        return subprocess.run([sys.executable, "-c", textwrap.dedent(PAGED_SYNCALL)],
+                              env={**client_b.env, "SERVER": server, "KILL_AT": str(kill_at)},
+                              capture_output=True, text=True, timeout=120)
+
+    # Requests: the projects' one page, then task pages; killed asking for the 5th.
+    killed = paged_syncall(kill_at=6)
+    assert killed.returncode == 9, killed.stderr
+    state = client_b.python("""
+        from persistence_sync.models import SyncState
+        from todo.models import Task
+        s = SyncState.objects.get(model='todo.task')
+        out = [s.server_date, s.page_now, s.page_after, Task.objects.count()]""")
+    assert state[0] == 0 and state[1] > 0 and state[2:] == ["T1199", 1200]
+    resumed = paged_syncall()
+    assert resumed.returncode == 0, resumed.stderr
+    requests = json.loads(resumed.stdout.strip().splitlines()[-1])
+    task_requests = [request for request in requests if request[0] == "taskUpdates"]
+    assert task_requests[0] == ["taskUpdates", 0, state[1], "T1199"]  # not from scratch
+    assert [request[3] for request in task_requests[1:]] == ["T1499", "T1799", "T2099", "T2399"]
+    results = json.loads(resumed.stdout[:resumed.stdout.rindex("]\n[") + 1])
+    assert {r["model"]: (r["received"], r["resumed"]) for r in results}["todo.task"] == (
+        1300, True)
+    assert client_b.dump() == dump_remote(server)
+    again = json.loads(client_b.syncall("--server", server, "--json").stdout)
+    assert all(r["pushed"] == r["pulled"] == 0 for r in again)
+
+
+def test_a_first_sync_in_pages_and_pushes_in_parts(server):
+    push_raw(server, "tagUpdates", [{"id": f"G{i:04d}", "name": f"tag {i}"} for i in range(2500)])
+    Tag.objects.bulk_create([Tag(name=f"local {i}") for i in range(250)])
+    with override_settings(PERSISTENCE_SYNC={"PULL_PAGE_SIZE": 300, "PUSH_BATCH_SIZE": 100}):
+        results = sync_a(server)
+        assert (results["todo.tag"].received, results["todo.tag"].created) == (2500, 2500)
+        assert results["todo.tag"].pushed == 250
+        assert dump_local() == dump_remote(server)
+        assert_clean_run(sync_a(server))
