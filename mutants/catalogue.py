@@ -204,7 +204,9 @@ MUTANTS = [
            "if key in visible or (after is not None and key <= str(after)):",
            "if after is not None and key <= str(after):",
            "an object still visible through another value removed with the lost one",
-           tests=T_SCOPING),
+           equivalent="an object the request sees that a revocation names left the lost "
+           "value after the device's `since` (by a write stamped in the window), so the "
+           "window holds it as a live row, which wins over a removal in _with_revocations"),
     Mutant("scope-grant-window-inclusive", SCOPING,
            "last_change__gt=since, last_change__lte=now)\n            .values_list(\"value\"",
            "last_change__gte=since, last_change__lte=now)\n            .values_list(\"value\"",
