@@ -292,8 +292,8 @@ MUTANTS = [
            "    return seen == plan.versions\n", "    return seen.keys() == plan.versions.keys()\n",
            "checking that the rows still exist, not that they are unchanged", tests=T_PREPARED),
     Mutant("push-recheck-written-only", SERVER,
-           "    for chunk in chunks(plan.changes):\n        seen.update(",
-           "    for chunk in chunks([obj.pk for obj in plan.writes]):\n        seen.update(",
+           "    return seen == plan.versions\n",
+           "    return all(seen.get(obj.pk) == plan.versions.get(obj.pk) for obj in plan.writes)\n",
            "only the rows the plan writes re-checked: a push of the stored value loses to "
            "a change made while it was prepared", tests=T_PREPARED),
 
