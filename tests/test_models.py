@@ -10,6 +10,7 @@ from todo.models import Project, Tag, Task
 
 from persistence_sync import clock
 from persistence_sync.models import Tombstone
+from tests.testapp.models import Gadget
 
 pytestmark = pytest.mark.django_db
 
@@ -205,17 +206,19 @@ def test_ids_recreated_in_bulk_forget_every_tombstone_past_batch_size(sync):
 
 
 @pytest.mark.parametrize("recreate", ["create", "save", "bulk_create"])
-def test_an_id_recreated_through_the_orm_forgets_its_tombstone(sync, recreate):
+@pytest.mark.parametrize("model, uri", [(Task, "taskUpdates"), (Gadget, "gadgets")],
+                         ids=["scoped", "unscoped"])
+def test_an_id_recreated_through_the_orm_forgets_its_tombstone(sync, recreate, model, uri):
     """Else pulls would carry the object and its removal, and syncall would push the removal."""
-    Task.objects.create(id="SAME", name="first").delete()
-    since = sync.pull("taskUpdates")["now"]
+    model.objects.create(id="SAME", name="first").delete()
+    since = sync.pull(uri)["now"]
     if recreate == "create":
-        Task.objects.create(id="SAME", name="second")
+        model.objects.create(id="SAME", name="second")
     elif recreate == "save":
-        Task(id="SAME", name="second").save()
+        model(id="SAME", name="second").save()
     else:
-        Task.objects.bulk_create([Task(id="SAME", name="second")])
+        model.objects.bulk_create([model(id="SAME", name="second")])
     assert not Tombstone.objects.exists()
     for start in (0, since):
-        [update] = sync.pull("taskUpdates", since=start)["updates"]
+        [update] = sync.pull(uri, since=start)["updates"]
         assert (update["id"], update["name"], "_removed" in update) == ("SAME", "second", False)
