@@ -4,7 +4,7 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 from todo.models import Project, Tag, Task
 
@@ -73,6 +73,17 @@ def test_bulk_create_and_bulk_update_stamp(sync, mark):
         task.name += "!"
     Task.objects.bulk_update(tasks[:2], ["name"])
     assert {u["name"] for u in pulled(sync, since).values()} == {"t0!", "t1!"}
+
+
+def test_bulk_create_updating_conflicts_stamps_the_updated_rows(sync):
+    Gadget.objects.create(id="G", name="old")
+    since = sync.pull("gadgets")["now"]
+    target = ["id"] if connection.features.supports_update_conflicts_with_target else None
+    Gadget.objects.bulk_create([Gadget(id="G", name="new")], update_conflicts=True,
+                               update_fields=["name"], unique_fields=target)
+    [item] = sync.pull("gadgets", since=since)["updates"]
+    assert (item["id"], item["name"]) == ("G", "new")
+    assert item["_lastChange"] == Gadget.objects.get().last_change > since
 
 
 def test_bulk_update_gives_every_object_one_stamp_the_one_stored(sync):
