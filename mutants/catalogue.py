@@ -207,6 +207,14 @@ MUTANTS = [
            equivalent="an object the request sees that a revocation names left the lost "
            "value after the device's `since` (by a write stamped in the window), so the "
            "window holds it as a live row, which wins over a removal in _with_revocations"),
+    Mutant("scope-grant-drops-the-window", SERVER,
+           "models.Q(last_change__gt=since) | in_granted, last_change__lte=self.now)",
+           "in_granted, last_change__lte=self.now)",
+           "the pull after a grant answers the granted values only: the other changes of "
+           "its window are skipped", tests=T_SCOPING),
+    Mutant("scope-tombstone-oldest-stamp", SERVER,
+           'annotate(stamp=models.Max("last_change"))', 'annotate(stamp=models.Min("last_change"))',
+           "one removal per object, but the stamp of the first scope it left", tests=T_SCOPING),
     Mutant("scope-grant-window-inclusive", SCOPING,
            "last_change__gt=since, last_change__lte=now)\n            .values_list(\"value\"",
            "last_change__gte=since, last_change__lte=now)\n            .values_list(\"value\"",
@@ -482,6 +490,10 @@ MUTANTS = [
     Mutant("client-echo-taken-for-conflict", CLIENT_DECISIONS,
            "        elif item.stamp in self.echoes:\n", "        elif False:\n",
            "our own push's echo looks like a remote change", tests=T_CLIENT),
+    Mutant("client-remote-change-taken-for-conflict", CLIENT_DECISIONS,
+           "        if pk not in self.local.changed:\n", "        if False:\n",
+           "every remote change of an object we hold handed to the conflict handler",
+           tests=T_CLIENT),
     Mutant("client-replayed-echo-ignored", CLIENT_DECISIONS,
            "self.echoes = {state.server_push_date, *(echoes or ())} - {0}",
            "self.echoes = {state.server_push_date} - {0}",
