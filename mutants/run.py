@@ -93,8 +93,11 @@ def run_suite(tree, database, tests=(), timeout=900):
         raise SystemExit(f"pytest could not run {tests or 'the suite'}:\n{done.stdout}{done.stderr}")
     if done.returncode == 0:
         return None
+    # The summary's lines name a test ("tests/..."); captured log lines start
+    # with ERROR too ("ERROR    django.request:...").
     failed = [line.split()[1] for line in done.stdout.splitlines()
-              if line.startswith(("FAILED ", "ERROR ")) and len(line.split()) > 1]
+              if line.startswith(("FAILED ", "ERROR ")) and len(line.split()) > 1
+              and line.split()[1].startswith("tests/")]
     return failed[0] if failed else f"pytest exit {done.returncode}"
 
 

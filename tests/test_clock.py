@@ -21,3 +21,20 @@ def test_stamps_increase_when_the_wall_clock_stands_still_or_goes_back(monkeypat
 def test_a_model_without_writes_has_now_zero(sync):
     assert clock.committed_now(Task, "default") == 0
     assert sync.pull("taskUpdates") == {"now": 0, "updates": []}
+
+
+class UrgentTask(Task):
+    """A proxy, as an admin or a second manager may use: no table, no registration."""
+
+    class Meta:
+        proxy = True
+        app_label = "todo"
+
+
+def test_a_write_through_a_proxy_model_is_in_the_next_pull(sync):
+    # A proxy's writes must tick the concrete model's clock: a counter of its
+    # own would stamp them above the `now` that pulls of the model answer.
+    urgent = UrgentTask.objects.create(name="via the proxy")
+    answer = sync.pull("taskUpdates")
+    assert [item["id"] for item in answer["updates"]] == [urgent.pk]
+    assert answer["now"] == urgent.last_change

@@ -27,6 +27,7 @@ from todo.models import Task
 
 from persistence_sync import clock, server
 from persistence_sync.clock import Clock
+from persistence_sync.models import PushReceipt
 from tests.conftest import DemoClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -244,11 +245,12 @@ def blocked_while_preparing(first_id):
         yield entered, release
 
 
-def push_in_thread(items, results):
+def push_in_thread(items, results, headers=None):
     def run():
         try:
             results["response"] = DemoClient().post(
-                "/taskUpdates", json.dumps(items), content_type="application/json")
+                "/taskUpdates", json.dumps(items), content_type="application/json",
+                headers=headers)
         finally:
             connections.close_all()
 
@@ -347,3 +349,38 @@ def test_a_push_of_the_stored_value_wins_over_a_change_made_while_it_was_prepare
     assert results["response"].status_code == 200, results["response"].content
     task = Task.objects.get(id="T")
     assert (task.name, task.last_change) == ("old", results["response"].json()["now"])
+
+
+def test_two_copies_of_one_push_racing_are_stored_once_with_one_answer():
+    """A client resent a push (same X-Sync-Push-Id) while the first copy was being prepared.
+
+    The second copy is stored first; the first, once it holds the clock, finds
+    the receipt and answers the same stamp instead of storing the push again.
+    """
+    items, headers, results = [{"id": "R", "name": "r"}], {"X-Sync-Push-Id": "race-1"}, {}
+    with blocked_while_preparing("R") as (entered, release):
+        thread = push_in_thread(items, results, headers)
+        try:
+            assert entered.wait(30)
+            second = DemoClient().post("/taskUpdates", json.dumps(items),
+                                       content_type="application/json", headers=headers)
+        finally:
+            release.set()
+            thread.join(60)
+    assert second.status_code == 200, second.content
+    assert results["response"].status_code == 200, results["response"].content
+    assert results["response"].json() == second.json()
+    assert PushReceipt.objects.get(push_id="race-1").stamp == second.json()["now"]
+    assert Task.objects.get(id="R").last_change == second.json()["now"]
+
+
+def test_a_repeated_push_id_outside_a_transaction_gets_the_first_answer():
+    """As under a real server: the push is prepared before the clock, its receipt kept."""
+    client, headers = DemoClient(), {"X-Sync-Push-Id": "again-1"}
+    items = json.dumps([{"id": "A", "name": "a"}])
+    first = client.post("/taskUpdates", items, content_type="application/json", headers=headers)
+    Task.objects.filter(id="A").update(name="changed since")
+    again = client.post("/taskUpdates", items, content_type="application/json", headers=headers)
+    assert first.status_code == again.status_code == 200, again.content
+    assert again.json() == first.json()
+    assert Task.objects.get(id="A").name == "changed since"

@@ -4,12 +4,13 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 from todo.models import Project, Tag, Task
 
 from persistence_sync import clock
 from persistence_sync.models import Tombstone
+from tests.testapp.models import Gadget
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +73,17 @@ def test_bulk_create_and_bulk_update_stamp(sync, mark):
         task.name += "!"
     Task.objects.bulk_update(tasks[:2], ["name"])
     assert {u["name"] for u in pulled(sync, since).values()} == {"t0!", "t1!"}
+
+
+def test_bulk_create_updating_conflicts_stamps_the_updated_rows(sync):
+    Gadget.objects.create(id="G", name="old")
+    since = sync.pull("gadgets")["now"]
+    target = ["id"] if connection.features.supports_update_conflicts_with_target else None
+    Gadget.objects.bulk_create([Gadget(id="G", name="new")], update_conflicts=True,
+                               update_fields=["name"], unique_fields=target)
+    [item] = sync.pull("gadgets", since=since)["updates"]
+    assert (item["id"], item["name"]) == ("G", "new")
+    assert item["_lastChange"] == Gadget.objects.get().last_change > since
 
 
 def test_bulk_update_gives_every_object_one_stamp_the_one_stored(sync):
@@ -205,17 +217,19 @@ def test_ids_recreated_in_bulk_forget_every_tombstone_past_batch_size(sync):
 
 
 @pytest.mark.parametrize("recreate", ["create", "save", "bulk_create"])
-def test_an_id_recreated_through_the_orm_forgets_its_tombstone(sync, recreate):
+@pytest.mark.parametrize("model, uri", [(Task, "taskUpdates"), (Gadget, "gadgets")],
+                         ids=["scoped", "unscoped"])
+def test_an_id_recreated_through_the_orm_forgets_its_tombstone(sync, recreate, model, uri):
     """Else pulls would carry the object and its removal, and syncall would push the removal."""
-    Task.objects.create(id="SAME", name="first").delete()
-    since = sync.pull("taskUpdates")["now"]
+    model.objects.create(id="SAME", name="first").delete()
+    since = sync.pull(uri)["now"]
     if recreate == "create":
-        Task.objects.create(id="SAME", name="second")
+        model.objects.create(id="SAME", name="second")
     elif recreate == "save":
-        Task(id="SAME", name="second").save()
+        model(id="SAME", name="second").save()
     else:
-        Task.objects.bulk_create([Task(id="SAME", name="second")])
+        model.objects.bulk_create([model(id="SAME", name="second")])
     assert not Tombstone.objects.exists()
     for start in (0, since):
-        [update] = sync.pull("taskUpdates", since=start)["updates"]
+        [update] = sync.pull(uri, since=start)["updates"]
         assert (update["id"], update["name"], "_removed" in update) == ("SAME", "second", False)

@@ -88,6 +88,19 @@ def test_removed_in_a_push_deletes_and_leaves_a_tombstone(sync):
     ]
 
 
+@pytest.mark.parametrize("uri", ["taskUpdates", "gadgets"], ids=["scoped", "unscoped"])
+def test_a_pushed_id_deleted_before_comes_back_live_without_its_removal(sync, uri):
+    sync.push(uri, [{"id": "BACK", "name": "first"}])
+    sync.push(uri, [{"id": "BACK", "_removed": True}])
+    since = sync.pull(uri)["now"]
+    answer = sync.push(uri, [{"id": "BACK", "name": "again"}])
+    assert not Tombstone.objects.exists()
+    for start in (0, since):
+        [item] = sync.pull(uri, since=start)["updates"]
+        assert (item["id"], item["name"], item["_lastChange"]) == ("BACK", "again", answer["now"])
+        assert "_removed" not in item
+
+
 def test_removing_an_unknown_id_is_not_an_error(sync):
     assert sync.push("taskUpdates", [{"id": "NOPE", "_removed": True}])["status"] == "ok"
 

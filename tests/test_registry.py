@@ -135,6 +135,21 @@ class TestVisibility:
         assert Note.objects.get().text == "b"
         assert not Tombstone.objects.exists()
 
+    def test_server_push_called_without_a_request_keeps_to_the_queryset(self, db):
+        # server.push is public: a task or view of the project's may call it
+        # with the queryset it is allowed, and no Access; the rule still holds.
+        from persistence_sync import server
+        from persistence_sync.exceptions import ProtocolError
+        from persistence_sync.serializers import parse_push
+
+        Note.objects.create(id="B1", owner="bob", text="b")
+        reg = persistence_sync.get_registration(Note)
+        changes = parse_push([{"id": "B1", "text": "mine now"}], reg.codecs, 32)
+        with pytest.raises(ProtocolError) as refused:
+            server.push(reg, Note.objects.filter(owner="ann"), changes, "default")
+        assert refused.value.status_code == 403
+        assert Note.objects.get().text == "b"
+
     def test_a_queryset_option_filters_like_the_hook(self, sync, db):
         persistence_sync.unregister(Note)
         persistence_sync.register(Note, uri="notes", queryset=Note.objects.filter(owner="bob"))

@@ -46,6 +46,13 @@ def test_dates_are_accepted_as_seconds_milliseconds_or_iso(sync, due):
                                                          tzinfo=datetime.timezone.utc)
 
 
+@override_settings(TIME_ZONE="America/New_York")  # Django sets the process's time zone too
+def test_an_iso_date_time_without_offset_is_utc_whatever_the_sites_time_zone(sync):
+    sync.push("gadgets", [{"id": "G", "name": "g", "due": "2024-01-15T10:30:00"}])
+    assert Gadget.objects.get().due == datetime.datetime(2024, 1, 15, 10, 30,
+                                                         tzinfo=datetime.timezone.utc)
+
+
 @override_settings(PERSISTENCE_SYNC={"DATES_IN_MILLISECONDS": True})
 def test_dates_in_milliseconds_setting(sync):
     sync.push("gadgets", [{"id": "G", "name": "g", "due": JAN_15}])
