@@ -171,32 +171,40 @@ class Window:
         # A scoped object has one tombstone per scope it left: answer the
         # latest of those the request may learn of, once.
         tombstones = (self.access.tombstones(tombstones).exclude(**{f"{object_id}__in": visible})
-                      .order_by().values(object_id).annotate(stamp=models.Max("last_change")))
-        return tombstones, object_id, "stamp"
+                      .order_by().values(object_id).annotate(latest=models.Max("last_change")))
+        return tombstones, object_id, "latest"
 
     def changes(self):
         """One query: ``(id, stamp, removed, *values)`` of the window, in ascending id order."""
         codecs = self.registration.codecs
         marker = models.IntegerField()
-        # The union is ordered by the database, in its own collation: the order
-        # that ``id > after`` follows too, so pages never skip or repeat an id.
-        changes = self.objects().order_by().values_list(
-            "pk", "last_change", models.Value(0, output_field=marker),
-            *(codec.attname for codec in codecs),
+        values = [f"ps_v{index}" for index in range(len(codecs))]
+        # Every column is an annotation, named and annotated in the same order
+        # in both branches: before Django 5.0, values_list() put model fields
+        # before annotations whatever the order asked, which would pair the
+        # branches' columns wrongly in the UNION.
+        objects = self.objects().order_by().annotate(
+            ps_id=models.F("pk"), ps_stamp=models.F("last_change"),
+            **{name: models.F(codec.attname) for name, codec in zip(values, codecs)},
+            ps_removed=models.Value(0, output_field=marker),
         )
         tombstones, object_id, stamp = self.tombstones()
-        changes = changes.union(
-            tombstones.values_list(
-                object_id, stamp, models.Value(1, output_field=marker),
-                *(models.Value(None, output_field=codec.field.target_field
-                               if codec.field.is_relation else codec.field)
-                  for codec in codecs),
-            ),
-            all=True,
-        ).order_by("pk")
+        tombstones = tombstones.annotate(
+            ps_id=models.F(object_id), ps_stamp=models.F(stamp),
+            **{name: models.Value(None, output_field=codec.field.target_field
+                                  if codec.field.is_relation else codec.field)
+               for name, codec in zip(values, codecs)},
+            ps_removed=models.Value(1, output_field=marker),
+        )
+        columns = ["ps_id", "ps_stamp", *values, "ps_removed"]
+        # The union is ordered by the database, in its own collation: the order
+        # that ``id > after`` follows too, so pages never skip or repeat an id.
+        changes = objects.values_list(*columns).union(
+            tombstones.values_list(*columns), all=True).order_by("ps_id")
         if self.page.paged:
             changes = changes[: self.page.limit + 1]  # one more says whether more follow
-        return changes.iterator(chunk_size=sync_settings.BATCH_SIZE)
+        return ((row[0], row[1], row[-1], *row[2:-1])
+                for row in changes.iterator(chunk_size=sync_settings.BATCH_SIZE))
 
 
 class _Collated(models.Func):
