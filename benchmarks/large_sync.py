@@ -205,20 +205,30 @@ def serve_one_pull():
 def rss_growth(db, name):
     env = {**os.environ, "PS_DB": db, "PS_DB_NAME": name}
     out = subprocess.run([sys.executable, __file__, "--db", db, "--rss-of", name],
-                         env=env, check=True, capture_output=True, text=True).stdout
+                         env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.splitlines()[-1])
 
 
 def syncall_figures(db, name, repeat):
     """``(syncall, full pull alone)`` medians, and the client's RSS growth, over real HTTP."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+    from todo.models import demo_owner
+
     from tests.integration import live
 
+    # A token, as a deployed syncall would use: HTTP Basic would check the
+    # password hash once per page (a quarter of a second each here).
+    token, _ = Token.objects.get_or_create(user=get_user_model()._default_manager.get(
+        pk=demo_owner()))
     with live.gunicorn(live.site_env(db, name), workers=1) as server, \
             live.scratch_database(db, purpose="bench_client") as client_env:
         out = subprocess.run(
             [sys.executable, __file__, "--db", db, "--syncall-from", server.url,
              "--repeat", str(repeat)],
-            env=live.process_env(client_env), check=True, capture_output=True, text=True,
+            # stderr passes through: a failing client shows its traceback.
+            env={**live.process_env(client_env), "PERSISTENCE_SYNC_TOKEN": token.key},
+            check=True, stdout=subprocess.PIPE, text=True,
         ).stdout
     return json.loads(out.splitlines()[-1])
 
@@ -235,7 +245,7 @@ def time_syncall(url, repeat):
     from persistence_sync.conf import sync_settings
     from persistence_sync.models import Clock, OutgoingPush, SyncState, Tombstone
 
-    transport = HttpTransport(timeout=600)
+    transport = HttpTransport.from_settings(timeout=600)  # with PERSISTENCE_SYNC_TOKEN
 
     def reset():
         for model in (Task, Project, SyncState, Tombstone, Clock, OutgoingPush):

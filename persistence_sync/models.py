@@ -15,8 +15,9 @@ reported by check W001).
 """
 
 import contextvars
+import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, models, router, transaction
@@ -188,28 +189,6 @@ class _PreparedUpsert:
             obj._state.adding, obj._state.db = False, self.using
 
 
-def _computed_default_maker(field: Any) -> Callable[[Any, dict], Any]:
-    """The value of ``field`` for a row: the one pulled, else its default computed per row."""
-    from persistence_sync.serializers import USE_DEFAULT
-
-    def make(pk: Any, values: dict) -> Any:
-        value = values.get(field.attname, USE_DEFAULT)
-        return field.get_default() if value is USE_DEFAULT else value
-
-    return make
-
-
-def _constant_default_maker(name: str, default: Any) -> Callable[[Any, dict], Any]:
-    """The value of field ``name`` for a row: the one pulled, else ``default``."""
-    from persistence_sync.serializers import USE_DEFAULT
-
-    def make(pk: Any, values: dict) -> Any:
-        value = values.get(name, default)
-        return default if value is USE_DEFAULT else value
-
-    return make
-
-
 def insert_at(model, rows, stamp, using, batch_size=None):
     """Insert new objects ``rows`` (``{pk: {attname: value}}``), all stamped ``stamp``.
 
@@ -236,19 +215,8 @@ def insert_at(model, rows, stamp, using, batch_size=None):
         if objs:
             upsert_at(models.QuerySet(model, using=using), objs, stamp, names, batch_size)
         return
-    columns: list[str] = []
-    makers: list[Callable[[Any, dict], Any]] = []
-    for field in fields:
-        columns.append(connection.ops.quote_name(field.column))
-        if field is opts.pk:
-            makers.append(lambda pk, values: pk)
-        elif field.attname == "last_change":
-            makers.append(lambda pk, values: stamp)
-        elif callable(field.default):
-            makers.append(_computed_default_maker(field))
-        else:
-            makers.append(_constant_default_maker(field.attname, field.get_default()))
-    prepare = [_db_converter(field, connection) for field in fields]
+    columns = [connection.ops.quote_name(field.column) for field in fields]
+    prepare = [_db_column(field, connection) for field in fields]
     # Many rows per statement: one round trip each (executemany is one per row
     # on PostgreSQL), within the database's limit on parameters.
     size = min(batch_size or sync_settings.BATCH_SIZE, 65535 // len(fields),
@@ -271,14 +239,38 @@ def insert_at(model, rows, stamp, using, batch_size=None):
                                       equal={"model": opts.label_lower})
             if tombstoned:
                 Tombstone.forget(model, tombstoned, using)
-            params = []
-            for pk in chunk:
-                values = rows[pk]
-                params += [convert(make(pk, values)) for make, convert in zip(makers, prepare)]
+            # Column by column: a list comprehension per field, not calls per value.
+            values = [rows[pk] for pk in chunk]
+            params = [_column(field, opts, chunk, values, stamp, convert)
+                      for field, convert in zip(fields, prepare)]
             if unnest:
-                cursor.execute(head, [params[index::len(fields)] for index in range(len(fields))])
+                cursor.execute(head, params)
             else:
-                cursor.execute(head + "VALUES " + ", ".join([row_sql] * len(chunk)), params)
+                cursor.execute(head + "VALUES " + ", ".join([row_sql] * len(chunk)),
+                               list(itertools.chain.from_iterable(zip(*params))))
+
+
+def _column(field, opts, pks, rows, stamp, convert):
+    """The database values of ``field`` for new objects ``pks`` (``rows``: their values).
+
+    A field the pull did not name, or named null with a default
+    (``USE_DEFAULT``), gets its default: a callable one computed per object.
+    """
+    from persistence_sync.serializers import USE_DEFAULT
+
+    if field is opts.pk:
+        column = list(pks)
+    elif field.attname == "last_change":
+        return [stamp] * len(pks)
+    else:
+        name = field.attname
+        column = [values.get(name, USE_DEFAULT) for values in rows]
+        if USE_DEFAULT in column:
+            constant = not callable(field.default)
+            default = field.get_default() if constant else None
+            column = [(default if constant else field.get_default())
+                      if value is USE_DEFAULT else value for value in column]
+    return convert(column)
 
 
 def existing_ids(model, attname, values, using, equal=None):
@@ -323,8 +315,26 @@ _PLAIN_TYPES = {
     "CharField", "TextField", "SlugField", "EmailField", "URLField", "BooleanField",
     "IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
     "PositiveBigIntegerField", "PositiveSmallIntegerField", "FloatField",
+    "AutoField", "BigAutoField", "SmallAutoField",  # an owner's user id, say
 }
 _PLAIN_VALUES = (str, bool, int, float, type(None))
+
+
+def _db_column(field, connection):
+    """``values -> database values`` for a column of ``field``: as they are when all plain."""
+    target = field.target_field if field.is_relation else field
+    convert = field.get_db_prep_save
+    plain = target.get_internal_type() in _PLAIN_TYPES
+    json = isinstance(target, models.JSONField)
+
+    def column(values):
+        if plain and all(type(value) in _PLAIN_VALUES for value in values):
+            return values
+        if json:  # None is SQL NULL there too, but let the field say so
+            return [convert(value, connection) for value in values]
+        return [None if value is None else convert(value, connection) for value in values]
+
+    return column
 
 
 def _db_converter(field, connection):

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core import validators as django_validators
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
@@ -81,6 +82,11 @@ class FieldCodec:
     def wire(self, value):
         """``value`` (a Python value or None) as it travels; None stays null."""
         return None if value is None else self.to_wire(value)
+
+    @property
+    def converts_to_wire(self):
+        """False when the Python value travels as it is (strings, numbers, JSON)."""
+        return self.to_wire is not _identity
 
     @property
     def related_model(self):
@@ -310,13 +316,55 @@ def _validated(field, from_wire):
         result = from_wire(value)
         if choices is not None and result not in choices:
             raise WireTypeError("is not one of the field's choices")
-        try:
-            field.run_validators(result)
-        except ValidationError as exc:
-            raise WireTypeError("; ".join(exc.messages)) from exc
+        if passes is None or not passes(result):
+            try:
+                field.run_validators(result)
+            except ValidationError as exc:
+                raise WireTypeError("; ".join(exc.messages)) from exc
         return result
 
+    passes = _passes_validators(field)
     return convert
+
+
+def _passes_validators(field):
+    """A quick ``value -> bool``: True only for values all of ``field``'s validators accept.
+
+    Covers Django's own length, range and NUL validators (those of char and
+    integer fields), which are most of what a large push or pull checks; a
+    field with any other validator gets None, and a value the quick check
+    does not clear goes through ``run_validators``, which says what is wrong.
+    """
+    max_length, low, high, no_nul = None, None, None, False
+    for validator in field.validators:
+        kind, limit = type(validator), getattr(validator, "limit_value", None)
+        if callable(limit):
+            return None
+        if kind is django_validators.MaxLengthValidator:
+            max_length = limit if max_length is None else min(max_length, limit)
+        elif kind is django_validators.MinValueValidator:
+            low = limit if low is None else max(low, limit)
+        elif kind is django_validators.MaxValueValidator:
+            high = limit if high is None else min(high, limit)
+        elif kind is django_validators.ProhibitNullCharactersValidator:
+            no_nul = True
+        else:
+            return None
+    numbers = (int, float)
+
+    def passes(value):
+        if max_length is not None and (type(value) is not str or len(value) > max_length):
+            return False
+        if no_nul and (type(value) is not str or "\x00" in value):
+            return False
+        if low is not None or high is not None:
+            if type(value) not in numbers:
+                return False
+            if (low is not None and value < low) or (high is not None and value > high):
+                return False
+        return True
+
+    return passes
 
 
 def database_checker(field, connection):

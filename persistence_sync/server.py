@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from django.db import connections, models, transaction
+from django.db.models.sql.constants import MULTI
 from django.utils import timezone
 
 from persistence_sync import clock
@@ -25,7 +26,13 @@ from persistence_sync.conf import sync_settings
 from persistence_sync.db import chunks, lock_timeout, run_with_retries
 from persistence_sync.exceptions import PUSH_REFUSED, HistoryPruned, ProtocolError
 from persistence_sync.models import PushReceipt, Tombstone, delete_at, prepare_upsert
-from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, USE_DEFAULT, raise_item_errors
+from persistence_sync.serializers import (
+    ID,
+    LAST_CHANGE,
+    REMOVED,
+    USE_DEFAULT,
+    raise_item_errors,
+)
 
 # Expired push receipts deleted by one push, at most.
 RECEIPTS_PRUNED_PER_PUSH = 100
@@ -104,10 +111,11 @@ def pull_chunks(registration, queryset, page, using, on_done=None, access=None):
         sent = [0]  # items written so far, counted by _encoded_items
         yield b'{"now":%d,"updates":[' % now
         if revoked:
-            rows = _with_revocations(window, access.revoked_removals(revoked, page.since, using))
+            batches = _with_revocations(
+                window, access.revoked_removals(revoked, page.since, using))
         else:
-            rows = window.changes()
-        more = yield from _encoded_items(registration, rows, page, sent)
+            batches = window.changes()
+        more = yield from _encoded_items(batches, page, sent)
         if paged:
             yield b'],"more":%s}' % (b"true" if more else b"false")
         else:
@@ -167,44 +175,103 @@ class Window:
             # Unscoped: recreating an id forgets its tombstone, so a tombstone
             # and a live object never share an id, and an id has one tombstone.
             return tombstones.order_by(), object_id, "last_change"
-        visible = self.queryset.using(self.using).order_by().values("pk")
+        # NOT EXISTS, one index probe per tombstone: NOT IN (visible ids) made
+        # the database list every visible id for every page.
+        visible = self.queryset.using(self.using).order_by().filter(pk=models.OuterRef(object_id))
         # A scoped object has one tombstone per scope it left: answer the
         # latest of those the request may learn of, once.
-        tombstones = (self.access.tombstones(tombstones).exclude(**{f"{object_id}__in": visible})
+        tombstones = (self.access.tombstones(tombstones).filter(~models.Exists(visible))
                       .order_by().values(object_id).annotate(latest=models.Max("last_change")))
         return tombstones, object_id, "latest"
 
     def changes(self):
-        """One query: ``(id, stamp, removed, *values)`` of the window, in ascending id order."""
+        """The window's items as they travel, in lists of at most ``BATCH_SIZE``, by ascending id.
+
+        One query: objects and tombstones merged and ordered by the database.
+        Rows are read in batches (a server-side cursor where the database has
+        one) and turned into wire dicts column by column: ``dict(zip())`` of
+        the row, then only the columns whose database value is not already
+        what travels (a SQLite boolean, a date, JSON text) are converted, and
+        nulls never are. A paged window reads ``limit + 1`` rows: the extra
+        one says that more follow.
+        """
         codecs = self.registration.codecs
         marker = models.IntegerField()
         values = [f"ps_v{index}" for index in range(len(codecs))]
         # Every column is an annotation, named and annotated in the same order
         # in both branches: before Django 5.0, values_list() put model fields
-        # before annotations whatever the order asked, which would pair the
-        # branches' columns wrongly in the UNION.
+        # before annotations and annotations in the order they were made,
+        # whatever the order asked, which would pair the branches' columns
+        # wrongly in the UNION. The order (id, values, stamp, removed) is the
+        # wire item's, so that a row zips straight into one.
         objects = self.objects().order_by().annotate(
-            ps_id=models.F("pk"), ps_stamp=models.F("last_change"),
+            ps_id=models.F("pk"),
             **{name: models.F(codec.attname) for name, codec in zip(values, codecs)},
-            ps_removed=models.Value(0, output_field=marker),
+            ps_stamp=models.F("last_change"), ps_removed=models.Value(0, output_field=marker),
         )
         tombstones, object_id, stamp = self.tombstones()
         tombstones = tombstones.annotate(
-            ps_id=models.F(object_id), ps_stamp=models.F(stamp),
+            ps_id=models.F(object_id),
             **{name: models.Value(None, output_field=codec.field.target_field
                                   if codec.field.is_relation else codec.field)
                for name, codec in zip(values, codecs)},
-            ps_removed=models.Value(1, output_field=marker),
+            ps_stamp=models.F(stamp), ps_removed=models.Value(1, output_field=marker),
         )
-        columns = ["ps_id", "ps_stamp", *values, "ps_removed"]
+        columns = ["ps_id", *values, "ps_stamp", "ps_removed"]
         # The union is ordered by the database, in its own collation: the order
         # that ``id > after`` follows too, so pages never skip or repeat an id.
         changes = objects.values_list(*columns).union(
             tombstones.values_list(*columns), all=True).order_by("ps_id")
         if self.page.paged:
             changes = changes[: self.page.limit + 1]  # one more says whether more follow
-        return ((row[0], row[1], row[-1], *row[2:-1])
-                for row in changes.iterator(chunk_size=sync_settings.BATCH_SIZE))
+        compiler = changes.query.get_compiler(using=self.using)
+        # Raw rows, without Django's per-row converters: _wire_conversions
+        # applies the few that matter, to non-null values only.
+        batches = compiler.execute_sql(MULTI, chunked_fetch=True,
+                                       chunk_size=sync_settings.BATCH_SIZE)
+        if batches is None:
+            return
+        selected = [column[0] for column in compiler.select[: compiler.col_count]]
+        conversions = _wire_conversions(codecs, selected[1:-2], compiler)
+        keys = (ID, *(codec.name for codec in codecs), LAST_CHANGE)
+        for rows in batches:
+            items = []
+            for row in rows:
+                if row[-1]:
+                    items.append({ID: row[0], REMOVED: True, LAST_CHANGE: row[-2]})
+                    continue
+                item = dict(zip(keys, row))  # the last column (removed) has no key
+                for key, convert in conversions:  # hot loop: no call for a null
+                    value = item[key]
+                    if value is not None:
+                        item[key] = convert(value)
+                items.append(item)
+            yield items
+
+
+def _wire_conversions(codecs, expressions, compiler):
+    """``[(wire name, convert)]``: the columns whose raw database value is not what travels.
+
+    ``convert`` applies the database's converters for the column (what
+    Django would when it builds a value) then the codec's ``to_wire``; a
+    column with neither is left out.
+    """
+    converters = compiler.get_converters(expressions)
+    connection = compiler.connection
+    conversions = []
+    for index, (codec, expression) in enumerate(zip(codecs, expressions)):
+        from_db = converters.get(index, ([], None))[0]
+        if not from_db and not codec.converts_to_wire:
+            continue
+        to_wire = codec.to_wire
+
+        def convert(value, from_db=from_db, expression=expression, to_wire=to_wire):
+            for converter in from_db:
+                value = converter(value, expression, connection)
+            return None if value is None else to_wire(value)
+
+        conversions.append((codec.name, convert))
+    return conversions
 
 
 class _Collated(models.Func):
@@ -260,58 +327,44 @@ def as_model_ids(model, tombstones, using):
 
 
 def _with_revocations(window, removals):
-    """The whole window plus ``removals`` (``{pk: stamp}``), in memory, in ascending id order.
+    """The whole window plus ``removals`` (``{pk: stamp}``), in memory, as one list by id.
 
     Objects the request still sees win over a removal; an object answered
     removed by both the tombstones and a revocation gets the latest stamp.
     """
     # Keyed by the id as text: tombstones and revocations store ids as text.
-    rows = {str(row[0]): row for row in window.changes()}
-    padding = (None,) * len(window.registration.codecs)
+    items = {str(item[ID]): item for batch in window.changes() for item in batch}
     visible = {str(pk) for pk in window.access.visible(list(removals), window.using)}
     after = window.page.after
     for pk, stamp in removals.items():
         key = str(pk)
         if key in visible or (after is not None and key <= str(after)):
             continue
-        row = rows.get(key)
-        if row is None:
-            rows[key] = (pk, stamp, 1, *padding)
-        elif row[2]:
-            rows[key] = (row[0], max(stamp, row[1]), 1, *padding)
-    return [rows[key] for key in sorted(rows)]
+        item = items.get(key)
+        if item is None:
+            items[key] = {ID: pk, REMOVED: True, LAST_CHANGE: stamp}
+        elif item.get(REMOVED):
+            item[LAST_CHANGE] = max(stamp, item[LAST_CHANGE])
+    return [[items[key] for key in sorted(items)]]
 
 
-def _encoded_items(registration, rows, page, sent):
+def _encoded_items(batches, page, sent):
     """Yield the items' JSON, comma-separated, a batch at a time; return whether more follow.
 
-    ``sent[0]`` counts the items written.
+    ``sent[0]`` counts the items written; a paged pull stops at ``page.limit``.
     """
-    names = [codec.name for codec in registration.codecs]
-    converters = [codec.to_wire for codec in registration.codecs]
-    batch, first = [], True
-    for row in rows:
-        if page.paged and sent[0] == page.limit:
-            break
-        sent[0] += 1
-        if row[2]:
-            batch.append({ID: row[0], REMOVED: True, LAST_CHANGE: row[1]})
-        else:
-            item = {ID: row[0]}
-            for name, convert, value in zip(names, converters, row[3:]):
-                item[name] = None if value is None else convert(value)  # hot loop: no call
-            item[LAST_CHANGE] = row[1]
-            batch.append(item)
-        if len(batch) == sync_settings.BATCH_SIZE:
-            yield (b"" if first else b",") + encode_items(batch)
-            batch, first = [], False
-    else:
-        if batch:
-            yield (b"" if first else b",") + encode_items(batch)
-        return False
-    if batch:
-        yield (b"" if first else b",") + encode_items(batch)
-    return True
+    first = True
+    for items in batches:
+        more = page.paged and sent[0] + len(items) > page.limit
+        if more:
+            items = items[: page.limit - sent[0]]
+        if items:
+            sent[0] += len(items)
+            yield (b"" if first else b",") + encode_items(items)
+            first = False
+        if more:
+            return True
+    return False
 
 
 def encode_items(items):

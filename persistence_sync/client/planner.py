@@ -59,34 +59,34 @@ class Plan:
 
 def parse_remote(registration, updates) -> dict[str, RemoteItem]:
     """Normalise pulled items; raise SyncClientError naming a value that does not fit."""
-    by_name = {codec.name: codec for codec in registration.codecs}
+    codecs = tuple(registration.codecs)
     items: dict[str, RemoteItem] = {}
     for item in updates:
-        remote = _parse_item(by_name, item)
+        remote = _parse_item(codecs, item)
         items.pop(remote.id, None)  # a repeated id counts where it last appears
         items[remote.id] = remote
     return items
 
 
-def _parse_item(by_name, item) -> RemoteItem:
+def _parse_item(codecs, item) -> RemoteItem:
     stamp = item.get(LAST_CHANGE)
     stamp = int(stamp) if is_int(stamp) else None
     removed = item.get(REMOVED)
     if removed is True or removed == 1:
         return RemoteItem(item[ID], item, stamp, True)
-    python, codecs = {}, []
-    for name, value in item.items():
-        codec = by_name.get(name)
-        if codec is None:
-            continue  # id, _lastChange, or a property this site does not sync
-        try:
-            python[codec.attname] = codec.from_wire(value)
-        except WireTypeError as exc:
-            raise SyncClientError(
-                f"pulled object {item[ID]!r} has a bad {name!r}: {exc}"
-            ) from None
-        codecs.append(codec)
-    return RemoteItem(item[ID], item, stamp, False, python, tuple(codecs))
+    python = {}
+    # Other properties (id, _lastChange, one this site does not sync) are skipped.
+    for codec in codecs:
+        if codec.name in item:
+            try:
+                python[codec.attname] = codec.from_wire(item[codec.name])
+            except WireTypeError as exc:
+                raise SyncClientError(
+                    f"pulled object {item[ID]!r} has a bad {codec.name!r}: {exc}"
+                ) from None
+    sent = codecs if len(python) == len(codecs) else tuple(
+        codec for codec in codecs if codec.attname in python)
+    return RemoteItem(item[ID], item, stamp, False, python, sent)
 
 
 def wire_values(registration, values) -> dict:

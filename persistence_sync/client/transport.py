@@ -21,6 +21,8 @@ import urllib.parse
 import urllib.request
 import warnings
 
+import orjson
+
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import InsecureTransportWarning, SyncClientError, TransportError
 from persistence_sync.serializers import ID, PUSH_ID_HEADER, PUSH_REPLAY_HEADER
@@ -35,6 +37,18 @@ def _snippet(raw, limit=200):
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _loads(raw):
+    """``json.loads``, by orjson (several times faster on a large page) where it can.
+
+    orjson refuses a few things the standard library reads (NaN, integers
+    beyond 64 bits): those answers are read as before.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def _json_or_none(raw):
@@ -285,6 +299,6 @@ class HttpTransport:
                 "(PERSISTENCE_SYNC['MAX_RESPONSE_SIZE']); raise it if the remote is trusted"
             )
         try:
-            return json.loads(raw), len(raw)
+            return _loads(raw), len(raw)
         except (UnicodeDecodeError, ValueError):
             raise TransportError(f"the answer is not JSON: {_snippet(raw)!r}") from None

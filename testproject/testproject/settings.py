@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "persistence_sync",
     "todo",
 ]
@@ -120,12 +121,16 @@ LOGOUT_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
     # The to-do page syncs as the logged-in user (session + CSRF); scripts and
-    # syncall may use HTTP Basic. The to-do models are registered with owner=,
+    # syncall may use HTTP Basic, or better a token (``manage.py
+    # drf_create_token demo``, then PERSISTENCE_SYNC_TOKEN for syncall): Basic
+    # checks the password hash on every request, a quarter of a second here,
+    # once per page of a large sync. The to-do models are registered with owner=,
     # which refuses anonymous requests whatever the permission classes; the
     # test suite's own models stay open to anonymous requests.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
 }

@@ -18,22 +18,46 @@ from persistence_sync.models import SyncableModel
 DEMO_USERNAME = "demo"
 
 
+# The demo user's id, once read. A default is computed for every object made
+# without an owner, a sync's pulled tasks included: a query each would be most
+# of a large first sync's time. Remembered only when found (a user created
+# here may yet be rolled back), and forgotten whenever the database is
+# migrated or flushed (post_migrate, see apps.py).
+_demo_owner: list[int] = []
+
+
 def demo_owner():
     """The demo user's id: the default owner of objects made without one."""
     from django.contrib.auth import get_user_model
 
-    user, _ = get_user_model()._default_manager.get_or_create(username=DEMO_USERNAME)
+    if _demo_owner:
+        return _demo_owner[0]
+    user, created = get_user_model()._default_manager.get_or_create(username=DEMO_USERNAME)
+    if not created:
+        _demo_owner.append(user.pk)
     return user.pk
 
 
-def owner_field():
-    return models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                             default=demo_owner, related_name="+")
+def forget_demo_owner(**kwargs):
+    _demo_owner.clear()
+
+
+class Owned(SyncableModel):
+    """A user's object. The index on (owner, id) serves a user's paged pulls:
+    their rows in id order, read from where the last page ended, with no sort
+    (docs/deployment.md, "Indexes"); it serves lookups by owner too, so the
+    foreign key has no index of its own."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                              default=demo_owner, related_name="+", db_index=False)
+
+    class Meta:
+        abstract = True
+        indexes = [models.Index(fields=["owner", "id"], name="%(app_label)s_%(class)s_owner_id")]
 
 
 @persistence_sync.register(uri="projectUpdates", owner="owner")
-class Project(SyncableModel):
-    owner = owner_field()
+class Project(Owned):
     name = models.CharField(max_length=200)
 
     def __str__(self):
@@ -41,8 +65,7 @@ class Project(SyncableModel):
 
 
 @persistence_sync.register(uri="tagUpdates", owner="owner")
-class Tag(SyncableModel):
-    owner = owner_field()
+class Tag(Owned):
     name = models.CharField(max_length=200)
 
     def __str__(self):
@@ -54,11 +77,10 @@ class Tag(SyncableModel):
     fields=["name", "done", "project", "due", "priority", "estimate", "notes"],
     owner="owner",
 )
-class Task(SyncableModel):
+class Task(Owned):
     """A to-do item: one field of each wire type (string, boolean, relation,
     date-time, integer, float, JSON)."""
 
-    owner = owner_field()
     name = models.CharField(max_length=200)
     done = models.BooleanField(default=False)
     # Only a project of the same user: the write rule checks pushed foreign
