@@ -136,12 +136,14 @@ interrupted run are delivered late, not lost) and its fresh stamp is the echo.
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from persistence_sync.client import local, resync
 from persistence_sync.client.conflicts import (
@@ -329,17 +331,22 @@ class Sync:
         """
         limit = sync_settings.PULL_PAGE_SIZE
         now, after = cursor or (None, None)
-        progress = run.result.progress
-        progress.stage, progress.total = "pulling", None
+        run.result.progress.stage, run.result.progress.total = "pulling", None
         _report(self.progress, run.result, "pulling")
+        answers = pages(self.transport, run.url, since, limit, now, after,
+                        parse=lambda updates: parse_remote(run.registration, updates))
+        with contextlib.closing(answers):  # a failed page stops the next one's request
+            return self._pull_pages(run, answers, now, after)
+
+    def _pull_pages(self, run: ModelRun, answers, now, after) -> int:
+        """Apply or keep each page of ``answers`` (see :meth:`pull_model`); how many items came."""
+        progress = run.result.progress
         count = 0
-        while True:
-            answer, resyncing = resync.pull(self.transport, run.url, since, limit=limit,
-                                            now=now, after=after)
+        for answer, resyncing, items in answers:
             if resyncing:  # from 0, first page again; decided with every local object
                 run.resyncing = run.result.resynced = True
                 run.streaming = False
-                since, after = 0, None
+                after = None
             if after is None or now is None:
                 now = answer["now"]
             run.pull_now = int(now)
@@ -348,7 +355,6 @@ class Sync:
             run.result.received += len(updates)
             run.result.bytes_received += answer.get("size", 0)
             progress.done, progress.bytes = run.result.received, run.result.bytes_received
-            items = parse_remote(run.registration, updates)
             last = updates[-1][ID] if updates else after
             if run.streaming and items:
                 run.streaming = local.apply_page(run, items, (now, last), self.using,
@@ -359,10 +365,11 @@ class Sync:
                     run.remote[pk] = item
             _report(self.progress, run.result, "pulling")
             if not answer.get("more"):
-                return count
+                break
             if last == after:
                 raise SyncClientError(f"the remote's next page did not move past {after!r}")
             after = last
+        return count
 
     def has_children(self, parent: ModelRun) -> bool:
         """Whether another model of this sync has a relation to ``parent``'s model."""
@@ -476,6 +483,57 @@ class Sync:
             # applied during the pull stay applied.
             for counter in ("created", "updated", "removed"):
                 setattr(run.result, counter, run.streamed.get(counter, 0))
+
+
+
+def pages(transport, url, since, limit, now=None, after=None, parse=None):
+    """``(answer, resyncing, parse(updates))`` of each page of one pull (see :meth:`Sync.pull_model`).
+
+    With a transport that allows it (``transport.prefetch``), the next page
+    is asked for and parsed in a thread while the caller writes this one: a
+    large first sync then waits for the remote, checks pulled values and
+    waits for its own database at the same time (the thread runs while the
+    caller waits on its database), not one after the other. An error of the
+    thread's request or parse is raised here, when its page is due.
+    """
+    executor = ThreadPoolExecutor(1, "persistence-sync-pull") if getattr(
+        transport, "prefetch", False) else None
+
+    def fetch(since, now, after):
+        answer, resyncing = resync.pull(transport, url, since, limit=limit, now=now, after=after)
+        return answer, resyncing, parse(answer["updates"]) if parse else None
+
+    def fetch_in_thread(since, now, after):
+        try:
+            return fetch(since, now, after)
+        finally:  # a field validator may have used the database: this thread's connection
+            connections.close_all()
+
+    def request(since, now, after):
+        """The page, from the thread when there is one: the caller's own connection stays."""
+        return executor.submit(fetch_in_thread, since, now, after) if executor else None
+
+    try:
+        first = request(since, now, after)
+        answer, resyncing, parsed = first.result() if first else fetch(since, now, after)
+        while True:
+            if resyncing:
+                since, after = 0, None
+            if after is None or now is None:
+                now = answer["now"]
+            updates = answer["updates"]
+            last = updates[-1][ID] if updates else after
+            more = answer.get("more") and last != after
+            upcoming = request(since, now, last) if more else None
+            yield answer, resyncing, parsed
+            if not more:
+                return
+            after = last
+            answer, resyncing, parsed = (upcoming.result() if upcoming
+                                         else fetch(since, now, after))
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _report(progress, result, stage):

@@ -60,15 +60,16 @@ class Plan:
 def parse_remote(registration, updates) -> dict[str, RemoteItem]:
     """Normalise pulled items; raise SyncClientError naming a value that does not fit."""
     codecs = tuple(registration.codecs)
+    specs = [(codec.name, codec.attname, codec.from_wire) for codec in codecs]
     items: dict[str, RemoteItem] = {}
     for item in updates:
-        remote = _parse_item(codecs, item)
+        remote = _parse_item(codecs, specs, item)
         items.pop(remote.id, None)  # a repeated id counts where it last appears
         items[remote.id] = remote
     return items
 
 
-def _parse_item(codecs, item) -> RemoteItem:
+def _parse_item(codecs, specs, item) -> RemoteItem:
     stamp = item.get(LAST_CHANGE)
     stamp = int(stamp) if is_int(stamp) else None
     removed = item.get(REMOVED)
@@ -76,14 +77,13 @@ def _parse_item(codecs, item) -> RemoteItem:
         return RemoteItem(item[ID], item, stamp, True)
     python = {}
     # Other properties (id, _lastChange, one this site does not sync) are skipped.
-    for codec in codecs:
-        if codec.name in item:
-            try:
-                python[codec.attname] = codec.from_wire(item[codec.name])
-            except WireTypeError as exc:
-                raise SyncClientError(
-                    f"pulled object {item[ID]!r} has a bad {codec.name!r}: {exc}"
-                ) from None
+    name = None
+    try:
+        for name, attname, from_wire in specs:
+            if name in item:
+                python[attname] = from_wire(item[name])
+    except WireTypeError as exc:
+        raise SyncClientError(f"pulled object {item[ID]!r} has a bad {name!r}: {exc}") from None
     sent = codecs if len(python) == len(codecs) else tuple(
         codec for codec in codecs if codec.attname in python)
     return RemoteItem(item[ID], item, stamp, False, python, sent)

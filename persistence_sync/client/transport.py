@@ -162,6 +162,10 @@ class HttpTransport:
 
     user_agent = "persistence-sync-client"
 
+    # Sync.pull_model may ask for the next page from another thread while
+    # it writes this one: one request at a time, and nothing but HTTP.
+    prefetch = True
+
     def __init__(self, headers=None, timeout=30, retries=3, backoff=0.5, ssl_context=None,
                  sleep=time.sleep, max_response_size=256 * 1024 * 1024):
         self.headers = dict(headers or {})
