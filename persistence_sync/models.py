@@ -140,6 +140,10 @@ class _PreparedUpsert:
         for obj in objs:
             obj.last_change = _STAMP_PLACEHOLDER
         self.statements = []
+        if _plain_columns(columns):
+            self.statements = _column_upserts(self.model, connection, objs, columns, update,
+                                              unique, size)
+            return
         for chunk in chunks(objs, size):
             query = InsertQuery(self.model, on_conflict=OnConflict.UPDATE,
                                 update_fields=update, unique_fields=unique)
@@ -187,6 +191,56 @@ class _PreparedUpsert:
         for obj in self.objs:
             obj.last_change = stamp
             obj._state.adding, obj._state.db = False, self.using
+
+
+def _plain_columns(columns) -> bool:
+    """Whether every column takes a prepared value as is (no database default, none generated)."""
+    from django.db.models.fields import NOT_PROVIDED
+
+    return not any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED
+                   or getattr(field, "generated", False) for field in columns)
+
+
+def _column_upserts(model, connection, objs, columns, update, unique, size):
+    """``[(sql, params, stamp positions)]``: the upsert of ``objs``, built column by column.
+
+    What Django's INSERT compiler would produce (``pre_save``, then
+    ``get_db_prep_save`` of each value, and the backend's own ``ON
+    CONFLICT``/``ON DUPLICATE KEY`` clause), with one list comprehension per
+    column instead of the compiler's calls per value, and on PostgreSQL one
+    array per column (UNNEST) where the types allow: a statement psycopg does
+    not parse again per value.
+    """
+    from django.db.models.constants import OnConflict
+
+    from persistence_sync.db import chunks
+
+    opts = model._meta
+    quote = connection.ops.quote_name
+    head = "INSERT INTO {} ({})".format(quote(opts.db_table),
+                                        ", ".join(quote(field.column) for field in columns))
+    suffix = connection.ops.on_conflict_suffix_sql(
+        columns, OnConflict.UPDATE, [field.column for field in update],
+        [field.column for field in unique or []])
+    stamp_index = columns.index(opts.get_field("last_change"))
+    unnest = connection.vendor == "postgresql" and all(
+        (field.target_field if field.is_relation else field).get_internal_type() in _UNNEST_TYPES
+        for field in columns)
+    prepare = [_db_column(field, connection) for field in columns]
+    statements = []
+    for chunk in chunks(objs, size):
+        values = [convert([field.pre_save(obj, True) for obj in chunk])
+                  for field, convert in zip(columns, prepare)]
+        if unnest:
+            casts = ", ".join(f"%s::{field.db_type(connection)}[]" for field in columns)
+            statements.append((f"{head} SELECT * FROM UNNEST({casts}) {suffix}",
+                               values, [stamp_index]))
+        else:
+            row = "({})".format(", ".join(["%s"] * len(columns)))
+            params = list(itertools.chain.from_iterable(zip(*values)))
+            statements.append((f"{head} VALUES {', '.join([row] * len(chunk))} {suffix}",
+                               params, range(stamp_index, len(params), len(columns))))
+    return statements
 
 
 def insert_at(model, rows, stamp, using, batch_size=None):

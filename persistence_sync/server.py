@@ -218,10 +218,19 @@ class Window:
             ps_stamp=models.F(stamp), ps_removed=models.Value(1, output_field=marker),
         )
         columns = ["ps_id", *values, "ps_stamp", "ps_removed"]
+        objects, tombstones = objects.values_list(*columns), tombstones.values_list(*columns)
+        connection = connections[self.using]
+        if self.page.paged and connection.features.supports_slicing_ordering_in_compound:
+            # Each branch ordered and limited too (PostgreSQL, MariaDB): the
+            # database then reads a page from an index in id order and stops,
+            # where a LIMIT over the whole UNION made it sort every row after
+            # ``after``. SQLite allows no LIMIT in a branch; it already reads
+            # in index order (with an index on (scope, id) for a scoped model).
+            objects = objects.order_by("ps_id")[: self.page.limit + 1]
+            tombstones = tombstones.order_by("ps_id")[: self.page.limit + 1]
         # The union is ordered by the database, in its own collation: the order
         # that ``id > after`` follows too, so pages never skip or repeat an id.
-        changes = objects.values_list(*columns).union(
-            tombstones.values_list(*columns), all=True).order_by("ps_id")
+        changes = objects.union(tombstones, all=True).order_by("ps_id")
         if self.page.paged:
             changes = changes[: self.page.limit + 1]  # one more says whether more follow
         compiler = changes.query.get_compiler(using=self.using)
@@ -583,6 +592,9 @@ def _prepare(registration, queryset, changes, using, access=None):
     initial = {} if access is None else access.initial_values()
 
     codecs = {codec.attname: codec for codec in registration.codecs}
+    # The pk by its attname: model(pk=...) would compute the pk field's
+    # default (a uuid4(), say) for every object, then throw it away.
+    pk_attname = model._meta.pk.attname
     writes, removals, errors = [], [], []
     for pk, change in changes.items():
         if change.removed:
@@ -602,12 +614,12 @@ def _prepare(registration, queryset, changes, using, access=None):
                 for name, value in values.items()
             ):
                 continue  # nothing changes: the object keeps its stamp
-            obj = model(pk=pk, **{**old, **values})
+            obj = model(**{pk_attname: pk, **old, **values})
             obj._state.adding = False
             writes.append(obj)
         else:
             # A default applies where null was sent.
-            writes.append(model(pk=pk, **{**initial, **values}))
+            writes.append(model(**{pk_attname: pk, **initial, **values}))
 
     if errors:
         raise_item_errors(PUSH_REFUSED, errors)
