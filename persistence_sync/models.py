@@ -227,7 +227,7 @@ def _column_upserts(model, connection, objs, columns, update, unique, size):
         (field.target_field if field.is_relation else field).get_internal_type() in _UNNEST_TYPES
         for field in columns)
     prepare = [_db_column(field, connection) for field in columns]
-    statements = []
+    statements: list[tuple[str, list, Sequence[int]]] = []
     for chunk in chunks(objs, size):
         values = [convert([field.pre_save(obj, True) for obj in chunk])
                   for field, convert in zip(columns, prepare)]
@@ -290,11 +290,11 @@ def insert_at(model, rows, stamp, using, batch_size=None):
     # A model with no tombstone (a first sync's) spares a probe per chunk.
     tombstones = Tombstone.objects.using(using).filter(model=opts.label_lower).exists()
     with connection.cursor() as cursor:
-        # psycopg 3 on PostgreSQL: COPY, the database's own bulk load. The
-        # driver writes rows in its binary-free text format without quoting
-        # every array element for a client-side bound statement (the most
-        # of an UNNEST insert's time). Constraints and triggers apply as to
-        # an INSERT. Not in Django's query log.
+        # psycopg 3 on PostgreSQL: COPY, the database's own bulk load, rows
+        # streamed by the driver's C code; an UNNEST insert spent most of its
+        # time in psycopg quoting each array element into the statement's
+        # text (Django binds parameters on the client). Constraints and
+        # triggers apply as to an INSERT. Not in Django's query log.
         copy = unnest and hasattr(cursor.cursor, "copy")
         for chunk in chunks(rows, size):
             tombstoned = tombstones and existing_ids(Tombstone, "object_id", chunk, using,

@@ -78,6 +78,14 @@ class FieldCodec:
     field: models.Field
     to_wire: Callable[[Any], Any]
     from_wire: Callable[[Any], Any]  # raises WireTypeError
+    # values -> True when from_wire would return every one of them as it is
+    accepts_column: Callable[[list], bool] | None = None
+
+    def from_wire_column(self, values: list) -> list:
+        """``from_wire`` of each of ``values``: the list itself when it is all plainly valid."""
+        if self.accepts_column is not None and self.accepts_column(values):
+            return values
+        return [self.from_wire(value) for value in values]
 
     def wire(self, value):
         """``value`` (a Python value or None) as it travels; None stays null."""
@@ -122,19 +130,19 @@ def _check_int(value):
     raise WireTypeError(f"expected an integer, got {_json_type(value)}")
 
 
-def _integer_checker(field):
+class _IntegerCheck:
     """Integer check with the field's range on every backend (SQLite has none)."""
-    low, high = BaseDatabaseOperations.integer_field_ranges.get(
-        field.get_internal_type(), (None, None)
-    )
 
-    def check(value):
+    def __init__(self, field):
+        self.integer_range = BaseDatabaseOperations.integer_field_ranges.get(
+            field.get_internal_type(), (None, None))  # also read by _column_check
+
+    def __call__(self, value):
         value = _check_int(value)
+        low, high = self.integer_range
         if (low is not None and value < low) or (high is not None and value > high):
             raise WireTypeError(f"{value} is out of range [{low}, {high}]")
         return value
-
-    return check
 
 
 def _check_number(value):
@@ -284,7 +292,7 @@ def _converters(field):
     for field_class, to_wire, from_wire in CONVERTERS:
         if isinstance(field, field_class):
             if from_wire is _check_int:
-                from_wire = _integer_checker(field)
+                from_wire = _IntegerCheck(field)
             return to_wire, from_wire
     return None
 
@@ -327,13 +335,14 @@ def _validated(field, from_wire):
     return convert
 
 
-def _passes_validators(field):
-    """A quick ``value -> bool``: True only for values all of ``field``'s validators accept.
+def _validator_limits(field):
+    """``(max_length, low, high, no_nul)`` of ``field``'s validators, or None if it has others.
 
-    Covers Django's own length, range and NUL validators (those of char and
-    integer fields), which are most of what a large push or pull checks; a
-    field with any other validator gets None, and a value the quick check
-    does not clear goes through ``run_validators``, which says what is wrong.
+    Django's own length, range and NUL validators (those of char and integer
+    fields) are most of what a large push or pull checks: they are checked
+    inline, a batch at a time where possible (:func:`_passes_validators`,
+    :func:`_column_check`). A value those checks do not clear goes through
+    ``run_validators``, which says what is wrong.
     """
     max_length, low, high, no_nul = None, None, None, False
     for validator in field.validators:
@@ -350,6 +359,15 @@ def _passes_validators(field):
             no_nul = True
         else:
             return None
+    return max_length, low, high, no_nul
+
+
+def _passes_validators(field):
+    """A quick ``value -> bool``: True only for values all of ``field``'s validators accept."""
+    limits = _validator_limits(field)
+    if limits is None:
+        return None
+    max_length, low, high, no_nul = limits
     numbers = (int, float)
 
     def passes(value):
@@ -365,6 +383,52 @@ def _passes_validators(field):
         return True
 
     return passes
+
+
+def _column_check(field, from_wire):
+    """A quick ``values -> bool``: True only when ``from_wire`` would return each value as it is.
+
+    For the plain types a large sync is mostly made of (strings, booleans,
+    integers, nulls where allowed) and no choices: type, length, range and
+    text checks over the whole list at once. None for any other field; False
+    sends the list through ``from_wire`` value by value.
+    """
+    limits = _validator_limits(field)
+    if limits is None or field.choices:
+        return None
+    max_length, low, high, no_nul = limits
+    null = field.null
+
+    def present(values):
+        return [value for value in values if value is not None] if null else values
+
+    if from_wire is _check_string:
+        def strings(values):
+            values = present(values)
+            if not all(type(value) is str for value in values):
+                return False  # None where not allowed, or another type
+            longest = max(map(len, values), default=0)
+            limit = sync_settings.MAX_STRING_LENGTH
+            return (longest <= limit and (max_length is None or longest <= max_length)
+                    and all(map(str.isascii, values))  # no lone surrogate
+                    and not (no_nul and "\x00" in "".join(values)))
+        return strings
+    if from_wire is _check_bool and max_length is low is high is None:
+        def booleans(values):
+            return all(value is True or value is False for value in present(values))
+        return booleans
+    if isinstance(from_wire, _IntegerCheck):
+        range_low, range_high = from_wire.integer_range
+        low = range_low if low is None else low if range_low is None else max(low, range_low)
+        high = range_high if high is None else high if range_high is None else min(high, range_high)
+
+        def integers(values):
+            values = present(values)
+            return (all(type(value) is int for value in values)
+                    and (low is None or min(values, default=low) >= low)
+                    and (high is None or max(values, default=high) <= high))
+        return integers
+    return None
 
 
 def database_checker(field, connection):
@@ -416,9 +480,10 @@ def build_codec(field):
     if field.is_relation:
         target = field.target_field  # the related pk (or to_field)
         to_wire, from_wire = _converters(target) or (_identity, _identity)
-        return FieldCodec(field.name, field.attname, field, to_wire, _validated(field, from_wire))
-    to_wire, from_wire = _converters(field)
-    return FieldCodec(field.name, field.attname, field, to_wire, _validated(field, from_wire))
+    else:
+        to_wire, from_wire = _converters(field)
+    return FieldCodec(field.name, field.attname, field, to_wire, _validated(field, from_wire),
+                      _column_check(field, from_wire))
 
 
 def _json_type(value):

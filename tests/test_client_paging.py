@@ -8,6 +8,7 @@ page, in ascending id order, after the id the client names.
 import datetime
 import decimal
 import io
+import threading
 
 import pytest
 from django.core.management import call_command
@@ -132,6 +133,35 @@ def test_an_interrupted_first_sync_resumes_after_its_last_page(server):
     assert server.pushes == []
     state.refresh_from_db()
     assert (state.page_now, state.page_after) == (0, "")
+
+
+def test_pages_asked_for_ahead_are_written_in_order_and_a_failure_stops_at_its_page(server):
+    """A transport with ``prefetch`` gets the next page's request from a thread
+    while the page before is written; what was written and the resume point
+    are those of the pages before the failing one, as without it."""
+    fill_tags(server)
+    server.prefetch = True
+    server.fail_after_pages = 4
+    threads = []
+    pull = server.pull
+
+    def recording_pull(url, since, **page):
+        threads.append(threading.current_thread().name)
+        return pull(url, since, **page)
+
+    server.pull = recording_pull
+    with paging():
+        failed = run_failing(server)["todo.tag"]
+    assert "went away" in failed.error
+    assert all(name.startswith("persistence-sync-pull") for name in threads)
+    assert Tag.objects.count() == 4 * PAGE and failed.created == 4 * PAGE
+    state = SyncState.objects.get(model="todo.tag")
+    assert (state.page_now, state.page_after) == (server.stamp, f"tag{4 * PAGE - 1:05d}")
+    server.fail_after_pages = None
+    with paging():
+        resumed = run(server, models=["todo.tag"])["todo.tag"]
+    assert resumed.resumed and resumed.received == N - 4 * PAGE
+    assert local_tags() == remote_tags(server)
 
 
 def test_a_local_write_between_pages_is_kept_and_pushed(server):
@@ -367,3 +397,41 @@ def test_a_resumed_pull_with_a_local_change_meanwhile_is_decided_as_a_whole(serv
         run(server, models=["todo.tag"])
     assert local_tags() == remote_tags(server)
     assert local_tags()["tag00000"] == "edited here" and local_tags()["tag00900"] == "edited there"
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("name", "x" * 201, "at most 200 characters"),
+    ("name", "bad \ud800", "lone surrogate"),
+    ("name", 7, "expected a string"),
+    ("done", 2, "expected true or false"),
+    ("priority", 2**40, "out of range"),
+    ("priority", 1.5, "expected an integer"),
+])
+def test_a_bad_pulled_value_among_good_ones_fails_the_sync_naming_it(server, field, value,
+                                                                    problem):
+    """Pulled values are checked a column at a time; one bad value among many
+    is still found, named with its object, and nothing of the page is written."""
+    # Every property in every item, as the server sends them: a page is then
+    # checked a column at a time.
+    every = dict(project=None, due=None, estimate=None, notes=None)
+    for index in range(50):
+        server.put(TASKS, f"T{index:03d}", name=f"task {index}", done=False, priority=index,
+                   **every)
+    server.put(TASKS, "T025", **{field: value})
+    with paging(page=100):
+        failed = run_failing(server, models=["todo.task"])["todo.task"]
+    assert f"pulled object 'T025' has a bad '{field}'" in failed.error
+    assert problem in failed.error
+    assert not Task.objects.exists()
+
+
+def test_pulled_values_that_need_converting_or_checking_one_by_one_are_kept(server):
+    """Values outside the column checks' fast path (non-ASCII text, nulls,
+    0/1 for a boolean, 3.0 for an integer) come through as before."""
+    every = dict(project=None, due=None, notes=None)
+    server.put(TASKS, "T1", name="naïve ☃", done=1, priority=3.0, estimate=None, **every)
+    server.put(TASKS, "T2", name="plain", done=False, priority=-2, estimate=1.5, **every)
+    with paging(page=100):
+        run(server, models=["todo.task"])
+    assert sorted(Task.objects.values_list("id", "name", "done", "priority", "estimate")) == [
+        ("T1", "naïve ☃", True, 3, None), ("T2", "plain", False, -2, 1.5)]

@@ -58,35 +58,61 @@ class Plan:
 
 
 def parse_remote(registration, updates) -> dict[str, RemoteItem]:
-    """Normalise pulled items; raise SyncClientError naming a value that does not fit."""
+    """Normalise pulled items; raise SyncClientError naming a value that does not fit.
+
+    Values are checked a column at a time (``FieldCodec.from_wire_column``):
+    a page of plain strings, booleans and integers is checked by a few passes
+    over each column, not a call per value.
+    """
     codecs = tuple(registration.codecs)
-    specs = [(codec.name, codec.attname, codec.from_wire) for codec in codecs]
+    live = [item for item in updates
+            if not (item.get(REMOVED) is True or item.get(REMOVED) == 1)]
+    if live and all(codec.name in item for item in live for codec in codecs):
+        columns = [_column(codec, live) for codec in codecs]
+        attnames = [codec.attname for codec in codecs]
+        pythons = iter([dict(zip(attnames, values)) for values in zip(*columns)])
+    else:  # some items leave properties out: item by item
+        pythons = iter([_python(codecs, item) for item in live])
     items: dict[str, RemoteItem] = {}
     for item in updates:
-        remote = _parse_item(codecs, specs, item)
+        stamp = item.get(LAST_CHANGE)
+        stamp = int(stamp) if is_int(stamp) else None
+        removed = item.get(REMOVED)
+        if removed is True or removed == 1:
+            remote = RemoteItem(item[ID], item, stamp, True)
+        else:
+            python = next(pythons)
+            sent = codecs if len(python) == len(codecs) else tuple(
+                codec for codec in codecs if codec.attname in python)
+            remote = RemoteItem(item[ID], item, stamp, False, python, sent)
         items.pop(remote.id, None)  # a repeated id counts where it last appears
         items[remote.id] = remote
     return items
 
 
-def _parse_item(codecs, specs, item) -> RemoteItem:
-    stamp = item.get(LAST_CHANGE)
-    stamp = int(stamp) if is_int(stamp) else None
-    removed = item.get(REMOVED)
-    if removed is True or removed == 1:
-        return RemoteItem(item[ID], item, stamp, True)
+def _column(codec, items) -> list:
+    """The Python values of ``codec``'s property in ``items`` (each has it)."""
+    values = [item[codec.name] for item in items]
+    try:
+        return codec.from_wire_column(values)
+    except WireTypeError:
+        for item in items:  # which one: the error names it
+            _python((codec,), item)
+        raise
+
+
+def _python(codecs, item) -> dict:
+    """``{attname: Python value}`` of the properties ``item`` has."""
     python = {}
     # Other properties (id, _lastChange, one this site does not sync) are skipped.
-    name = None
-    try:
-        for name, attname, from_wire in specs:
-            if name in item:
-                python[attname] = from_wire(item[name])
-    except WireTypeError as exc:
-        raise SyncClientError(f"pulled object {item[ID]!r} has a bad {name!r}: {exc}") from None
-    sent = codecs if len(python) == len(codecs) else tuple(
-        codec for codec in codecs if codec.attname in python)
-    return RemoteItem(item[ID], item, stamp, False, python, sent)
+    for codec in codecs:
+        if codec.name in item:
+            try:
+                python[codec.attname] = codec.from_wire(item[codec.name])
+            except WireTypeError as exc:
+                raise SyncClientError(
+                    f"pulled object {item[ID]!r} has a bad {codec.name!r}: {exc}") from None
+    return python
 
 
 def wire_values(registration, values) -> dict:
