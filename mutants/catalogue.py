@@ -632,6 +632,10 @@ MUTANTS = [
            "            try:\n                stamp = self.transport.push(run.url, items, push_id=push_id)\n"
            "            except Exception:\n                return\n",
            "a failed push is not allowed to stop the local writes", tests=T_CLIENT),
+    Mutant("client-page-probe-skipped", CLIENT_LOCAL,
+           "only_pulled = run.only_pulled or not base.exists()", "only_pulled = True",
+           "a page's ids taken as new without looking: true of a first sync only",
+           tests=("tests/test_client_paging.py",)),
     Mutant("client-take-remote-ignores-names", CONFLICTS,
            "for name in self.properties if names is None else names:\n"
            "            setattr(self.local",

@@ -242,6 +242,11 @@ class Window:
             return
         selected = [column[0] for column in compiler.select[: compiler.col_count]]
         conversions = _wire_conversions(codecs, selected[1:-2], compiler)
+        # The id as Django reads it (a UUID primary key stored as text, say).
+        id_converters = compiler.get_converters(selected[:1]).get(0, ([], None))[0]
+        if id_converters:
+            conversions.insert(0, (ID, _converted(id_converters, selected[0], compiler.connection,
+                                                  lambda value: value)))
         keys = (ID, *(codec.name for codec in codecs), LAST_CHANGE)
         for rows in batches:
             items = []
@@ -266,21 +271,24 @@ def _wire_conversions(codecs, expressions, compiler):
     column with neither is left out.
     """
     converters = compiler.get_converters(expressions)
-    connection = compiler.connection
     conversions = []
     for index, (codec, expression) in enumerate(zip(codecs, expressions)):
         from_db = converters.get(index, ([], None))[0]
         if not from_db and not codec.converts_to_wire:
             continue
-        to_wire = codec.to_wire
-
-        def convert(value, from_db=from_db, expression=expression, to_wire=to_wire):
-            for converter in from_db:
-                value = converter(value, expression, connection)
-            return None if value is None else to_wire(value)
-
-        conversions.append((codec.name, convert))
+        conversions.append((codec.name, _converted(from_db, expression, compiler.connection,
+                                                   codec.to_wire)))
     return conversions
+
+
+def _converted(from_db, expression, connection, to_wire):
+    """``value -> wire value``: the database's converters for the column, then ``to_wire``."""
+    def convert(value):
+        for converter in from_db:
+            value = converter(value, expression, connection)
+        return None if value is None else to_wire(value)
+
+    return convert
 
 
 class _Collated(models.Func):

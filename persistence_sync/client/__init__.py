@@ -218,6 +218,8 @@ class ModelRun:
     resyncing: bool = False  # the remote pruned deletions since the last pull: pulled from 0
     streaming: bool = False  # pages are applied as they come (see Sync.pull)
     streamed: dict = field(default_factory=dict)  # counters of the pages applied so far
+    # Every row of the model's table was written by this run's pages (see .local.apply_page)
+    only_pulled: bool = False
 
 
 class Sync:

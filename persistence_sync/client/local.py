@@ -344,9 +344,16 @@ def apply_page(run, items, cursor, using, has_children) -> bool:
             if has_local_changes(registration, state, stamp, using):
                 return None
             rows = {}
-            # Most ids of a first sync are new here: find the few that are not first.
-            for chunk in chunks(existing_ids(model, model._meta.pk.attname, items, using)):
-                rows.update(read_rows(registration, base.filter(pk__in=chunk)))
+            # Only this pull's pages wrote the table (it was empty at the first
+            # one, and each page since checked that nothing else was written):
+            # they hold ids up to the cursor, this page ids after it, and a
+            # pull names an id once, so none of this page's ids is here. A
+            # remote that repeats an id fails the insert, loudly.
+            only_pulled = run.only_pulled or not base.exists()
+            if not only_pulled:
+                # Most ids of a first sync are new here: find the few that are not first.
+                for chunk in chunks(existing_ids(model, model._meta.pk.attname, items, using)):
+                    rows.update(read_rows(registration, base.filter(pk__in=chunk)))
             if missing_parents(registration, items, using):
                 return None
             scratch = ModelResult(model=registration.label, url=None)  # counted once committed
@@ -369,12 +376,12 @@ def apply_page(run, items, cursor, using, has_children) -> bool:
             new.save(using=using)
             scratch.created, scratch.updated = len(plan.creates), len(plan.updates)
             scratch.removed = len(plan.deletes)
-            return new, scratch
+            return new, scratch, only_pulled
 
     done = run_with_retries(apply, using)
     if done is None:
         return False
-    new, scratch = done
+    new, scratch, run.only_pulled = done
     run.state.__dict__.update(new.__dict__)
     for counter in ("pulled", "created", "updated", "removed"):
         setattr(run.result, counter, getattr(run.result, counter) + getattr(scratch, counter))
