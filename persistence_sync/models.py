@@ -385,6 +385,7 @@ _PLAIN_TYPES = {
     "AutoField", "BigAutoField", "SmallAutoField",  # an owner's user id, say
 }
 _PLAIN_VALUES = (str, bool, int, float, type(None))
+_PLAIN_VALUE_TYPES = frozenset(_PLAIN_VALUES)
 # Field types whose prepared values psycopg sends as one array of a column
 # (UNNEST): scalars all. Without one, a statement has a placeholder per
 # value, which psycopg parses again for every statement (its cache keeps
@@ -403,7 +404,7 @@ def _db_column(field, connection):
     json = isinstance(target, models.JSONField)
 
     def column(values):
-        if plain and all(type(value) in _PLAIN_VALUES for value in values):
+        if plain and set(map(type, values)) <= _PLAIN_VALUE_TYPES:  # one pass in C
             return values
         if json:  # None is SQL NULL there too, but let the field say so
             return [convert(value, connection) for value in values]

@@ -93,8 +93,8 @@ class FieldCodec:
 
     @property
     def converts_to_wire(self):
-        """False when the Python value travels as it is (strings, numbers, JSON)."""
-        return self.to_wire is not _identity
+        """False when the Python value travels as it is (strings, numbers, JSON, booleans)."""
+        return self.to_wire is not _identity and self.to_wire is not _bool_to_wire
 
     @property
     def related_model(self):
