@@ -89,6 +89,11 @@ page size, not by the model:
   that fails a check, the rest of the pull is kept in memory and decided in
   step 4 as usual, with ``local_date`` where the last written page left it.
 
+The next page is asked for and its values checked in a thread while a page
+is written (:func:`pages`; HTTP and value checks only, no writes): the
+remote's time and the local database's overlap. It changes nothing above:
+pages are still written one after the other, in order, by the caller.
+
 An interrupted run (killed, a network failure) keeps its written pages and
 their cursor; the next run continues that pull: ``since`` = ``server_date``,
 ``now`` = ``page_now``, ``after`` = ``page_after``. This neither skips nor
