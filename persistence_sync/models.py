@@ -353,10 +353,10 @@ def existing_ids(model, attname, values, using, equal=None):
     opts = model._meta
     quote = connection.ops.quote_name
     column = opts.get_field(attname)
-    convert = _db_converter(column, connection)
+    convert = _db_column(column, connection)
     equal = equal or {}
     conditions = [f"{quote(opts.get_field(name).column)} = %s" for name in equal]
-    fixed = [_db_converter(opts.get_field(name), connection)(value)
+    fixed = [_db_column(opts.get_field(name), connection)([value])[0]
              for name, value in equal.items()]
     found = []
     # PostgreSQL: one array, as psycopg parses each placeholder of a statement.
@@ -365,10 +365,10 @@ def existing_ids(model, attname, values, using, equal=None):
         for chunk in chunks(values):
             if array:
                 match = f"{quote(column.column)} = ANY(%s::{column.db_type(connection)}[])"
-                params = [*fixed, list(map(convert, chunk))]
+                params = [*fixed, convert(list(chunk))]
             else:
                 match = "{} IN ({})".format(quote(column.column), ", ".join(["%s"] * len(chunk)))
-                params = [*fixed, *map(convert, chunk)]
+                params = [*fixed, *convert(list(chunk))]
             where = " AND ".join([*conditions, match])
             cursor.execute(f"SELECT {quote(column.column)} FROM {quote(opts.db_table)} "
                            f"WHERE {where}", params)
@@ -384,8 +384,7 @@ _PLAIN_TYPES = {
     "PositiveBigIntegerField", "PositiveSmallIntegerField", "FloatField",
     "AutoField", "BigAutoField", "SmallAutoField",  # an owner's user id, say
 }
-_PLAIN_VALUES = (str, bool, int, float, type(None))
-_PLAIN_VALUE_TYPES = frozenset(_PLAIN_VALUES)
+_PLAIN_VALUE_TYPES = frozenset({str, bool, int, float, type(None)})
 # Field types whose prepared values psycopg sends as one array of a column
 # (UNNEST): scalars all. Without one, a statement has a placeholder per
 # value, which psycopg parses again for every statement (its cache keeps
@@ -411,15 +410,6 @@ def _db_column(field, connection):
         return [None if value is None else convert(value, connection) for value in values]
 
     return column
-
-
-def _db_converter(field, connection):
-    """``value -> database value`` for ``field``, skipping Django's conversions where idle."""
-    target = field.target_field if field.is_relation else field
-    convert = field.get_db_prep_save
-    if target.get_internal_type() not in _PLAIN_TYPES:
-        return lambda value: convert(value, connection)
-    return lambda value: value if type(value) in _PLAIN_VALUES else convert(value, connection)
 
 
 def delete_at(queryset, stamp):
