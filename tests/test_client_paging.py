@@ -337,6 +337,28 @@ def test_a_page_inserted_at_once_keeps_every_type_and_the_defaults_of_unsynced_f
     assert all((r.pulled, r.pushed) == (0, 0) for r in again.values())
 
 
+def test_callable_defaults_of_unsynced_fields_are_called_per_object_as_django_does(
+        server, monkeypatch):
+    from django.contrib.auth import get_user_model
+
+    secrets = iter(range(100))
+    monkeypatch.setattr(Gadget._meta.get_field("secret"), "default",
+                        lambda: f"secret {next(secrets)}")
+    for index in range(3):
+        server.put(SERVER + "gadgets", f"G{index}", name="g", count=1, price=1, ratio=None,
+                   active=True, due=None, day=None, data=None)
+    # A foreign key's default may be an instance: the row gets its key.
+    owner = get_user_model().objects.create(username="default owner")
+    monkeypatch.setattr(Task._meta.get_field("owner"), "default", lambda: owner)
+    server.put(TASKS, "T1", name="t", done=False, project=None)
+    with paging(page=2):
+        results = run(server, models=["testapp.gadget", "todo.task"])
+    assert results["testapp.gadget"].created == 3 and results["todo.task"].created == 1
+    assert sorted(Gadget.objects.values_list("secret", flat=True)) == [
+        "secret 0", "secret 1", "secret 2"]
+    assert Task.objects.get(pk="T1").owner_id == owner.pk
+
+
 def test_a_model_with_database_defaults_is_inserted_through_djangos_insert(server, monkeypatch):
     from django.db.models import Value
 

@@ -157,7 +157,7 @@ from persistence_sync.client.conflicts import (
     prefer_local,
     prefer_remote,
 )
-from persistence_sync.client.planner import Plan, Planner, parse_remote
+from persistence_sync.client.planner import Plan, Planner
 from persistence_sync.client.results import ModelResult
 from persistence_sync.client.transport import HttpTransport, check_url, redact
 from persistence_sync.conf import sync_settings
@@ -341,7 +341,7 @@ class Sync:
         run.result.progress.stage, run.result.progress.total = "pulling", None
         _report(self.progress, run.result, "pulling")
         answers = pages(self.transport, run.url, since, limit, now, after,
-                        parse=lambda updates: parse_remote(run.registration, updates))
+                        parse=lambda updates: local.parse_page(run, updates, self.using))
         with contextlib.closing(answers):  # a failed page stops the next one's request
             return self._pull_pages(run, answers, now, after)
 
@@ -349,7 +349,7 @@ class Sync:
         """Apply or keep each page of ``answers`` (see :meth:`pull_model`); how many items came."""
         progress = run.result.progress
         count = 0
-        for answer, resyncing, items in answers:
+        for answer, resyncing, (items, ahead) in answers:
             if resyncing:  # from 0, first page again; decided with every local object
                 run.resyncing = run.result.resynced = True
                 run.streaming = False
@@ -365,7 +365,7 @@ class Sync:
             last = updates[-1][ID] if updates else after
             if run.streaming and items:
                 run.streaming = local.apply_page(run, items, (now, last), self.using,
-                                                 self.has_children(run))
+                                                 self.has_children(run), ahead)
             if not run.streaming:
                 for pk, item in items.items():
                     run.remote.pop(pk, None)  # a repeated id counts where it last appears

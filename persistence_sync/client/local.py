@@ -303,14 +303,37 @@ def parents_first(registration, creates) -> dict:
 # --- a pull applied page by page ----------------------------------------------------
 
 
-def apply_page(run, items, cursor, using, has_children) -> bool:
+def parse_page(run, updates, using) -> tuple:
+    """``(items, ahead)`` of a pulled page: its ``RemoteItem`` by id, and their insert's columns.
+
+    Runs in the thread that fetches pages (see :func:`~persistence_sync.client.pages`),
+    while the caller waits for its database to write the page before. A
+    page applied as it comes (``run.streaming``) is most often all new
+    objects, so their database values are computed here too
+    (:func:`~persistence_sync.models.new_columns`, ``ahead``); the page's
+    insert uses them if the plan creates exactly those objects, and
+    computes its own otherwise. None when the page will not be applied as it
+    comes.
+    """
+    from persistence_sync.client.planner import parse_remote
+    from persistence_sync.models import new_columns
+
+    items = parse_remote(run.registration, updates)
+    if not run.streaming:
+        return items, None
+    live = {pk: item.python for pk, item in items.items() if not item.removed}
+    return items, new_columns(run.registration.model, live, using)
+
+
+def apply_page(run, items, cursor, using, has_children, ahead=None) -> bool:
     """Apply one pulled page at once, when no local change can be involved; whether it did.
 
     ``items``: the page's :class:`~persistence_sync.client.planner.RemoteItem`
     by id; ``cursor``: ``(now, last id)`` of the paged pull after this page;
     ``has_children``: whether other models of the sync name this one (a
     deletion here would cascade into them, which only the whole sync's one
-    transaction can stamp for them).
+    transaction can stamp for them); ``ahead``: the insert's columns as
+    :func:`parse_page` computed them.
 
     In one transaction: tick the model's clock (local writers now wait), check
     that nothing was written here since the last sync (no object or
@@ -362,7 +385,8 @@ def apply_page(run, items, cursor, using, has_children) -> bool:
             if plan.deletes and has_children:
                 return None
             # Read above under the clock: the creates are absent, a plain insert.
-            insert_at(model, parents_first(registration, plan.creates), stamp, using)
+            insert_at(model, parents_first(registration, plan.creates), stamp, using,
+                      columns=ahead)
             updates = [build(model, pk, {**row.values, **values})
                        for pk, (row, values) in plan.updates.items()]
             if updates:

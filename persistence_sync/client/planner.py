@@ -12,6 +12,8 @@ hand to the conflict handler. It writes nothing::
 
 from __future__ import annotations
 
+import itertools
+import operator
 from dataclasses import dataclass, field
 
 from django.db import models
@@ -62,37 +64,48 @@ def parse_remote(registration, updates) -> dict[str, RemoteItem]:
 
     Values are checked a column at a time (``FieldCodec.from_wire_column``):
     a page of plain strings, booleans and integers is checked by a few passes
-    over each column, not a call per value.
+    over each column, not a call per value; the items are then built by
+    ``map``, not a loop of Python statements (a first sync parses every
+    object once).
     """
     codecs = tuple(registration.codecs)
-    live = [item for item in updates
-            if not (item.get(REMOVED) is True or item.get(REMOVED) == 1)]
-    if live and all(codec.name in item for item in live for codec in codecs):
-        columns = [_column(codec, live) for codec in codecs]
+    flags = [value is True or value == 1
+             for value in map(operator.methodcaller("get", REMOVED), updates)]
+    live = list(itertools.compress(updates, [not flag for flag in flags]))
+    try:
+        wire = [list(map(operator.itemgetter(codec.name), live)) for codec in codecs]
+    except KeyError:  # some items leave properties out: item by item
+        pythons = [_python(codecs, item) for item in live]
+        sent = [codecs if len(python) == len(codecs) else tuple(
+            codec for codec in codecs if codec.attname in python) for python in pythons]
+    else:  # a column at a time, then a dict per item, built in C
+        columns = [_column(codec, values, live) for codec, values in zip(codecs, wire)]
         attnames = [codec.attname for codec in codecs]
-        pythons = iter([dict(zip(attnames, values)) for values in zip(*columns)])
-    else:  # some items leave properties out: item by item
-        pythons = iter([_python(codecs, item) for item in live])
-    items: dict[str, RemoteItem] = {}
-    for item in updates:
-        stamp = item.get(LAST_CHANGE)
-        stamp = int(stamp) if is_int(stamp) else None
-        removed = item.get(REMOVED)
-        if removed is True or removed == 1:
-            remote = RemoteItem(item[ID], item, stamp, True)
-        else:
-            python = next(pythons)
-            sent = codecs if len(python) == len(codecs) else tuple(
-                codec for codec in codecs if codec.attname in python)
-            remote = RemoteItem(item[ID], item, stamp, False, python, sent)
-        items.pop(remote.id, None)  # a repeated id counts where it last appears
-        items[remote.id] = remote
+        pythons = list(map(dict, map(zip, itertools.repeat(attnames), zip(*columns))))
+        sent = itertools.repeat(codecs)
+    ids = [item[ID] for item in updates]
+    stamps = [item.get(LAST_CHANGE) for item in updates]
+    if not set(map(type, stamps)) <= {int}:  # floats such as 3.0, or absent
+        stamps = [int(stamp) if is_int(stamp) else None for stamp in stamps]
+    if any(flags):
+        properties = zip(pythons, sent)
+        remotes = [RemoteItem(pk, item, stamp, True) if flag
+                   else RemoteItem(pk, item, stamp, False, *next(properties))
+                   for pk, item, stamp, flag in zip(ids, updates, stamps, flags)]
+    else:
+        remotes = list(map(RemoteItem, ids, updates, stamps, itertools.repeat(False),
+                           pythons, sent))
+    items = dict(zip(ids, remotes))
+    if len(items) < len(remotes):  # a repeated id counts where it last appears
+        items = {}
+        for remote in remotes:
+            items.pop(remote.id, None)
+            items[remote.id] = remote
     return items
 
 
-def _column(codec, items) -> list:
-    """The Python values of ``codec``'s property in ``items`` (each has it)."""
-    values = [item[codec.name] for item in items]
+def _column(codec, values, items) -> list:
+    """The Python values of ``values``, ``codec``'s property in each of ``items``."""
     try:
         return codec.from_wire_column(values)
     except WireTypeError:
