@@ -56,11 +56,12 @@ def scope_key(value):
 
 def _scopes(model, pks, attname, using):
     """``{pk: scope_key}`` of the stored objects among ``pks``."""
-    from persistence_sync.db import chunks
+    from persistence_sync.db import chunks, is_in
 
     found: dict[Any, str | None] = {}
     for chunk in chunks(pks):
-        rows = models.QuerySet(model, using=using).filter(pk__in=chunk).values_list("pk", attname)
+        rows = models.QuerySet(model, using=using).filter(is_in("pk", chunk)).values_list(
+            "pk", attname)
         found.update((pk, scope_key(value)) for pk, value in rows)
     return found
 
@@ -475,6 +476,8 @@ def _db_column(field, connection):
 
 def delete_at(queryset, stamp):
     """Delete ``queryset``'s objects, leaving tombstones stamped ``stamp``."""
+    from persistence_sync.db import is_in
+
     model = queryset.model
     attname = scope_attname(model)
     if attname is None:
@@ -491,7 +494,7 @@ def delete_at(queryset, stamp):
         # Delete by pk so that a filter on related rows cannot change the set
         # between the listing above and the delete.
         return models.QuerySet.delete(
-            models.QuerySet(model, using=queryset.db).filter(pk__in=pks)
+            models.QuerySet(model, using=queryset.db).filter(is_in("pk", pks))
         )
     finally:
         _tombstoned.reset(token)
@@ -716,7 +719,7 @@ class Tombstone(models.Model):
     @classmethod
     def forget(cls, model, pks, using, scopes=None):
         """Drop the tombstones of ``pks``: all of them, or those of ``scopes[pk]`` (and unscoped)."""
-        from persistence_sync.db import chunks
+        from persistence_sync.db import chunks, is_in
 
         label = model._meta.label_lower
         tombstones = cls.objects.using(using)
@@ -725,7 +728,7 @@ class Tombstone(models.Model):
             # object_id) of absent rows takes InnoDB gap locks, on which
             # writers of *other* models (sharing this table) would deadlock.
             # A plain read is exact here: the caller holds the model's clock.
-            rows = tombstones.filter(model=label, object_id__in=chunk)
+            rows = tombstones.filter(is_in("object_id", chunk), model=label)
             if scopes is None:
                 found = list(rows.values_list("pk", flat=True))
             else:
@@ -734,7 +737,7 @@ class Tombstone(models.Model):
                          rows.values_list("pk", "object_id", "scope")
                          if scope is None or scope == keys.get(object_id)]
             if found:
-                tombstones.filter(pk__in=found).delete()
+                tombstones.filter(is_in("pk", found)).delete()
 
 
 class ScopeGrant(models.Model):

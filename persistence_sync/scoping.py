@@ -34,7 +34,7 @@ from typing import Any
 from django.db import models
 
 from persistence_sync import clock
-from persistence_sync.db import chunks, run_with_retries
+from persistence_sync.db import chunks, is_in, run_with_retries
 from persistence_sync.exceptions import PUSH_REFUSED
 from persistence_sync.serializers import USE_DEFAULT, raise_item_errors
 
@@ -197,7 +197,8 @@ class Access:
         """Those of ``pks`` the request sees now."""
         found = set()
         for chunk in chunks(pks):
-            found.update(self.queryset.using(using).filter(pk__in=chunk).values_list("pk", flat=True))
+            found.update(self.queryset.using(using).filter(is_in("pk", chunk))
+                         .values_list("pk", flat=True))
         return found
 
     # --- pushes ------------------------------------------------------------
@@ -234,7 +235,8 @@ class Access:
         for chunk in chunks(new):
             for object_id, scope in (
                 Tombstone.objects.using(using)
-                .filter(model=self.registration.label, object_id__in=chunk, scope__isnull=False)
+                .filter(is_in("object_id", chunk), model=self.registration.label,
+                        scope__isnull=False)
                 .values_list("object_id", "scope")
             ):
                 if scope not in self.values.keys:

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from persistence_sync import clock
 from persistence_sync.conf import sync_settings
-from persistence_sync.db import chunks, lock_timeout, run_with_retries
+from persistence_sync.db import chunks, is_in, lock_timeout, run_with_retries
 from persistence_sync.exceptions import PUSH_REFUSED, HistoryPruned, ProtocolError
 from persistence_sync.models import PushReceipt, Tombstone, delete_at, prepare_upsert
 from persistence_sync.serializers import (
@@ -585,7 +585,7 @@ def _prepare(registration, queryset, changes, using, access=None):
     concrete = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
     stored = {}
     for chunk in chunks(changes):
-        for row in base.filter(pk__in=chunk).values_list("pk", *concrete):
+        for row in base.filter(is_in("pk", chunk)).values_list("pk", *concrete):
             stored[row[0]] = dict(zip(concrete, row[1:]))
     _check_same_ids(registration, changes, stored)
     if access is None:
@@ -659,7 +659,7 @@ def _unchanged(registration, plan, using):
     base = registration.model._base_manager.db_manager(using)
     seen = {}
     for chunk in chunks(plan.changes):
-        seen.update(base.filter(pk__in=chunk).values_list("pk", "last_change"))
+        seen.update(base.filter(is_in("pk", chunk)).values_list("pk", "last_change"))
     return seen == plan.versions
 
 
@@ -676,7 +676,7 @@ def _write(registration, plan, stamp, using, access=None):
         if access is not None:  # the write rule's second half: still visible after
             access.check_after(plan.changes, plan.writes, using)
     for chunk in chunks(plan.removals):
-        delete_at(base.filter(pk__in=chunk), stamp)
+        delete_at(base.filter(is_in("pk", chunk)), stamp)
 
 
 def _check_same_ids(registration, changes, stored):
@@ -719,7 +719,7 @@ def _check_written_ids(registration, writes, using, changes):
     written = [obj.pk for obj in writes]
     errors = []
     for chunk in chunks(written):
-        found = set(base.filter(pk__in=chunk).values_list("pk", flat=True))
+        found = set(base.filter(is_in("pk", chunk)).values_list("pk", flat=True))
         errors += [pk for pk in chunk if pk not in found]
     if errors:
         errors.sort(key=lambda pk: changes[pk].index)
@@ -806,7 +806,7 @@ def _check_visibility(registration, queryset, changes, stored):
         return
     visible = set()
     for chunk in chunks(stored):
-        visible.update(queryset.filter(pk__in=chunk).values_list("pk", flat=True))
+        visible.update(queryset.filter(is_in("pk", chunk)).values_list("pk", flat=True))
     errors = [
         {"index": changes[pk].index, "id": pk, "field": None,
          "message": "you may not change this object"}

@@ -58,7 +58,7 @@ from rest_framework.views import APIView
 
 from persistence_sync import clock, server
 from persistence_sync.conf import sync_settings
-from persistence_sync.db import chunks
+from persistence_sync.db import chunks, is_in
 from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError, WireTypeError
 from persistence_sync.limits import parse_document, too_many_items
 from persistence_sync.serializers import ID, REMOVED, parse_push
@@ -521,7 +521,8 @@ def conflict_check(batches: list[Batch], last_pulled_at: int | None, using: str
         for registration, queryset, changes, access in batches:
             name = table_name(registration)
             for chunk in chunks(changes):
-                changed = queryset.using(using).filter(pk__in=chunk, last_change__gt=last_pulled_at)
+                changed = queryset.using(using).filter(is_in("pk", chunk),
+                                                      last_change__gt=last_pulled_at)
                 conflicts += [{"table": name, "id": pk,
                                "message": "changed on the server after last_pulled_at"}
                               for pk in changed.values_list("pk", flat=True)]
@@ -533,10 +534,10 @@ def conflict_check(batches: list[Batch], last_pulled_at: int | None, using: str
                     deleted, object_id = server.as_model_ids(registration.model, deleted, using)
                     deleted = access.tombstones(deleted).exclude(**{
                         f"{object_id}__in": registration.model._base_manager.db_manager(using)
-                        .filter(pk__in=chunk).values("pk")})
+                        .filter(is_in("pk", chunk)).values("pk")})
                 live = [pk for pk in chunk if not changes[pk].removed]
                 conflicts += [{"table": name, "id": pk, "message": "deleted on the server"}
-                              for pk in deleted.filter(object_id__in=live)
+                              for pk in deleted.filter(is_in("object_id", live))
                               .values_list("object_id", flat=True)]
         if conflicts:
             raise ProtocolError(

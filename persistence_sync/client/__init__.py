@@ -161,7 +161,7 @@ from persistence_sync.client.planner import Plan, Planner
 from persistence_sync.client.results import ModelResult
 from persistence_sync.client.transport import HttpTransport, check_url, redact
 from persistence_sync.conf import sync_settings
-from persistence_sync.db import chunks
+from persistence_sync.db import chunks, is_in
 from persistence_sync.exceptions import SyncClientError, TransportError
 from persistence_sync.serializers import ID, REMOVED
 
@@ -397,7 +397,7 @@ class Sync:
             return False
         base = model._base_manager.db_manager(self.using)
         for chunk in chunks(named):
-            named -= set(base.filter(pk__in=chunk).values_list("pk", flat=True))
+            named -= set(base.filter(is_in("pk", chunk)).values_list("pk", flat=True))
         return bool(named)
 
     def decide(self) -> None:

@@ -19,7 +19,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from persistence_sync import clock
-from persistence_sync.db import chunks, run_with_retries
+from persistence_sync.db import chunks, is_in, run_with_retries
 from persistence_sync.serializers import USE_DEFAULT
 
 # Ids per SQL query when reading local objects by id.
@@ -112,14 +112,14 @@ def collect_local(registration, state, pulled_ids, using, delivered=None) -> Loc
         rows = read_rows(registration, changed_qs)
         changed = {pk for pk, row in rows.items() if row.stamp > delivered.get(pk, 0)}
         for chunk in chunks(set(pulled_ids) - set(rows)):
-            rows.update(read_rows(registration, base.filter(pk__in=chunk)))
+            rows.update(read_rows(registration, base.filter(is_in("pk", chunk))))
         removed = {pk for pk, stamp in removed_qs.values_list("object_id", "last_change")
                    if stamp > delivered.get(pk, 0)}
         # An object of a scoped model that moved to another scope here leaves a
         # tombstone for its old scope (for this site's own clients), yet it
         # lives on: that is a change to push, not a deletion.
         for chunk in chunks(list(removed)):
-            removed -= {str(pk) for pk in base.filter(pk__in=chunk).values_list("pk", flat=True)}
+            removed -= {str(pk) for pk in base.filter(is_in("pk", chunk)).values_list("pk", flat=True)}
     return LocalSnapshot(now=now, rows=rows, changed=changed, removed=removed)
 
 
@@ -187,7 +187,7 @@ def delete_in_chunks(registration, pks, using) -> None:
 
     base = registration.model._base_manager.db_manager(using)
     for chunk in chunks(pks):
-        delete_at(base.filter(pk__in=chunk), clock.tick(registration.model, using))
+        delete_at(base.filter(is_in("pk", chunk)), clock.tick(registration.model, using))
 
 
 def save_state(run, applied_stamp, using) -> None:
@@ -217,7 +217,7 @@ def write_plan(registration, plan, local, using, result) -> list:
     base = model._base_manager.db_manager(using)
     current = {}
     for chunk in chunks([*plan.creates, *plan.updates, *plan.deletes]):
-        current.update(read_rows(registration, base.filter(pk__in=chunk)))
+        current.update(read_rows(registration, base.filter(is_in("pk", chunk))))
     taken = creates_still_wanted(registration, plan, current, local, using)
     created = len(taken)
     updated, merged = updates_still_wanted(registration, plan, current)
@@ -269,7 +269,7 @@ def creates_still_wanted(registration, plan, current, local, using) -> list:
     late_deletions = set()
     for chunk in chunks(plan.creates):
         late_deletions.update(Tombstone.objects.using(using).filter(
-            model=registration.label, object_id__in=chunk, last_change__gt=local.now,
+            is_in("object_id", chunk), model=registration.label, last_change__gt=local.now,
         ).values_list("object_id", flat=True))
     creates = parents_first(registration, plan.creates)
     return [build(registration.model, pk, values) for pk, values in creates.items()
@@ -376,7 +376,7 @@ def apply_page(run, items, cursor, using, has_children, ahead=None) -> bool:
             if not only_pulled:
                 # Most ids of a first sync are new here: find the few that are not first.
                 for chunk in chunks(existing_ids(model, model._meta.pk.attname, items, using)):
-                    rows.update(read_rows(registration, base.filter(pk__in=chunk)))
+                    rows.update(read_rows(registration, base.filter(is_in("pk", chunk))))
             if missing_parents(registration, items, using):
                 return None
             scratch = ModelResult(model=registration.label, url=None)  # counted once committed
@@ -455,6 +455,6 @@ def missing_parents(registration, items, using) -> bool:
             named -= set(items)
         base = codec.related_model._base_manager.db_manager(using)
         for chunk in chunks(named):
-            if len(chunk) != base.filter(pk__in=chunk).count():
+            if len(chunk) != base.filter(is_in("pk", chunk)).count():
                 return True
     return False
