@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, lookups
+from django.db.models import BooleanField, Expression, F, lookups
 
 from persistence_sync.conf import sync_settings
 
@@ -55,12 +55,29 @@ class _AnyOf(lookups.In):
         return f"{lhs} = ANY(%s::{field.db_type(connection)}[])", (*lhs_params, values)
 
 
-def is_in(name: str, values: Iterable) -> _AnyOf:
+class _IsIn(Expression):
+    """The filter ``name__in=values``: an :class:`_AnyOf` of the column ``name`` once resolved.
+
+    (A lookup cannot be built on ``F(name)`` itself before Django 5.0.)
+    """
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, name: str, values: list) -> None:
+        super().__init__()
+        self.name, self.values = name, values
+
+    def resolve_expression(self, *args, **kwargs):
+        return _AnyOf(F(self.name).resolve_expression(*args, **kwargs), self.values)
+
+
+def is_in(name: str, values: Iterable) -> _IsIn:
     """The filter ``name__in=values``, sent as one array on PostgreSQL (see :class:`_AnyOf`).
 
     For the batches of ids of a push or a pull: ``queryset.filter(is_in("pk", chunk))``.
     """
-    return _AnyOf(F(name), list(values))
+    return _IsIn(name, list(values))
 
 
 def is_transient(exc: DatabaseError, connection: BaseDatabaseWrapper) -> bool:
