@@ -21,7 +21,9 @@ throw-away database with N objects and prints, medians of ``--repeat`` runs:
   full pull alone (one ``since=0`` GET, read and parsed by the client's
   transport), both in one client process against one gunicorn worker
   serving the benchmark's database; the client's peak RSS growth is printed
-  with it (bounded by the page size, not N).
+  with it (bounded by the page size, not N), and, for scale, the time the
+  replica's database alone takes to store the N rows (one ``INSERT ...
+  SELECT`` from a copy: indexes and foreign-key checks, no Python).
 
 The targets of issue #11 are printed next to the figures. Absolute times
 depend on the machine; only the ratios mean something.
@@ -277,6 +279,8 @@ def time_syncall(url, repeat):
         assert all(result.ok for result in results), [r.error for r in results]
     growth = (rss_kb("VmHWM") - before) / 1024  # before the full pull: its answer is bigger
     count = Task.objects.count()
+    rewrite = replica_writes_alone(Task)
+    writes = statistics.median(rewrite() for _ in range(repeat))
     pull = median_time(lambda: transport.pull(url + "/taskUpdates", 0), repeat)
 
     def pages():
@@ -288,7 +292,32 @@ def time_syncall(url, repeat):
 
     paged = median_time(pages, repeat)
     print(json.dumps({"syncall": statistics.median(times), "pull": pull, "paged": paged,
-                      "objects": count, "growth_mb": growth}))
+                      "writes": writes, "objects": count, "growth_mb": growth}))
+
+
+def replica_writes_alone(model):
+    """The replica's database alone writing the rows a sync wrote: ``INSERT ... SELECT``.
+
+    The rows are kept in a temporary table; each run empties the model's
+    table and copies them back in one statement and one commit, with the
+    table's indexes and foreign keys. No Python, no HTTP: what the
+    database itself needs to store them.
+    """
+    from django.db import connection, transaction
+    from django.db.models import QuerySet
+
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE bench_rows AS SELECT * FROM {table}")
+
+    def run():  # its time, the emptying left out
+        QuerySet(model).all()._raw_delete(connection.alias)
+        start = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table} SELECT * FROM bench_rows")
+        return time.perf_counter() - start
+
+    return run
 
 
 def run_database(db, sizes, repeat):
@@ -324,6 +353,8 @@ def report(db, n, figures, rss, synced):
           f"{rss['growth_mb']:.1f} MB  target < {RSS_TARGET_MB} MB  {verdict}")
     print(f"  syncall's own pages alone (PULL_PAGE_SIZE, no writes): {synced['paged']:.3f}s "
           f"= {synced['paged'] / synced['pull']:.2f}x the full pull")
+    print(f"  the replica's database alone storing the N rows (INSERT ... SELECT, one commit): "
+          f"{synced['writes']:.3f}s = {synced['writes'] / synced['pull']:.2f}x the full pull")
     print(f"  client RSS growth of syncall initial: {synced['growth_mb']:.1f} MB "
           "(bounded by PULL_PAGE_SIZE, not N)")
 
