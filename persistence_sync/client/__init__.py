@@ -89,9 +89,10 @@ page size, not by the model:
   that fails a check, the rest of the pull is kept in memory and decided in
   step 4 as usual, with ``local_date`` where the last written page left it.
 
-The next page is asked for and its values checked in a thread while a page
-is written (:func:`pages`; HTTP and value checks only, no writes): the
-remote's time and the local database's overlap. It changes nothing above:
+The next page is asked for, its values checked and its insert's database
+values computed in a thread while a page is written (:func:`pages`,
+:func:`.local.parse_page`; no writes there): the remote's time, the
+client's own work and the local database's overlap. It changes nothing above:
 pages are still written one after the other, in order, by the caller.
 
 An interrupted run (killed, a network failure) keeps its written pages and
