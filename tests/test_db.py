@@ -1,4 +1,4 @@
-"""db.py: ids in BATCH_SIZE chunks, and whole-transaction retries after transient errors."""
+"""db.py: ids in BATCH_SIZE chunks, filters by a batch of them, and whole-transaction retries."""
 
 import pytest
 from django.db import OperationalError, connection
@@ -61,3 +61,23 @@ def test_the_last_transient_error_and_any_other_error_are_raised(monkeypatch):
     with pytest.raises(OperationalError):
         db.run_with_retries(func, "default")
     assert len(calls) == 1
+
+
+def test_is_in_filters_by_a_batch_of_values_as_in_does():
+    """db.is_in is ``__in``: one array parameter on PostgreSQL, IN elsewhere."""
+    from django.contrib.auth import get_user_model
+    from todo.models import Tag, Task
+
+    tags = [Tag.objects.create(name=f"t{index}") for index in range(5)]
+    ids = [tags[0].pk, tags[3].pk, "absent", None]
+    assert set(Tag.objects.filter(db.is_in("pk", ids)).values_list("pk", flat=True)) == {
+        tags[0].pk, tags[3].pk}
+    assert set(Tag.objects.exclude(db.is_in("pk", ids)).values_list("pk", flat=True)) == {
+        tags[1].pk, tags[2].pk, tags[4].pk}
+    assert not Tag.objects.filter(db.is_in("pk", [])).exists()
+    # A foreign key's column, compared as the type of the key it points at.
+    alice, bob = (get_user_model().objects.create(username=name) for name in ("alice", "bob"))
+    Task.objects.create(name="hers", owner=alice)
+    Task.objects.create(name="his", owner=bob)
+    assert list(Task.objects.filter(db.is_in("owner", [alice.pk])).values_list(
+        "name", flat=True)) == ["hers"]
