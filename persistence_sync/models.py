@@ -355,7 +355,7 @@ def new_columns(model, rows, using) -> NewColumns | None:
         return None
     connection = connections[using]
     pks, values = list(rows), list(rows.values())
-    columns = []
+    columns: list[list | None] = []
     for field in fields:
         if field.attname == "last_change":
             columns.append(None)

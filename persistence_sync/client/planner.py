@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import models
@@ -76,7 +77,7 @@ def parse_remote(registration, updates) -> dict[str, RemoteItem]:
         wire = [list(map(operator.itemgetter(codec.name), live)) for codec in codecs]
     except KeyError:  # some items leave properties out: item by item
         pythons = [_python(codecs, item) for item in live]
-        sent = [codecs if len(python) == len(codecs) else tuple(
+        sent: Iterable[tuple] = [codecs if len(python) == len(codecs) else tuple(
             codec for codec in codecs if codec.attname in python) for python in pythons]
     else:  # a column at a time, then a dict per item, built in C
         columns = [_column(codec, values, live) for codec, values in zip(codecs, wire)]
