@@ -21,6 +21,7 @@ persistence_sync.E017      a read_only_fields= name that is not synced
 persistence_sync.W001      a registered model's default manager bypasses the clock
 persistence_sync.W002      a registered model is reachable by anonymous requests
 persistence_sync.W003      a model with a foreign key to the user model is synced unscoped
+persistence_sync.W004      an owner= or scope= model without an index on (that field, id)
 =========================  ====================================================
 
 W002 and W003 carry the tag too but are not deployment checks: ``manage.py
@@ -153,6 +154,13 @@ CHECKS: dict[str, CheckDefinition] = {
         "every request reads and writes every user's objects.",
         "register({class_name}, owner={field!r}) limits each user to their own objects "
         "(or use scope=/get_queryset=).",
+    ),
+    "persistence_sync.W004": CheckDefinition(
+        CheckWarning,
+        "{model} is synced by {field!r} but has no index on ({field}, {pk}): each page of a "
+        "pull then sorts all of a user's remaining objects, work that grows with them.",
+        "Add models.Index(fields=[{field!r}, {pk!r}], name=...) to {class_name}.Meta.indexes "
+        "(it also serves lookups by {field}, so the field needs no index of its own).",
     ),
 }
 

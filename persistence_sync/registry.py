@@ -345,6 +345,7 @@ class SyncRegistry:
                                             **_scope_options(vars(reg)))
             errors += _manager_problems(reg.model)
             errors += _exposure_problems(reg)
+            errors += _index_problems(reg)
         if app_configs is None:
             return errors
         # Errors about a model only for its app; an unknown label's always.
@@ -560,6 +561,37 @@ def _exposure_problems(reg: Registration) -> list[CheckMessage]:
                                        fields=", ".join(user_links),
                                        class_name=reg.model.__name__, field=user_links[0]))
     return warnings
+
+
+def _index_problems(reg: Registration) -> list[CheckMessage]:
+    """A model synced by owner= or scope= wants an index that starts (that field, id).
+
+    A page of a scoped pull is the rows of the request's scope after an id,
+    in id order: a range of that index. MySQL and MariaDB need none (InnoDB
+    ends every secondary index with the primary key), so their sites are
+    not warned.
+    """
+    from django.db import connections, router
+
+    try:
+        field = reg.scope_field
+    except FieldDoesNotExist:  # E012 says so
+        return []
+    if (field is None or not field.concrete
+            or connections[router.db_for_read(reg.model)].vendor == "mysql"):
+        return []
+    opts = reg.model._meta
+    pk = opts.pk
+    wanted = ({field.name, field.attname}, {pk.name, pk.attname, "pk"})
+    candidates = [list(index.fields) for index in opts.indexes]
+    candidates += [list(fields) for fields in opts.unique_together]
+    candidates += [list(getattr(constraint, "fields", ())) for constraint in opts.constraints]
+    for fields in candidates:
+        names = [name.lstrip("-") for name in fields[:2]]
+        if len(names) == 2 and names[0] in wanted[0] and names[1] in wanted[1]:
+            return []
+    return [checks.message("persistence_sync.W004", obj=reg.model, model=opts.label,
+                           field=field.name, pk=pk.name, class_name=reg.model.__name__)]
 
 
 def _anonymous_allowed(reg: Registration) -> bool:

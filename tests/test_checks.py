@@ -192,6 +192,29 @@ def test_w003_a_model_linked_to_users_synced_unscoped():
     assert warning.id == "persistence_sync.W003" and "owner='owner'" in warning.hint
 
 
+def test_w004_a_scoped_model_without_an_index_on_its_scope_and_id(monkeypatch):
+    from django.db import connection
+
+    from tests.testapp.models import Board
+
+    monkeypatch.setattr(Memo._meta, "indexes", [])  # the index the test app gives it
+    warnings = [e for e in run() if e.id == "persistence_sync.W004"]
+    if connection.vendor == "mysql":  # InnoDB's indexes end with the primary key
+        assert warnings == []
+        return
+    [warning] = warnings
+    assert warning.obj is Memo and "fields=['owner', 'id']" in warning.hint
+    # The index may be a unique constraint too, and the id may be named pk.
+    from django.db import models
+
+    monkeypatch.setattr(Memo._meta, "constraints", [
+        models.UniqueConstraint(fields=["owner", "pk"], name="memo_owner_pk")])
+    assert "persistence_sync.W004" not in ids()
+    monkeypatch.setattr(Board._meta, "indexes", [models.Index(fields=["id", "team"], name="x")])
+    [warning] = [e for e in run() if e.id == "persistence_sync.W004"]
+    assert warning.obj is Board and "(team, id)" in warning.msg  # the order matters
+
+
 def test_w002_and_w003_are_reported_by_check_deploy():
     from tests.testapp.models import Memo
 

@@ -63,6 +63,9 @@ class Memo(SyncableModel):
     text = models.TextField(blank=True)
     reviewed = models.BooleanField(default=False)  # read-only for clients
 
+    class Meta:
+        indexes = [models.Index(fields=["owner", "id"], name="memo_owner_id")]  # check W004
+
 
 class Comment(SyncableModel):
     """Belongs to one user and hangs on a memo (of the same user, by the write rule)."""
@@ -71,6 +74,9 @@ class Comment(SyncableModel):
     memo = models.ForeignKey(Memo, null=True, on_delete=models.CASCADE)
     text = models.TextField(blank=True)
 
+    class Meta:
+        indexes = [models.Index(fields=["owner", "id"], name="comment_owner_id")]
+
 
 class Board(SyncableModel):
     """Shared by a team (an auth Group): registered with scope="team"."""
@@ -78,6 +84,9 @@ class Board(SyncableModel):
     team = models.ForeignKey(Group, null=True, on_delete=models.CASCADE)
     title = models.CharField(max_length=50, blank=True)
     edited_by = models.CharField(max_length=150, blank=True)  # set by perform_write
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "id"], name="board_team_id")]
 
 
 def teams_of(request):
