@@ -492,8 +492,8 @@ MUTANTS = [
            "for chunk in list(chunks([str(pk) for pk in pks]))[:1]:",
            "forgetting the tombstones of the first BATCH_SIZE ids only", tests=T_MODELS),
     Mutant("models-record-keeps-old-tombstone", MODELS,
-           "        cls.forget(model, pks, using, scopes=scopes)\n        cls.objects",
-           "        cls.objects",
+           "        cls.forget(model, pks, using, scopes=scopes)\n",
+           "",
            "a fresh deletion looks like it cannot have a tombstone yet",
            equivalent="every way of re-creating an id forgets its tombstone (save, "
            "bulk_create_at); only raw SQL or a plain QuerySet (check W001) leaves one"),

@@ -258,7 +258,6 @@ def insert_at(model, rows, stamp, using, batch_size=None, columns=None):
     computed ahead (a sync client, while it waited for its database); they
     are used only when they are of the same ids in the same order.
     """
-    from persistence_sync.conf import sync_settings
     from persistence_sync.db import chunks
 
     connection = connections[using]
@@ -277,56 +276,74 @@ def insert_at(model, rows, stamp, using, batch_size=None, columns=None):
         return
     if columns is None or columns.pks != list(rows):
         columns = new_columns(model, rows, using)
-    quoted = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    # Many rows per statement: one round trip each (executemany is one per row
-    # on PostgreSQL), within the database's limit on parameters.
-    size = min(batch_size or sync_settings.BATCH_SIZE, 65535 // len(fields),
-               max(1, connection.ops.bulk_batch_size(fields, list(rows))))
-    head = f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({quoted}) "
-    row_sql = "({})".format(", ".join(["%s"] * len(fields)))
-    # PostgreSQL: one array per column (as Django's bulk_create does), for
-    # psycopg parses a statement's placeholders again each time it runs.
-    unnest = connection.vendor == "postgresql" and all(
-        (field.target_field if field.is_relation else field).get_internal_type() in _UNNEST_TYPES
-        for field in fields)
-    if unnest:
-        size = min(batch_size or sync_settings.BATCH_SIZE, len(rows) or 1)
-        head += "SELECT * FROM UNNEST({})".format(
-            ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields))
+    bulk = _BulkInsert(model, fields, connection, len(rows), batch_size)
     # A model with no tombstone (a first sync's) spares a probe per chunk.
     tombstones = Tombstone.objects.using(using).filter(model=opts.label_lower).exists()
     with connection.cursor() as cursor:
-        # psycopg 3 on PostgreSQL: COPY, the database's own bulk load, rows
-        # streamed by the driver's C code; an UNNEST insert spent most of its
-        # time in psycopg quoting each array element into the statement's
-        # text (Django binds parameters on the client). Constraints and
-        # triggers apply as to an INSERT. Not in Django's query log.
-        copy = unnest and hasattr(cursor.cursor, "copy")
-        for start, chunk in zip(itertools.count(0, size), chunks(columns.pks, size)):
+        for start, chunk in zip(itertools.count(0, bulk.size), chunks(columns.pks, bulk.size)):
             tombstoned = tombstones and existing_ids(Tombstone, "object_id", chunk, using,
                                                      equal={"model": opts.label_lower})
             if tombstoned:
                 Tombstone.forget(model, tombstoned, using)
-            params = [[stamp] * len(chunk) if column is None else column[start:start + size]
-                      for column in columns.values]
-            if copy:
-                with cursor.cursor.copy(f"COPY {connection.ops.quote_name(opts.db_table)} "
-                                        f"({quoted}) FROM STDIN") as out:
-                    for row in zip(*params):
-                        out.write_row(row)
-            elif unnest:
-                cursor.execute(head, params)
-            else:
-                values = list(itertools.chain.from_iterable(zip(*params)))
-                if connection.vendor == "sqlite":
-                    # sqlite3's own execute, "?" placeholders: Django's
-                    # wrapper rewrites each "%s" by a regular expression,
-                    # which for statements of a thousand placeholders cost
-                    # a tenth of a first sync. Not in Django's query log.
-                    sqlite3.Cursor.execute(cursor.cursor, head + "VALUES " + ", ".join(
-                        [row_sql.replace("%s", "?")] * len(chunk)), values)
-                else:
-                    cursor.execute(head + "VALUES " + ", ".join([row_sql] * len(chunk)), values)
+            bulk.write(cursor, [[stamp] * len(chunk) if column is None
+                                else column[start:start + bulk.size] for column in columns.values])
+
+
+class _BulkInsert:
+    """Plain ``INSERT`` of new rows given a column at a time, as each database takes them fastest.
+
+    :attr:`size` rows per :meth:`write`. PostgreSQL with psycopg 3: ``COPY``,
+    the database's own bulk load, rows streamed by the driver's C code (an
+    UNNEST insert spent most of its time in psycopg quoting each array
+    element into the statement's text, as Django binds parameters on the
+    client); constraints and triggers apply as to an ``INSERT``. Other
+    PostgreSQL drivers: one array per column (``UNNEST``), for psycopg parses
+    a statement's placeholders again each time it runs. Elsewhere: multi-row
+    ``VALUES``, within the database's limit on parameters. ``COPY`` and
+    SQLite's statements are not in Django's query log.
+    """
+
+    def __init__(self, model, fields, connection, count, batch_size=None):
+        from persistence_sync.conf import sync_settings
+
+        self.connection = connection
+        quote = connection.ops.quote_name
+        self.into = f"{quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        self.width = len(fields)
+        batch = batch_size or sync_settings.BATCH_SIZE
+        # Many rows per statement: one round trip each (executemany is one
+        # per row on PostgreSQL).
+        self.size = min(batch, 65535 // len(fields),
+                        max(1, connection.ops.bulk_batch_size(fields, [None] * count)))
+        self.unnest = connection.vendor == "postgresql" and all(
+            (f.target_field if f.is_relation else f).get_internal_type() in _UNNEST_TYPES
+            for f in fields)
+        if self.unnest:
+            self.size = min(batch, count or 1)
+            self.arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+
+    def write(self, cursor, params) -> None:
+        """Insert the rows of ``params`` (a list per field, database values) with ``cursor``."""
+        if self.unnest and hasattr(cursor.cursor, "copy"):
+            with cursor.cursor.copy(f"COPY {self.into} FROM STDIN") as out:
+                for row in zip(*params):
+                    out.write_row(row)
+            return
+        if self.unnest:
+            cursor.execute(f"INSERT INTO {self.into} SELECT * FROM UNNEST({self.arrays})", params)
+            return
+        count = len(params[0])
+        values = list(itertools.chain.from_iterable(zip(*params)))
+        if self.connection.vendor == "sqlite":
+            # sqlite3's own execute, "?" placeholders: Django's wrapper
+            # rewrites each "%s" by a regular expression, which for
+            # statements of a thousand placeholders cost a tenth of a first sync.
+            one = "({})".format(", ".join(["?"] * self.width))
+            sqlite3.Cursor.execute(cursor.cursor, f"INSERT INTO {self.into} VALUES "
+                                   + ", ".join([one] * count), values)
+        else:
+            one = "({})".format(", ".join(["%s"] * self.width))
+            cursor.execute(f"INSERT INTO {self.into} VALUES " + ", ".join([one] * count), values)
 
 
 @dataclass
@@ -708,13 +725,22 @@ class Tombstone(models.Model):
     @classmethod
     def record(cls, model, pks, stamp, using, scopes=None):
         """Tombstones for ``pks`` stamped ``stamp``; ``scopes``: ``{pk: scope key}`` if scoped."""
+        from persistence_sync.db import chunks
+
         label = model._meta.label_lower
         cls.forget(model, pks, using, scopes=scopes)
-        cls.objects.using(using).bulk_create(
-            [cls(model=label, object_id=pk, last_change=stamp,
-                 scope=None if scopes is None else scopes[pk]) for pk in pks],
-            batch_size=1000,
-        )
+        # A plain column-wise insert: a push removing thousands of objects
+        # spent more in bulk_create's instances and compiler than storing.
+        connection = connections[using]
+        fields = [cls._meta.get_field(name) for name in ("model", "object_id", "last_change",
+                                                         "scope")]
+        bulk = _BulkInsert(cls, fields, connection, len(pks))
+        with connection.cursor() as cursor:
+            for chunk in chunks(list(pks), bulk.size):
+                bulk.write(cursor, [[label] * len(chunk), [str(pk) for pk in chunk],
+                                    [stamp] * len(chunk),
+                                    [None] * len(chunk) if scopes is None
+                                    else [scopes[pk] for pk in chunk]])
 
     @classmethod
     def forget(cls, model, pks, using, scopes=None):
