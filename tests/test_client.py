@@ -431,16 +431,44 @@ def test_a_remote_deletion_spares_an_object_changed_here_while_syncall_ran(serve
     assert Project.objects.filter(pk=project.pk).exists()
 
 
-def test_a_remote_value_spares_the_same_field_changed_here_while_syncall_ran(server):
+def edit_another_project():
+    """A local change: the model's pull is then decided and written as a whole, at "saving"
+    (with none, its pages would be written as they come, before that)."""
+    other = Project.objects.create(name="other")
+    return lambda: Project.objects.filter(pk=other.pk).update(name="other, edited")
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["pages", "whole"])
+def test_a_remote_value_spares_the_same_field_changed_here_while_syncall_ran(server, whole):
     project = Project.objects.create(name="v1")
+    edit_other = edit_another_project()
     run(server)
     server.put(PROJECTS, project.pk, name="remote")
+    if whole:
+        edit_other()
     edit = while_saving("todo.project",
                         lambda: Project.objects.filter(pk=project.pk).update(name="mine"))
     run(server, models=["todo.project"], progress=edit)
-    assert Project.objects.get().name == "mine"
+    assert Project.objects.get(pk=project.pk).name == "mine"
     run(server, models=["todo.project"])
     assert server.values(PROJECTS, project.pk)["name"] == "mine"
+
+
+def test_a_remote_creation_spares_an_id_deleted_here_while_syncall_ran_to_its_end(server):
+    edit_other = edit_another_project()
+    run(server)
+    server.put(PROJECTS, "R1", name="theirs")
+    edit_other()
+
+    def create_and_delete():  # after the local changes were read, before they are written
+        Project.objects.create(id="R1", name="mine").delete()
+
+    first = run(server, models=["todo.project"],
+                progress=while_saving("todo.project", create_and_delete))["todo.project"]
+    assert not Project.objects.filter(pk="R1").exists()
+    again = run(server, models=["todo.project"])["todo.project"]
+    assert (first.pushed, again.pushed) == (1, 1)  # the edit, then the deletion
+    assert "R1" not in server.objects[PROJECTS] and not Project.objects.filter(pk="R1").exists()
 
 
 def test_a_remote_creation_spares_an_id_deleted_here_while_syncall_ran(server):
