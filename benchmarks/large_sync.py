@@ -9,7 +9,8 @@ For each database and each N it fills the example site's Task table in a
 throw-away database with N objects and prints, medians of ``--repeat`` runs:
 
 * full pull (``since=0``) through the view vs. the floor: one indexed query
-  of the same rows in id order, encoded by orjson;
+  of the same rows and fields in id order, encoded by orjson (both answers'
+  sizes are printed);
 * paged pull (pages of ``MAX_PAGE_SIZE``) vs. the same floor;
 * incremental pull of 1,000 changed objects vs. the floor's query of them;
 * push of 10,000 new objects through the view vs. one raw upsert transaction
@@ -109,12 +110,19 @@ def analyze():
 
 
 def floor_pull(since):
-    """One indexed query of the window, in id order, encoded by orjson."""
+    """One indexed query of the window, in id order, encoded by orjson.
+
+    The same columns as the pull sends: the id, every synced field (the
+    registration's, so that the two cannot drift apart) and the stamp.
+    """
     import orjson
     from todo.models import Task
 
+    from persistence_sync.registry import default
+
+    synced = default.get_registration(Task).fields
     rows = Task.objects.filter(last_change__gt=since).order_by("pk").values(
-        "id", "name", "done", "project", "last_change")
+        "id", *synced, "last_change")
     return len(orjson.dumps({"now": 0, "updates": list(rows)}))
 
 
@@ -330,17 +338,18 @@ def run_database(db, sizes, repeat):
         for n in sizes:
             figures = measure(n, repeat)
             fill(n)
+            floor_bytes = floor_pull(-1)  # the same answer? (ids, values and stamps)
             connection.close()  # let the measuring process see the committed rows
             rss = rss_growth(db, test_name)
             synced = syncall_figures(db, test_name, repeat)
             assert synced["objects"] == n, synced
             figures["syncall initial"] = (synced["syncall"], synced["pull"])
-            report(db, n, figures, rss, synced)
+            report(db, n, figures, rss, synced, floor_bytes)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
-def report(db, n, figures, rss, synced):
+def report(db, n, figures, rss, synced, floor_bytes):
     print(f"\n{db}, N = {n:,}")
     for name, (time_taken, floor) in figures.items():
         target = TARGETS.get(name)
@@ -351,6 +360,8 @@ def report(db, n, figures, rss, synced):
     verdict = "ok" if rss["growth_mb"] < RSS_TARGET_MB else "OVER"
     print(f"  server RSS growth of a full pull ({rss['bytes'] / 1e6:.0f} MB answer): "
           f"{rss['growth_mb']:.1f} MB  target < {RSS_TARGET_MB} MB  {verdict}")
+    print(f"  full pull answer {rss['bytes'] / 1e6:.1f} MB, the floor's {floor_bytes / 1e6:.1f} MB "
+          "(the same rows and fields; dates as ms against ISO text)")
     print(f"  syncall's own pages alone (PULL_PAGE_SIZE, no writes): {synced['paged']:.3f}s "
           f"= {synced['paged'] / synced['pull']:.2f}x the full pull")
     print(f"  the replica's database alone storing the N rows (INSERT ... SELECT, one commit): "
