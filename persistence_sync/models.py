@@ -226,17 +226,14 @@ def _column_upserts(model, connection, objs, columns, update, unique, size):
         columns, OnConflict.UPDATE, [field.column for field in update],
         [field.column for field in unique or []])
     stamp_index = columns.index(opts.get_field("last_change"))
-    unnest = connection.vendor == "postgresql" and all(
-        (field.target_field if field.is_relation else field).get_internal_type() in _UNNEST_TYPES
-        for field in columns)
+    arrays = _unnest_arrays(columns, connection)
     prepare = [_db_column(field, connection) for field in columns]
     statements: list[tuple[str, list, Sequence[int]]] = []
     for chunk in chunks(objs, size):
         values = [convert([field.pre_save(obj, True) for obj in chunk])
                   for field, convert in zip(columns, prepare)]
-        if unnest:
-            casts = ", ".join(f"%s::{field.db_type(connection)}[]" for field in columns)
-            statements.append((f"{head} SELECT * FROM UNNEST({casts}) {suffix}",
+        if arrays:
+            statements.append((f"{head} SELECT * FROM UNNEST({arrays}) {suffix}",
                                values, [stamp_index]))
         else:
             row = "({})".format(", ".join(["%s"] * len(columns)))
@@ -315,21 +312,18 @@ class _BulkInsert:
         # per row on PostgreSQL).
         self.size = min(batch, 65535 // len(fields),
                         max(1, connection.ops.bulk_batch_size(fields, [None] * count)))
-        self.unnest = connection.vendor == "postgresql" and all(
-            (f.target_field if f.is_relation else f).get_internal_type() in _UNNEST_TYPES
-            for f in fields)
-        if self.unnest:
+        self.arrays = _unnest_arrays(fields, connection)
+        if self.arrays:
             self.size = min(batch, count or 1)
-            self.arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
 
     def write(self, cursor, params) -> None:
         """Insert the rows of ``params`` (a list per field, database values) with ``cursor``."""
-        if self.unnest and hasattr(cursor.cursor, "copy"):
+        if self.arrays and hasattr(cursor.cursor, "copy"):
             with cursor.cursor.copy(f"COPY {self.into} FROM STDIN") as out:
                 for row in zip(*params):
                     out.write_row(row)
             return
-        if self.unnest:
+        if self.arrays:
             cursor.execute(f"INSERT INTO {self.into} SELECT * FROM UNNEST({self.arrays})", params)
             return
         count = len(params[0])
@@ -472,6 +466,19 @@ _UNNEST_TYPES = _PLAIN_TYPES | {
     "DateTimeField", "DateField", "TimeField", "DurationField", "DecimalField", "UUIDField",
     "JSONField",
 }
+
+
+def _unnest_arrays(fields, connection) -> str | None:
+    """``%s::type[], ...``: ``fields`` as one array parameter each, for ``UNNEST``.
+
+    PostgreSQL only, and only when every field's type travels in an array
+    (:data:`_UNNEST_TYPES`); None otherwise.
+    """
+    if connection.vendor != "postgresql" or not all(
+            (field.target_field if field.is_relation else field).get_internal_type()
+            in _UNNEST_TYPES for field in fields):
+        return None
+    return ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
 
 
 def _db_column(field, connection):
