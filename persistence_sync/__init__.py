@@ -29,7 +29,9 @@ from persistence_sync.exceptions import (
     SyncClientError,
 )
 
-__version__ = "0.1.0"
+# PEP 440: between releases, the next version with ``.devN`` (CHANGELOG.md's
+# "Unreleased" section); the release commit drops the suffix and dates the section.
+__version__ = "0.2.0.dev0"
 
 _REGISTRY_VERBS = ("get_registration", "is_registered", "register", "registrations", "unregister")
 

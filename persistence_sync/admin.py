@@ -20,30 +20,15 @@ model (its value and the tombstone horizon of ``prunetombstones``).
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
-from persistence_sync.clock import Clock, wall_ms
+from persistence_sync.clock import Clock, format_stamp, wall_ms
 from persistence_sync.models import SyncState, Tombstone
-
-
-def format_stamp(value: int | None) -> str:
-    """A stamp (ms since 1970) as ``2026-11-30 21:59:02.123 (1796075942123)`` in local time."""
-    if not value:
-        return f"never ({value or 0})"
-    try:
-        moment = datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return str(value)  # not a wall-clock stamp (another server's counter, say)
-    moment = timezone.localtime(moment) if settings.USE_TZ else moment.astimezone().replace(tzinfo=None)
-    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} ({value})"
 
 
 def stamp_display(field: str, description: str) -> Callable[[Model], str]:
@@ -126,7 +111,8 @@ class SyncStateAdmin(ReadOnlyAdmin):
     list_display = ["model", "remote", "last_success", last_pull, last_push]
     list_filter = ["model", "remote"]
     ordering = ["model", "remote"]
-    fields = ["model", "remote", "last_success", last_pull, last_push, local_point, "applied_stamp"]  # type: ignore[list-item]
+    fields = ["model", "remote", "last_success", last_pull, last_push, "push_stamps", local_point,  # type: ignore[list-item]
+              "applied_stamp"]
     readonly_fields = fields  # type: ignore[assignment]  # callables too: see the mixin
 
     @admin.display(description="last success", ordering="synced_at")

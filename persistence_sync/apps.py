@@ -8,10 +8,14 @@ class PersistenceSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here: the app's models (and the modules that import them)
+        # cannot be imported before Django has loaded every app's config.
         from django.apps import apps
-        from django.core.checks import register
+        from django.core.checks import Tags, register
+        from django.db.backends.signals import connection_created
 
         from persistence_sync import checks, registry
+        from persistence_sync.db import use_wal
         from persistence_sync.models import (
             SyncableModel,
             record_deletion,
@@ -23,6 +27,9 @@ class PersistenceSyncConfig(AppConfig):
         # (syncall does: it refuses to run with a broken registration).
         register(checks.check_settings, checks.TAG)
         register(registry.check_registrations, checks.TAG)
+        register(checks.check_sqlite_journal, checks.TAG, Tags.database)
+        register(registry.address_keyed_throttle_problems, checks.TAG, Tags.security, deploy=True)
+        connection_created.connect(use_wal, dispatch_uid="persistence_sync:use_wal")
 
         # Every syncable model, registered or not, so that a model registered
         # later has a complete history.

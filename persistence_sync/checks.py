@@ -18,14 +18,52 @@ persistence_sync.E014      owner= names a field that is not a ForeignKey to the 
 persistence_sync.E015      scope= without scope_values=
 persistence_sync.E016      scope_values= without scope=
 persistence_sync.E017      a read_only_fields= name that is not synced
+persistence_sync.E018      a model registered in two registries with different scopes
+persistence_sync.E019      MAX_BODY_SIZE is not a whole number of bytes above 0
+persistence_sync.E020      MAX_ITEMS is not a whole number above 0
+persistence_sync.E021      MAX_VALUES is not a whole number above 0
+persistence_sync.E022      MAX_DEPTH is not a whole number of 2 or more
+persistence_sync.E023      MAX_STRING_LENGTH is not a whole number above 0
+persistence_sync.E024      LOCK_TIMEOUT is not a number of seconds above 0
+persistence_sync.E025      THROTTLE_RATES is not None or {"pull"/"push": DRF rate or None}
+persistence_sync.E026      BATCH_SIZE is not a whole number above 0
+persistence_sync.E027      MAX_PAGE_SIZE is not a whole number above 0
+persistence_sync.E028      TRANSIENT_RETRIES is not a whole number, 0 or more
+persistence_sync.E029      DATES_IN_MILLISECONDS is not True or False
+persistence_sync.E030      TOMBSTONE_RETENTION is not None, a positive timedelta or days
+persistence_sync.E031      SQLITE_WAL is not True or False
+persistence_sync.E032      PUSH_RECEIPT_DAYS is not a number of days above 0
+persistence_sync.E033      SERVER_URL is not None or an http(s) URL without query
+persistence_sync.E034      HEADERS is not a dict of header names to one-line strings
+persistence_sync.E035      TOKEN_ENV is not None or an environment variable's name
+persistence_sync.E036      ENDPOINTS is not a dict of registered labels to http(s) URLs
+persistence_sync.E037      CONFLICT_HANDLER is not a stock name or an importable callable
+persistence_sync.E038      TIMEOUT is not a number of seconds above 0
+persistence_sync.E039      RETRIES is not a whole number, 1 or more
+persistence_sync.E040      RETRY_BACKOFF is not a number of seconds, 0 or more
+persistence_sync.E041      TOKEN_KEYWORD is not one word
+persistence_sync.E042      MAX_RESPONSE_SIZE is not a whole number above 0
+persistence_sync.E043      PULL_PAGE_SIZE is not a whole number above 0
+persistence_sync.E044      PUSH_BATCH_SIZE is not a whole number above 0
+persistence_sync.E045      FEED_BACKEND is not "auto", "postgresql" (on PostgreSQL) or "poll"
+persistence_sync.E046      FEED_INTERVAL is not a number of seconds above 0
+persistence_sync.E047      FEED_HEARTBEAT is not a number of seconds above 0
+persistence_sync.E048      FEED_RETRY is not a whole number of milliseconds, 0 or more
+persistence_sync.E049      FEED_SEND_TIMEOUT is not a number of seconds above 0
+persistence_sync.E050      FEED_MAX_WAIT is not a whole number of seconds, 0 or more
+persistence_sync.E051      FEED_SCOPE_REFRESH is not a number of seconds, 0 or more
 persistence_sync.W001      a registered model's default manager bypasses the clock
 persistence_sync.W002      a registered model is reachable by anonymous requests
 persistence_sync.W003      a model with a foreign key to the user model is synced unscoped
-persistence_sync.W004      an owner= or scope= model without an index on (that field, id)
+persistence_sync.W004      an owner= or scope= model without its indexes on (field, id), (field, stamp)
+persistence_sync.W005      an SQLite database that is not in WAL mode
+persistence_sync.W006      a throttle keys anonymous syncs on their address, NUM_PROXIES unset
 =========================  ====================================================
 
 W002 and W003 carry the tag too but are not deployment checks: ``manage.py
-check`` and ``manage.py check --deploy`` both report them.
+check`` and ``manage.py check --deploy`` both report them. W006 is a
+deployment check (``check --deploy`` only); W005 a database check
+(``check --database``, and ``migrate``).
 
 The checks carry the tag ``"persistence_sync"`` (:data:`TAG`): ``manage.py
 check --tag persistence_sync`` runs only them, and ``manage.py syncall``
@@ -46,8 +84,11 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 from django.core.checks import Warning as CheckWarning
+from django.db import connections
 
+from persistence_sync import setting_values
 from persistence_sync.conf import DEFAULTS
+from persistence_sync.db import journal_mode
 
 if TYPE_CHECKING:
     from django.apps.config import AppConfig
@@ -134,6 +175,12 @@ CHECKS: dict[str, CheckDefinition] = {
         Error, "{model}.{field} is in read_only_fields but not synced.",
         "Choose among the synced fields: {synced}.",
     ),
+    "persistence_sync.E018": CheckDefinition(
+        Error, "{model} is registered in another registry (at {where}) with another owner= "
+        "or scope=.",
+        "Register it with the same owner=/scope= in every registry: its deletions and moves "
+        "are recorded with one scope.",
+    ),
     "persistence_sync.W001": CheckDefinition(
         CheckWarning,
         "{model}'s default manager returns a {queryset}, "
@@ -157,12 +204,110 @@ CHECKS: dict[str, CheckDefinition] = {
     ),
     "persistence_sync.W004": CheckDefinition(
         CheckWarning,
-        "{model} is synced by {field!r} but has no index on ({field}, {pk}): each page of a "
-        "pull then sorts all of a user's remaining objects, work that grows with them.",
-        "Add models.Index(fields=[{field!r}, {pk!r}], name=...) to {class_name}.Meta.indexes "
-        "(it also serves lookups by {field}, so the field needs no index of its own).",
+        "{model} is synced by {field!r} but has no index on {missing}: a pull reads a user's "
+        "rows in id order (a first sync, page by page) or by stamp (what changed since the "
+        "last one), and without the index it reads or sorts every row of the user, work "
+        "that grows with them.",
+        "Add {code} to {class_name}.Meta.indexes (they also serve lookups by {field}, so "
+        "the field needs no index of its own).",
+    ),
+    "persistence_sync.W005": CheckDefinition(
+        CheckWarning,
+        "The SQLite database {alias!r} is in the {mode!r} journal mode: a pull that a client "
+        "reads slowly blocks every push to it until it ends.",
+        "Keep PERSISTENCE_SYNC['SQLITE_WAL'] = True (the default), which puts the file in WAL "
+        "mode when it is opened, or run PRAGMA journal_mode=WAL on it; not on a network file "
+        "system.",
+    ),
+    "persistence_sync.W006": CheckDefinition(
+        CheckWarning,
+        "Anonymous requests may sync {models} and a throttle keys them on their address, but "
+        "REST_FRAMEWORK['NUM_PROXIES'] is unset: DRF then takes the address from "
+        "X-Forwarded-For as the client sent it, so a client escapes the throttle by changing "
+        "the header, or gets another address throttled.",
+        "Set REST_FRAMEWORK['NUM_PROXIES'] to the number of proxies in front of the site (0 when "
+        "clients connect to it directly); see docs/deployment.md.",
     ),
 }
+
+# One id per PERSISTENCE_SYNC key, for a value of the wrong type or out of range
+# (the rules are persistence_sync.setting_values'): (id, key, what the key wants).
+SETTING_VALUE_CHECKS: list[tuple[str, str, str]] = [
+    ("persistence_sync.E019", "MAX_BODY_SIZE",
+     'a whole number of bytes above 0, e.g. 32 * 1024 * 1024'),
+    ("persistence_sync.E020", "MAX_ITEMS",
+     'a whole number of objects above 0, e.g. 10_000'),
+    ("persistence_sync.E021", "MAX_VALUES",
+     'a whole number above 0, e.g. 2_000_000'),
+    ("persistence_sync.E022", "MAX_DEPTH",
+     'a whole number of 2 or more (a push is an array of objects: 2), e.g. 32'),
+    ("persistence_sync.E023", "MAX_STRING_LENGTH",
+     'a whole number of characters above 0, e.g. 1_000_000'),
+    ("persistence_sync.E024", "LOCK_TIMEOUT",
+     'a number of seconds above 0, e.g. 10'),
+    ("persistence_sync.E025", "THROTTLE_RATES",
+     'None, or a dict with the keys "pull" and/or "push", each a DRF rate such as "600/min" '
+     '(requests per s, min, hour or day) or None'),
+    ("persistence_sync.E026", "BATCH_SIZE",
+     'a whole number of rows above 0, e.g. 2000'),
+    ("persistence_sync.E027", "MAX_PAGE_SIZE",
+     'a whole number of objects above 0, e.g. 10000'),
+    ("persistence_sync.E028", "TRANSIENT_RETRIES",
+     'a whole number of retries, 0 or more, e.g. 8'),
+    ("persistence_sync.E029", "DATES_IN_MILLISECONDS",
+     'True or False'),
+    ("persistence_sync.E030", "TOMBSTONE_RETENTION",
+     'None (keep for ever), a datetime.timedelta above 0, or a number of days above 0, e.g. 90'),
+    ("persistence_sync.E031", "SQLITE_WAL",
+     'True or False'),
+    ("persistence_sync.E032", "PUSH_RECEIPT_DAYS",
+     'a number of days above 0, e.g. 30'),
+    ("persistence_sync.E033", "SERVER_URL",
+     'None, or the remote\'s base URL, "http(s)://host[:port]/path/" without a query or fragment'),
+    ("persistence_sync.E034", "HEADERS",
+     'a dict of header names to string values, e.g. {"X-Api-Key": "..."}'),
+    ("persistence_sync.E035", "TOKEN_ENV",
+     'None, or the name of an environment variable, e.g. "PERSISTENCE_SYNC_TOKEN"'),
+    ("persistence_sync.E036", "ENDPOINTS",
+     'a dict of registered model labels to http(s) URLs, e.g. {"todo.task": "https://other.example.com/taskUpdates"}'),
+    ("persistence_sync.E037", "CONFLICT_HANDLER",
+     '"prefer-remote", "prefer-local" or the dotted path of a callable'),
+    ("persistence_sync.E038", "TIMEOUT",
+     'a number of seconds above 0, e.g. 30'),
+    ("persistence_sync.E039", "RETRIES",
+     'a whole number of attempts, 1 or more, e.g. 3'),
+    ("persistence_sync.E040", "RETRY_BACKOFF",
+     'a number of seconds, 0 or more, e.g. 0.5'),
+    ("persistence_sync.E041", "TOKEN_KEYWORD",
+     'a word without spaces, "Token" (DRF) or "Bearer" (OAuth2, JWT)'),
+    ("persistence_sync.E042", "MAX_RESPONSE_SIZE",
+     'a whole number of bytes above 0, e.g. 256 * 1024 * 1024'),
+    ("persistence_sync.E043", "PULL_PAGE_SIZE",
+     'a whole number of objects above 0, e.g. 5000'),
+    ("persistence_sync.E044", "PUSH_BATCH_SIZE",
+     'a whole number of objects above 0, e.g. 5000'),
+    # The change feed's (docs/events.md).
+    ("persistence_sync.E045", "FEED_BACKEND",
+     '"auto", "postgresql" (the default database must be PostgreSQL) or "poll"'),
+    ("persistence_sync.E046", "FEED_INTERVAL", 'a number of seconds above 0, e.g. 0.025'),
+    ("persistence_sync.E047", "FEED_HEARTBEAT", 'a number of seconds above 0, e.g. 20'),
+    ("persistence_sync.E048", "FEED_RETRY", 'a whole number of milliseconds, 0 or more, e.g. 2000'),
+    ("persistence_sync.E049", "FEED_SEND_TIMEOUT", 'a number of seconds above 0, e.g. 10'),
+    ("persistence_sync.E050", "FEED_MAX_WAIT", 'a whole number of seconds, 0 or more, e.g. 60'),
+    ("persistence_sync.E051", "FEED_SCOPE_REFRESH", 'a number of seconds, 0 or more, e.g. 60'),
+]
+
+
+def _escaped(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+for _check_id, _key, _expected in SETTING_VALUE_CHECKS:
+    CHECKS[_check_id] = CheckDefinition(
+        Error, f"PERSISTENCE_SYNC[{_key!r}] is {{value}}: it {{problem}}.",
+        f"Set PERSISTENCE_SYNC[{_key!r}] to {_escaped(_expected)}, or leave it out for the "
+        f"default ({_escaped(repr(DEFAULTS[_key]))}).",
+    )
 
 
 def message(check_id: str, obj: Any = None, **params: Any) -> CheckMessage:
@@ -176,7 +321,8 @@ def message(check_id: str, obj: Any = None, **params: Any) -> CheckMessage:
 
 def check_settings(app_configs: Iterable[AppConfig] | None = None,
                    **kwargs: Any) -> list[CheckMessage]:
-    """PERSISTENCE_SYNC is a dict of known keys (a misspelt key would be silently ignored)."""
+    """PERSISTENCE_SYNC is a dict of known keys (a misspelt key would be silently ignored),
+    each with a value its rule accepts (:mod:`persistence_sync.setting_values`)."""
     user = getattr(settings, "PERSISTENCE_SYNC", None)
     valid = ", ".join(DEFAULTS)
     if user is None:
@@ -191,4 +337,33 @@ def check_settings(app_configs: Iterable[AppConfig] | None = None,
         suggestion = f"Did you mean {close[0]!r}? " if close else ""
         errors.append(message("persistence_sync.E010", key=key, suggestion=suggestion,
                               valid=valid))
+    ids = {key: check_id for check_id, key, _ in SETTING_VALUE_CHECKS}
+    for key, value, problem in setting_values.problems(user):
+        errors.append(message(ids[key], value=_shown(key, value), problem=problem))
     return errors
+
+
+def _shown(key: str, value: Any) -> str:
+    """The value as the message quotes it: never a header's value (a token, a key)."""
+    if key == "HEADERS" and isinstance(value, dict):
+        return "{" + ", ".join(f"{name!r}: ..." for name in value) + "}"
+    if key in ("SERVER_URL", "ENDPOINTS"):
+        from persistence_sync.client.transport import redact
+
+        if isinstance(value, str):
+            return repr(redact(value))
+        if isinstance(value, dict):
+            return repr({label: redact(url) if isinstance(url, str) else url
+                         for label, url in value.items()})
+    return repr(value)
+
+
+def check_sqlite_journal(app_configs: Iterable[AppConfig] | None = None,
+                         databases: Iterable[str] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """W005 for each SQLite database of ``databases`` not in WAL mode (a database check)."""
+    warnings = []
+    for alias in databases or ():
+        mode = journal_mode(connections[alias])
+        if mode not in (None, "wal"):
+            warnings.append(message("persistence_sync.W005", alias=alias, mode=mode))
+    return warnings

@@ -39,15 +39,22 @@ milliseconds when it is ahead and never go backwards when it is not.
 from __future__ import annotations
 
 import contextvars
+import datetime
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Model, Value
 from django.db.models.functions import Greatest
+from django.utils import timezone
 
+from persistence_sync import compiled
+from persistence_sync.db import lock_timeout
 from persistence_sync.exceptions import ClockError
+from persistence_sync.feed import announce
 
 
 class Clock(models.Model):
@@ -71,6 +78,18 @@ class Clock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} @ {self.value}"
+
+
+def format_stamp(value: int | None) -> str:
+    """A stamp (ms since 1970) as ``2026-11-30 21:59:02.123 (1796075942123)`` in local time."""
+    if not value:
+        return f"never ({value or 0})"
+    try:
+        moment = datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return str(value)  # not a wall-clock stamp (another server's counter, say)
+    moment = timezone.localtime(moment) if settings.USE_TZ else moment.astimezone().replace(tzinfo=None)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} ({value})"
 
 
 def wall_ms() -> int:
@@ -126,17 +145,64 @@ def tick(model: type[Model], using: str, fresh: bool = False) -> int:
     if remote_stamps is not None and key in remote_stamps:
         return remote_stamps[key]
     stamp = _advance(key, using)
+    announce.ticked(key, using)  # the change feed's NOTIFY, delivered at commit
     if remote_stamps is not None:
         remote_stamps[key] = stamp
     return stamp
 
 
 def _advance(key: str, using: str) -> int:
+    connection = connections[using]
+    statements = _tick_statements(connection)
+    if statements is None:  # a database of its own kind: the ORM's statements
+        return _advance_by_orm(key, using)
+    update, select = statements
+    wall = wall_ms()
+    with connection.cursor() as cursor:
+        for _ in range(2):
+            cursor.execute(update, [wall, key])
+            if select is not None:  # no UPDATE ... RETURNING
+                cursor.execute(select, [key])
+            row = cursor.fetchone()
+            if row is not None:
+                return row[0]
+            # First write ever for this model: create the row (a concurrent
+            # creator makes this a no-op) and take its lock as usual.
+            Clock.objects.using(using).bulk_create([Clock(model=key, value=0)],
+                                                   ignore_conflicts=True)
+    raise ClockError(f"The sync clock of {key} could not be created.")
+
+
+# {vendor: (UPDATE, SELECT or None when the UPDATE returns the value)}
+_statements: dict[str, tuple[str, str | None] | None] = {}
+
+
+def _tick_statements(connection: BaseDatabaseWrapper) -> tuple[str, str | None] | None:
+    """The tick as one raw statement where the database returns updated values, else two.
+
+    A tick runs in every write, a one-object push included: built once, not
+    compiled by the ORM each time.
+    """
+    vendor = connection.vendor
+    if vendor not in _statements:
+        table = connection.ops.quote_name(Clock._meta.db_table)
+        greatest = {"sqlite": "MAX", "postgresql": "GREATEST", "mysql": "GREATEST"}.get(vendor)
+        update = (f"UPDATE {table} SET value = {greatest}(value + 1, %s) WHERE model = %s"
+                  if greatest else None)
+        if update is None:
+            _statements[vendor] = None
+        elif vendor == "postgresql" or (vendor == "sqlite"
+                                        and connection.features.can_return_columns_from_insert):
+            _statements[vendor] = (update + " RETURNING value", None)
+        else:
+            _statements[vendor] = (update, f"SELECT value FROM {table} WHERE model = %s")
+    return _statements[vendor]
+
+
+def _advance_by_orm(key: str, using: str) -> int:
     counter = Clock.objects.using(using).filter(model=key)
     advance = {"value": Greatest(F("value") + 1, Value(wall_ms()))}
     if not counter.update(**advance):
-        # First write ever for this model: create the row (a concurrent
-        # creator makes this a no-op) and take its lock as usual.
         Clock.objects.using(using).bulk_create([Clock(model=key, value=0)], ignore_conflicts=True)
         counter.update(**advance)
     return counter.values_list("value", flat=True).get()
@@ -149,13 +215,16 @@ def committed_now(model: type[Model], using: str) -> int:
 
 def committed_now_and_horizon(model: type[Model], using: str) -> tuple[int, int]:
     """``(committed_now, tombstones_pruned_to)`` read in one query, hence one snapshot."""
-    row = (
-        Clock.objects.using(using)
-        .filter(model=clock_key(model))
-        .values_list("value", "tombstones_pruned_to")
-        .first()
-    )
-    return row or (0, 0)
+    rows = compiled.fetch(using, ("clock",), _committed, clock_key(model))
+    return rows[0] if rows else (0, 0)
+
+
+def _values(keys: list[str]) -> models.QuerySet:
+    return Clock.objects.filter(model__in=keys).values_list("model", "value")
+
+
+def _committed(key: str) -> models.QuerySet:
+    return Clock.objects.filter(model=key).values_list("value", "tombstones_pruned_to")
 
 
 @contextmanager
@@ -185,27 +254,26 @@ def read_snapshot(using: str) -> Iterator[None]:
         yield
 
 
-def catch_up(models: Iterable[type[Model]], using: str) -> int:
+def catch_up(models: Iterable[type[Model]], using: str, timeout: float | None = None) -> int:
     """Bring the clocks of ``models`` up to the latest of them; return that value ``T``.
 
     For a pull of several models under one timestamp (WatermelonDB's
     protocol has one ``last_pulled_at`` for every table). Each model keeps
     its own counter, so an idle model's committed value lags behind a busy
-    one's, and ``T`` of the busy one proves nothing about the idle one: a
-    writer of the idle model may hold a stamp at or below ``T`` and not have
-    committed yet. Advancing the lagging counters to ``T`` takes their row
-    locks, so it waits for such a writer to commit; once this transaction
-    commits, every model's stamps up to ``T`` have committed and any later
-    writer stamps above ``T``: the ``now`` rule holds for all of them at
+    one's: a pull answering the smallest of them (the only value proven for
+    every model, :mod:`persistence_sync.pulls`) would never get past an idle
+    model's. Advancing the lagging counters to ``T`` takes their row locks
+    (waiting at most ``timeout`` seconds for a writer holding one; then a
+    ``DatabaseError``), so after this transaction every counter is at least
     ``T``. Only lagging counters are written; their locks are taken in label
-    order, as :func:`persistence_sync.server.push_many` takes them.
+    order, as pushes of several models take them.
     """
     keys = sorted({clock_key(model) for model in models})
-    values = dict(Clock.objects.using(using).filter(model__in=keys).values_list("model", "value"))
+    values = dict(compiled.fetch(using, ("clocks",), _values, keys))
     latest = max(values.values(), default=0)
     lagging = [key for key in keys if values.get(key, 0) < latest]
     if lagging:
-        with transaction.atomic(using=using):
+        with transaction.atomic(using=using), lock_timeout(using, timeout):
             counters = Clock.objects.using(using)
             counters.bulk_create([Clock(model=key, value=0) for key in lagging if key not in values],
                                  ignore_conflicts=True)

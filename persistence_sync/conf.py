@@ -17,13 +17,17 @@ from django.utils.module_loading import import_string
 DEFAULTS: dict[str, Any] = {
     # Largest push body accepted, in bytes; a larger one gets 413. The classic
     # client sends all its local changes in one POST, so this is generous:
-    # 100,000 small objects fit easily.
+    # MAX_ITEMS objects of a few kilobytes each fit.
     "MAX_BODY_SIZE": 32 * 1024 * 1024,
     # Objects in one push; more gets 413 (parsing stops at the first one over).
-    "MAX_ITEMS": 100_000,
+    # A push is stored in one transaction that holds its models' clocks while
+    # it writes (other writers of those models wait): 10,000 objects hold them
+    # about half a second on a small server. Raise it for clients that cannot
+    # split their pushes, knowing that the largest push stalls the others longer.
+    "MAX_ITEMS": 10_000,
     # JSON values in one push body, each array and object counted once more
     # (a key and its value count once); more gets 413 before parsing. Bounds
-    # what parsing can allocate: 100,000 objects of 8 fields count 900,000.
+    # what parsing can allocate: 10,000 objects of 8 fields count 90,000.
     "MAX_VALUES": 2_000_000,
     # Nesting of arrays/objects in a push body: the array and its objects are
     # 2, a JSON field's value adds its own. Deeper gets 400 before parsing.
@@ -59,6 +63,12 @@ DEFAULTS: dict[str, Any] = {
     # ``manage.py prunetombstones`` (run it from cron) drops older ones; a
     # client that last pulled before a pruned deletion gets 410 and resyncs.
     "TOMBSTONE_RETENTION": None,
+    # Put each SQLite database in write-ahead-log mode when it is opened: with
+    # SQLite's default journal, a pull that a client reads slowly keeps a read
+    # transaction open, and every writer of the file waits for it. In WAL mode
+    # readers never block writers. Not for databases on a network file system
+    # (SQLite's WAL needs shared memory); check W005 says when it is not on.
+    "SQLITE_WAL": True,
     # Days a server remembers the id and stamp of an idempotent push
     # (X-Sync-Push-Id); a client that comes back later than that with an
     # unanswered push has it treated as never stored.
@@ -95,6 +105,31 @@ DEFAULTS: dict[str, Any] = {
     # several pushes (each idempotent on its own). A push the remote refuses
     # as too large (413) is split in half and retried.
     "PUSH_BATCH_SIZE": 5000,
+    # --- the change feed (``events``, docs/events.md) ---
+    # How the feed learns that a model changed: "auto" (PostgreSQL's
+    # LISTEN/NOTIFY on PostgreSQL, else reading the clock table every
+    # FEED_INTERVAL), "postgresql" or "poll". Writers send NOTIFY only when
+    # it resolves to "postgresql".
+    "FEED_BACKEND": "auto",
+    # Seconds between two reads of the clock table by one feed process when
+    # polling (one small query per process, whatever the number of clients);
+    # half of it is the mean delay it adds to a notice.
+    "FEED_INTERVAL": 0.025,
+    # Seconds between two heartbeats (an SSE comment) on an idle feed
+    # connection: proxies keep it open and a dead peer is found. Below the
+    # proxy's read timeout.
+    "FEED_HEARTBEAT": 20,
+    # Milliseconds an EventSource waits before reconnecting (SSE ``retry:``).
+    "FEED_RETRY": 2000,
+    # Seconds a notice or heartbeat may take to leave for a client before the
+    # feed drops that connection (a client that stopped reading).
+    "FEED_SEND_TIMEOUT": 10,
+    # Longest wait= of a long-poll, in seconds (a larger one is lowered to it).
+    "FEED_MAX_WAIT": 60,
+    # Seconds between two reads of a connected user's scope values
+    # (scope_values= registrations), so that a grant or revocation made by
+    # the project reaches the user's open connections.
+    "FEED_SCOPE_REFRESH": 60,
 }
 
 # Keys whose value is a dotted path to import (callables).

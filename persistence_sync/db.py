@@ -45,14 +45,27 @@ class _AnyOf(lookups.In):
     An ``IN (%s, %s, ...)`` of a batch of ids is thousands of placeholders,
     each prepared by Django and quoted into the statement by psycopg (it
     binds on the client): on PostgreSQL that took longer than the query.
+    The values are ids and keys (read from the database, or checked on their
+    way in): strings and integers of such columns go as they are, the rest
+    is prepared once, for the database, not once more for Python.
     """
+
+    def get_prep_lookup(self) -> list:
+        return [value for value in self.rhs if value is not None]  # as IN: NULL matches nothing
 
     def as_postgresql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, tuple]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         field = self.lhs.output_field
-        values = [field.get_db_prep_value(value, connection) for value in self.rhs
-                  if value is not None]  # as IN: NULL matches nothing
+        values = self.rhs
+        if not (field.get_internal_type() in _PLAIN_KEYS and set(map(type, values)) <= {str, int}):
+            values = [field.get_db_prep_value(value, connection) for value in values]
         return f"{lhs} = ANY(%s::{field.db_type(connection)}[])", (*lhs_params, values)
+
+
+# Column types whose str and int values psycopg takes as they are (ids, keys, scopes, stamps).
+_PLAIN_KEYS = frozenset({"CharField", "TextField", "IntegerField", "BigIntegerField",
+                         "AutoField", "BigAutoField", "SmallIntegerField", "SmallAutoField",
+                         "PositiveIntegerField", "PositiveBigIntegerField"})
 
 
 class _IsIn(Expression):
@@ -119,18 +132,18 @@ def lock_timeout(using: str, seconds: float | None) -> Iterator[None]:
     if not seconds or connection.vendor not in ("postgresql", "mysql", "sqlite"):
         yield
         return
+    wanted = max(1, round(seconds)) if connection.vendor == "mysql" else int(seconds * 1000)
+    previous = wanted
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"])
-        elif connection.vendor == "mysql":
-            cursor.execute("SELECT @@SESSION.innodb_lock_wait_timeout")
-            previous = cursor.fetchone()[0]
-            cursor.execute("SET SESSION innodb_lock_wait_timeout = %s", [max(1, round(seconds))])
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{wanted}ms"])
         else:
-            cursor.execute("PRAGMA busy_timeout")
-            previous = cursor.fetchone()[0]
-            cursor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
-    if connection.vendor == "postgresql":
+            previous = _session_timeout(connection, cursor)
+            if previous != wanted and connection.vendor == "mysql":
+                cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {wanted}")
+            elif previous != wanted:
+                cursor.execute(f"PRAGMA busy_timeout = {wanted}")
+    if previous == wanted:  # PostgreSQL's ends with the transaction
         yield
         return
     try:
@@ -149,6 +162,24 @@ def lock_timeout(using: str, seconds: float | None) -> Iterator[None]:
                     cursor.execute(f"PRAGMA busy_timeout = {int(previous)}")
             finally:
                 cursor.close()
+
+
+def _session_timeout(connection: BaseDatabaseWrapper, cursor: Any) -> int:
+    """The session's own lock wait timeout (MySQL: seconds, SQLite: ms), read once per connection.
+
+    :func:`lock_timeout` always restores it, so it stays what the project set.
+    """
+    raw = connection.connection
+    known = getattr(connection, "_persistence_sync_timeout", None)
+    if known is not None and known[0] is raw:
+        return known[1]
+    if connection.vendor == "mysql":
+        cursor.execute("SELECT @@SESSION.innodb_lock_wait_timeout")
+    else:
+        cursor.execute("PRAGMA busy_timeout")
+    value = int(cursor.fetchone()[0])
+    connection._persistence_sync_timeout = (raw, value)  # type: ignore[attr-defined]
+    return value
 
 
 def run_with_retries(func: Callable[[], T], using: str, deadline: float | None = None) -> T:
@@ -178,3 +209,30 @@ def run_with_retries(func: Callable[[], T], using: str, deadline: float | None =
         # usually finishes within milliseconds.
         time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def journal_mode(connection: BaseDatabaseWrapper) -> str | None:
+    """SQLite's journal mode of ``connection`` ("wal", "delete", ...); None elsewhere or in memory."""
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():  # type: ignore[attr-defined]
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        return str(cursor.fetchone()[0]).lower()
+
+
+def use_wal(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """``connection_created`` receiver: an SQLite file goes to WAL mode (``SQLITE_WAL``).
+
+    In SQLite's default journal mode a reader blocks every writer of the file
+    until its read transaction ends, and a pull streams its answer from one
+    read transaction: a client reading slowly stalled every push. WAL mode is
+    a property of the file, kept once set; setting it needs no lock when it
+    is already set.
+    """
+    if not sync_settings.SQLITE_WAL or journal_mode(connection) in (None, "wal"):
+        return
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except DatabaseError:  # another connection holds the file: the next one will try again
+            return

@@ -6,7 +6,7 @@ allocate is bounded here, each limit a setting (``PERSISTENCE_SYNC``):
 =====================  ===========  ==============================================
 MAX_BODY_SIZE          32 MiB       bytes of the body (Content-Length, and a
                                     capped read for bodies without one): 413
-MAX_ITEMS              100,000      objects in the pushed array: 413
+MAX_ITEMS              10,000       objects in the pushed array: 413
 MAX_VALUES             2,000,000    JSON values in the body, each array and
                                     object counted once more (they cost more
                                     memory); a key and its value count once: 413
@@ -157,18 +157,105 @@ def parse_body(body: bytes) -> Iterator[Any]:
     return _items(text, index + 1, decoder, sync_settings.MAX_ITEMS)
 
 
-def parse_document(body: bytes) -> Any:
-    """The JSON value in ``body`` (bytes), whole, once it is within the limits.
+def parse_changes(body: bytes, parts: tuple[str, ...]) -> Iterator[tuple[str, str | None, int, Any]]:
+    """``(table, part, index, record)`` of a body ``{table: {part: [records]}}``, one at a time.
 
-    For bodies that are not one array of items (WatermelonDB's ``changes``
-    object): the same scan as :func:`parse_body` bounds what parsing can
-    allocate before it starts.
+    For WatermelonDB's ``changes`` object: the same scan as :func:`parse_body`
+    first, then each record is parsed only when the caller asks for it, and
+    the body is refused at record ``MAX_ITEMS + 1`` (counted over every
+    table), whatever follows. Each table starts with ``(table, None, -1,
+    None)``, so that an empty one is seen too. ``parts``: the keys a table's
+    object may hold. A table or part named twice is refused (JSON keeps only
+    one of them).
     """
     scan_body(body)
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+    return _changes(text, parts, json.JSONDecoder(parse_constant=_refuse_constant),
+                    sync_settings.MAX_ITEMS)
+
+
+def _changes(text: str, parts: tuple[str, ...], decoder: json.JSONDecoder, max_items: int
+             ) -> Iterator[tuple[str, str | None, int, Any]]:
+    reader = _Reader(text, decoder)
+    count = 0
+    try:
+        if not reader.take("{"):
+            raise ProtocolError("The body must be a JSON object of tables: WatermelonDB's changes.")
+        tables: set[str] = set()
+        names = " and ".join([", ".join(map(repr, parts[:-1])), repr(parts[-1])])
+        for table in reader.keys("table"):
+            if table in tables or not reader.take("{"):
+                raise ProtocolError(f"{table[:100]} must be one object of {names} lists.")
+            tables.add(table)
+            yield table, None, -1, None
+            seen: set[str] = set()
+            for part in reader.keys("list"):
+                if part not in parts or part in seen or not reader.take("["):
+                    raise ProtocolError(f"{table[:100]} must be an object of {names} lists, each once.")
+                seen.add(part)
+                for position, record in enumerate(reader.values()):
+                    if count == max_items:
+                        raise too_many_items(max_items)
+                    count += 1
+                    yield table, part, position, record
+        reader.end()
+    except ValueError as exc:
+        raise ProtocolError(f"The body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # a body the scan could not measure (not JSON anyway)
+        raise ProtocolError("The body is not valid JSON: nested too deep.") from exc
+
+
+class _Reader:
+    """A cursor over JSON text that reads one object key or one value at a time."""
+
+    def __init__(self, text: str, decoder: json.JSONDecoder) -> None:
+        self.text, self.decoder, self.index = text, decoder, _after_whitespace(text, 0)
+
+    def take(self, char: str) -> bool:
+        """Step over ``char`` (and whitespace after it) if it comes next."""
+        if self.text.startswith(char, self.index):
+            self.index = _after_whitespace(self.text, self.index + 1)
+            return True
+        return False
+
+    def keys(self, what: str) -> Iterator[str]:
+        """The keys of the object just opened; the caller reads each one's value."""
+        if self.take("}"):
+            return
+        while True:
+            if not self.text.startswith('"', self.index):
+                raise json.JSONDecodeError(f"Expecting a {what} name", self.text, self.index)
+            key, self.index = self.decoder.raw_decode(self.text, self.index)
+            self.index = _after_whitespace(self.text, self.index)
+            if not self.take(":"):
+                raise json.JSONDecodeError("Expecting ':' delimiter", self.text, self.index)
+            yield key
+            if not self.take(","):
+                self.expect("}")
+                return
+
+    def values(self) -> Iterator[Any]:
+        """The values of the array just opened, each parsed when asked for."""
+        if self.take("]"):
+            return
+        while True:
+            value, self.index = self.decoder.raw_decode(self.text, self.index)
+            self.index = _after_whitespace(self.text, self.index)
+            yield value
+            if not self.take(","):
+                self.expect("]")
+                return
+
+    def expect(self, char: str) -> None:
+        if not self.take(char):
+            raise json.JSONDecodeError(f"Expecting {char!r}", self.text, self.index)
+
+    def end(self) -> None:
+        if self.index != len(self.text):
+            raise json.JSONDecodeError("Extra data", self.text, self.index)
 
 
 def _items(text: str, index: int, decoder: json.JSONDecoder, max_items: int) -> Iterator[Any]:

@@ -15,17 +15,15 @@ reported by check W001).
 """
 
 import contextvars
-import itertools
-import sqlite3
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models, router, transaction
 
-from persistence_sync import clock
+from persistence_sync import bulk, clock, compiled, deletion
 from persistence_sync.clock import Clock  # noqa: F401  (the app's table; defined beside its writer)
+from persistence_sync.db import chunks, is_in
+from persistence_sync.serializers import USE_DEFAULT
 
 
 def new_id():
@@ -39,14 +37,22 @@ _tombstoned: contextvars.ContextVar[frozenset[tuple[str, object]]] = contextvars
     "persistence_sync_tombstoned", default=frozenset())
 
 
+# The column deciding who sees each registered model's objects, by the model's
+# label: the registry (persistence_sync.registry, a floor above) publishes it
+# here whenever a registration changes, so that every write path below knows
+# which scope an object leaves or enters without asking the registry.
+_scope_attnames: dict[str, str] = {}
+
+
 def scope_attname(model):
     """The column deciding who sees ``model``'s objects (its registration's scope), or None."""
-    from persistence_sync import registry
+    return _scope_attnames.get(model._meta.label_lower)
 
-    if not registry.is_registered(model):
-        return None
-    field = registry.get_registration(model).scope_field
-    return None if field is None else field.attname
+
+def publish_scopes(attnames):
+    """Set the scope column of every registered model: ``{label: attname}`` (the registry's)."""
+    _scope_attnames.clear()
+    _scope_attnames.update(attnames)
 
 
 def scope_key(value):
@@ -56,8 +62,6 @@ def scope_key(value):
 
 def _scopes(model, pks, attname, using):
     """``{pk: scope_key}`` of the stored objects among ``pks``."""
-    from persistence_sync.db import chunks, is_in
-
     found: dict[Any, str | None] = {}
     for chunk in chunks(pks):
         rows = models.QuerySet(model, using=using).filter(is_in("pk", chunk)).values_list(
@@ -73,7 +77,7 @@ def record_departures(model, before, after, stamp, using):
     """
     departed = {pk: old for pk, old in before.items() if pk in after and after[pk] != old}
     if departed:
-        Tombstone.record(model, list(departed), stamp, using, scopes=departed)
+        Tombstone.record(model, list(departed), stamp, using, scopes=departed, live=True)
 
 
 def bulk_create_at(queryset, objs, stamp, **kwargs):
@@ -109,138 +113,49 @@ def upsert_at(queryset, objs, stamp, fields, batch_size=None):
     prepare_upsert(queryset, objs, fields, batch_size).execute(stamp)
 
 
-# Stands for the stamp in SQL compiled before the stamp is known.
-_STAMP_PLACEHOLDER = -6_917_529_027_641_081_857
-
-
 def prepare_upsert(queryset, objs, fields, batch_size=None):
     """:func:`upsert_at` in two steps: compile now, ``.execute(stamp)`` under the clock.
 
-    Compiling the statements (every value through its field's
-    ``get_db_prep_save``) is most of the ORM's cost of a large insert; done
-    before the clock is taken, the clock is held only to run them.
+    Compiling the statements is most of the ORM's cost of a large insert
+    (:func:`persistence_sync.bulk.upsert_statements`); done before the clock
+    is taken, the clock is held only to run them.
     """
     return _PreparedUpsert(queryset, list(objs), list(fields), batch_size)
 
 
 class _PreparedUpsert:
     def __init__(self, queryset, objs, fields, batch_size):
-        from django.db.models.constants import OnConflict
-        from django.db.models.sql import InsertQuery
-
-        from persistence_sync.db import chunks
-
         self.model, self.using, self.objs = queryset.model, queryset.db, objs
-        connection = connections[self.using]
-        opts = self.model._meta
-        columns = [f for f in opts.concrete_fields if f.concrete]
-        stamp_index = columns.index(opts.get_field("last_change"))
-        update = [opts.get_field(name) for name in [*fields, "last_change"]]
-        unique = [opts.pk] if connection.features.supports_update_conflicts_with_target else None
-        size = max(connection.ops.bulk_batch_size(columns, objs), 1)
-        if batch_size:
-            size = min(size, batch_size)
-        for obj in objs:
-            obj.last_change = _STAMP_PLACEHOLDER
-        self.statements = []
-        if _plain_columns(columns):
-            self.statements = _column_upserts(self.model, connection, objs, columns, update,
-                                              unique, size)
-            return
-        for chunk in chunks(objs, size):
-            query = InsertQuery(self.model, on_conflict=OnConflict.UPDATE,
-                                update_fields=update, unique_fields=unique)
-            query.insert_values(columns, chunk)
-            for sql, params in query.get_compiler(using=self.using).as_sql():
-                params = list(params)
-                positions: Sequence[int]
-                if len(params) == len(chunk) * len(columns):  # one placeholder per value
-                    positions = range(stamp_index, len(params), len(columns))
-                elif len(params) == len(columns):  # PostgreSQL's UNNEST: one array per column
-                    positions = [stamp_index]
-                else:
-                    positions = []
-                if not positions or any(
-                    params[p] != _STAMP_PLACEHOLDER and params[p] != [_STAMP_PLACEHOLDER] * len(chunk)
-                    for p in positions
-                ):
-                    raise AssertionError(f"Unexpected INSERT parameters for {opts.label}.")
-                self.statements.append((sql, params, positions))
+        self.statements = bulk.upsert_statements(self.model, self.using, objs, fields, batch_size)
 
-    def execute(self, stamp):
+    def execute(self, stamp, stored=None):
         """Run the statements with ``stamp``; must run under the model's clock.
 
         As :func:`bulk_create_at` does: tombstones of the ids written are
         forgotten (of a scoped model, only those of the scope each object
         now has) and an object moved to another scope leaves a removal for
-        the old one.
+        the old one. ``stored``: ``{pk: scope key}`` of the objects that
+        exist (None for an unscoped model), when the caller read them and
+        knows them unchanged: an object that stays in its scope has no
+        tombstone there to forget (every write path forgets it on entering).
         """
         attname = scope_attname(self.model)
         pks = [obj.pk for obj in self.objs]
         if attname is None:
-            Tombstone.forget(self.model, pks, self.using)
+            Tombstone.forget(self.model, [pk for pk in pks if stored is None or pk not in stored],
+                             self.using)
         else:
             after = {obj.pk: scope_key(getattr(obj, attname)) for obj in self.objs}
-            before = _scopes(self.model, pks, attname, self.using)
-            Tombstone.forget(self.model, pks, self.using, scopes=after)
-        with connections[self.using].cursor() as cursor:
-            for sql, params, positions in self.statements:
-                for position in positions:
-                    value = params[position]
-                    params[position] = [stamp] * len(value) if isinstance(value, list) else stamp
-                cursor.execute(sql, params)
+            before = stored if stored is not None else _scopes(self.model, pks, attname, self.using)
+            entering = {pk: scope for pk, scope in after.items()
+                        if stored is None or pk not in stored or stored[pk] != scope}
+            Tombstone.forget(self.model, list(entering), self.using, scopes=entering)
+        bulk.run_statements(self.statements, stamp, self.using)
         if attname is not None:
             record_departures(self.model, before, after, stamp, self.using)
         for obj in self.objs:
             obj.last_change = stamp
             obj._state.adding, obj._state.db = False, self.using
-
-
-def _plain_columns(columns) -> bool:
-    """Whether every column takes a prepared value as is (no database default, none generated)."""
-    from django.db.models.fields import NOT_PROVIDED
-
-    return not any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED
-                   or getattr(field, "generated", False) for field in columns)
-
-
-def _column_upserts(model, connection, objs, columns, update, unique, size):
-    """``[(sql, params, stamp positions)]``: the upsert of ``objs``, built column by column.
-
-    What Django's INSERT compiler would produce (``pre_save``, then
-    ``get_db_prep_save`` of each value, and the backend's own ``ON
-    CONFLICT``/``ON DUPLICATE KEY`` clause), with one list comprehension per
-    column instead of the compiler's calls per value, and on PostgreSQL one
-    array per column (UNNEST) where the types allow: a statement psycopg does
-    not parse again per value.
-    """
-    from django.db.models.constants import OnConflict
-
-    from persistence_sync.db import chunks
-
-    opts = model._meta
-    quote = connection.ops.quote_name
-    head = "INSERT INTO {} ({})".format(quote(opts.db_table),
-                                        ", ".join(quote(field.column) for field in columns))
-    suffix = connection.ops.on_conflict_suffix_sql(
-        columns, OnConflict.UPDATE, [field.column for field in update],
-        [field.column for field in unique or []])
-    stamp_index = columns.index(opts.get_field("last_change"))
-    arrays = _unnest_arrays(columns, connection)
-    prepare = [_db_column(field, connection) for field in columns]
-    statements: list[tuple[str, list, Sequence[int]]] = []
-    for chunk in chunks(objs, size):
-        values = [convert([field.pre_save(obj, True) for obj in chunk])
-                  for field, convert in zip(columns, prepare)]
-        if arrays:
-            statements.append((f"{head} SELECT * FROM UNNEST({arrays}) {suffix}",
-                               values, [stamp_index]))
-        else:
-            row = "({})".format(", ".join(["%s"] * len(columns)))
-            params = list(itertools.chain.from_iterable(zip(*values)))
-            statements.append((f"{head} VALUES {', '.join([row] * len(chunk))} {suffix}",
-                               params, range(stamp_index, len(params), len(columns))))
-    return statements
 
 
 def insert_at(model, rows, stamp, using, batch_size=None, columns=None):
@@ -255,15 +170,11 @@ def insert_at(model, rows, stamp, using, batch_size=None, columns=None):
     computed ahead (a sync client, while it waited for its database); they
     are used only when they are of the same ids in the same order.
     """
-    from persistence_sync.db import chunks
-
     connection = connections[using]
     opts = model._meta
-    fields = _insert_fields(opts)
+    fields = bulk.insert_fields(opts)
     if fields is None:
         # Defaults the database computes: Django's INSERT knows how to leave them out.
-        from persistence_sync.serializers import USE_DEFAULT
-
         objs = [model(**{opts.pk.attname: pk, **{name: value for name, value in values.items()
                                                  if value is not USE_DEFAULT}})
                 for pk, values in rows.items()]
@@ -272,237 +183,32 @@ def insert_at(model, rows, stamp, using, batch_size=None, columns=None):
             upsert_at(models.QuerySet(model, using=using), objs, stamp, names, batch_size)
         return
     if columns is None or columns.pks != list(rows):
-        columns = new_columns(model, rows, using)
-    bulk = _BulkInsert(model, fields, connection, len(rows), batch_size)
+        columns = bulk.new_columns(model, rows, using)
+    insert = bulk.BulkInsert(model, fields, connection, len(rows), batch_size)
     # A model with no tombstone (a first sync's) spares a probe per chunk.
     tombstones = Tombstone.objects.using(using).filter(model=opts.label_lower).exists()
     with connection.cursor() as cursor:
-        for start, chunk in zip(itertools.count(0, bulk.size), chunks(columns.pks, bulk.size)):
-            tombstoned = tombstones and existing_ids(Tombstone, "object_id", chunk, using,
-                                                     equal={"model": opts.label_lower})
+        for start in range(0, len(columns.pks), insert.size):
+            chunk = columns.pks[start:start + insert.size]
+            tombstoned = tombstones and bulk.existing_ids(Tombstone, "object_id", chunk, using,
+                                                          equal={"model": opts.label_lower})
             if tombstoned:
                 Tombstone.forget(model, tombstoned, using)
-            bulk.write(cursor, [[stamp] * len(chunk) if column is None
-                                else column[start:start + bulk.size] for column in columns.values])
-
-
-class _BulkInsert:
-    """Plain ``INSERT`` of new rows given a column at a time, as each database takes them fastest.
-
-    :attr:`size` rows per :meth:`write`. PostgreSQL with psycopg 3: ``COPY``,
-    the database's own bulk load, rows streamed by the driver's C code (an
-    UNNEST insert spent most of its time in psycopg quoting each array
-    element into the statement's text, as Django binds parameters on the
-    client); constraints and triggers apply as to an ``INSERT``. Other
-    PostgreSQL drivers: one array per column (``UNNEST``), for psycopg parses
-    a statement's placeholders again each time it runs. Elsewhere: multi-row
-    ``VALUES``, within the database's limit on parameters. ``COPY`` and
-    SQLite's statements are not in Django's query log.
-    """
-
-    def __init__(self, model, fields, connection, count, batch_size=None):
-        from persistence_sync.conf import sync_settings
-
-        self.connection = connection
-        quote = connection.ops.quote_name
-        self.into = f"{quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        self.width = len(fields)
-        batch = batch_size or sync_settings.BATCH_SIZE
-        # Many rows per statement: one round trip each (executemany is one
-        # per row on PostgreSQL).
-        self.size = min(batch, 65535 // len(fields),
-                        max(1, connection.ops.bulk_batch_size(fields, [None] * count)))
-        self.arrays = _unnest_arrays(fields, connection)
-        if self.arrays:
-            self.size = min(batch, count or 1)
-
-    def write(self, cursor, params) -> None:
-        """Insert the rows of ``params`` (a list per field, database values) with ``cursor``."""
-        if self.arrays and hasattr(cursor.cursor, "copy"):
-            with cursor.cursor.copy(f"COPY {self.into} FROM STDIN") as out:
-                for row in zip(*params):
-                    out.write_row(row)
-            return
-        if self.arrays:
-            cursor.execute(f"INSERT INTO {self.into} SELECT * FROM UNNEST({self.arrays})", params)
-            return
-        count = len(params[0])
-        values = list(itertools.chain.from_iterable(zip(*params)))
-        if self.connection.vendor == "sqlite":
-            # sqlite3's own execute, "?" placeholders: Django's wrapper
-            # rewrites each "%s" by a regular expression, which for
-            # statements of a thousand placeholders cost a tenth of a first sync.
-            one = "({})".format(", ".join(["?"] * self.width))
-            sqlite3.Cursor.execute(cursor.cursor, f"INSERT INTO {self.into} VALUES "
-                                   + ", ".join([one] * count), values)
-        else:
-            one = "({})".format(", ".join(["%s"] * self.width))
-            cursor.execute(f"INSERT INTO {self.into} VALUES " + ", ".join([one] * count), values)
-
-
-@dataclass
-class NewColumns:
-    """New objects' database values for :func:`insert_at`: ``values[i]`` is field i's column.
-
-    The ``_lastChange`` column is ``None``: it is the insert's stamp.
-    """
-
-    pks: list
-    values: list
-
-
-def new_columns(model, rows, using) -> NewColumns | None:
-    """The database values of new objects ``rows`` (``{pk: {attname: value}}``), a column per field.
-
-    A field ``rows`` do not name, or name as ``USE_DEFAULT``, gets its
-    default: a callable one called per object, as Django does. None for a
-    model whose inserts leave defaults to the database (``db_default``).
-    """
-    from persistence_sync.serializers import USE_DEFAULT
-
-    opts = model._meta
-    fields = _insert_fields(opts)
-    if fields is None:
-        return None
-    connection = connections[using]
-    pks, values = list(rows), list(rows.values())
-    columns: list[list | None] = []
-    for field in fields:
-        if field.attname == "last_change":
-            columns.append(None)
-            continue
-        if field is opts.pk:
-            column = list(pks)
-        else:
-            column = [row.get(field.attname, USE_DEFAULT) for row in values]
-            if USE_DEFAULT in column:
-                column = _with_defaults(field, column)
-        columns.append(_db_column(field, connection)(column))
-    return NewColumns(pks, columns)
-
-
-def _with_defaults(field, column):
-    """``column`` with each ``USE_DEFAULT`` replaced by ``field``'s default.
-
-    A callable default is called once per object, as Django does, but
-    directly: ``field.get_default()`` costs three Python calls a row (a
-    foreign key's checks whether its default is an instance, done here on
-    the values instead).
-    """
-    from persistence_sync.serializers import USE_DEFAULT
-
-    if not (field.has_default() and callable(field.default)):
-        default = field.get_default()
-        return [default if value is USE_DEFAULT else value for value in column]
-    make = field.default
-    column = [make() if value is USE_DEFAULT else value for value in column]
-    if field.is_relation and not set(map(type, column)) <= _PLAIN_VALUE_TYPES:
-        model, attname = field.remote_field.model, field.target_field.attname
-        column = [getattr(value, attname) if isinstance(value, model) else value
-                  for value in column]
-    return column
-
-
-def _insert_fields(opts):
-    """The fields a plain insert writes; None if the database computes some (``db_default``)."""
-    from django.db.models.fields import NOT_PROVIDED
-
-    fields = [field for field in opts.concrete_fields if not getattr(field, "generated", False)]
-    if any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED for field in fields):
-        return None
-    return fields
-
-
-def existing_ids(model, attname, values, using, equal=None):
-    """The ``values`` found in ``model``'s column ``attname`` (rows also matching ``equal``).
-
-    One plain ``IN`` query per batch, the values converted once by the
-    column's field: the ORM's lookup would prepare every value through its
-    machinery, a large share of a first sync's time.
-    """
-    from persistence_sync.db import chunks
-
-    connection = connections[using]
-    opts = model._meta
-    quote = connection.ops.quote_name
-    column = opts.get_field(attname)
-    convert = _db_column(column, connection)
-    equal = equal or {}
-    conditions = [f"{quote(opts.get_field(name).column)} = %s" for name in equal]
-    fixed = [_db_column(opts.get_field(name), connection)([value])[0]
-             for name, value in equal.items()]
-    found = []
-    # PostgreSQL: one array, as psycopg parses each placeholder of a statement.
-    array = connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
-        for chunk in chunks(values):
-            if array:
-                match = f"{quote(column.column)} = ANY(%s::{column.db_type(connection)}[])"
-                params = [*fixed, convert(list(chunk))]
-            else:
-                match = "{} IN ({})".format(quote(column.column), ", ".join(["%s"] * len(chunk)))
-                params = [*fixed, *convert(list(chunk))]
-            where = " AND ".join([*conditions, match])
-            cursor.execute(f"SELECT {quote(column.column)} FROM {quote(opts.db_table)} "
-                           f"WHERE {where}", params)
-            found += [row[0] for row in cursor.fetchall()]
-    return found
-
-
-# Field types whose str, bool, int, float or None values every database
-# driver takes as they are (a relation: the type of the field it points at).
-_PLAIN_TYPES = {
-    "CharField", "TextField", "SlugField", "EmailField", "URLField", "BooleanField",
-    "IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
-    "PositiveBigIntegerField", "PositiveSmallIntegerField", "FloatField",
-    "AutoField", "BigAutoField", "SmallAutoField",  # an owner's user id, say
-}
-_PLAIN_VALUE_TYPES = frozenset({str, bool, int, float, type(None)})
-# Field types whose prepared values psycopg sends as one array of a column
-# (UNNEST): scalars all. Without one, a statement has a placeholder per
-# value, which psycopg parses again for every statement (its cache keeps
-# short statements only): most of a large insert's time.
-_UNNEST_TYPES = _PLAIN_TYPES | {
-    "DateTimeField", "DateField", "TimeField", "DurationField", "DecimalField", "UUIDField",
-    "JSONField",
-}
-
-
-def _unnest_arrays(fields, connection) -> str | None:
-    """``%s::type[], ...``: ``fields`` as one array parameter each, for ``UNNEST``.
-
-    PostgreSQL only, and only when every field's type travels in an array
-    (:data:`_UNNEST_TYPES`); None otherwise.
-    """
-    if connection.vendor != "postgresql" or not all(
-            (field.target_field if field.is_relation else field).get_internal_type()
-            in _UNNEST_TYPES for field in fields):
-        return None
-    return ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-
-
-def _db_column(field, connection):
-    """``values -> database values`` for a column of ``field``: as they are when all plain."""
-    target = field.target_field if field.is_relation else field
-    convert = field.get_db_prep_save
-    plain = target.get_internal_type() in _PLAIN_TYPES
-    json = isinstance(target, models.JSONField)
-
-    def column(values):
-        if plain and set(map(type, values)) <= _PLAIN_VALUE_TYPES:  # one pass in C
-            return values
-        if json:  # None is SQL NULL there too, but let the field say so
-            return [convert(value, connection) for value in values]
-        return [None if value is None else convert(value, connection) for value in values]
-
-    return column
+            insert.write(cursor, [[stamp] * len(chunk) if column is None
+                                  else column[start:start + insert.size] for column in columns.values])
 
 
 def delete_at(queryset, stamp):
-    """Delete ``queryset``'s objects, leaving tombstones stamped ``stamp``."""
-    from persistence_sync.db import is_in
+    """Delete ``queryset``'s objects, leaving tombstones stamped ``stamp``; returns what
+    ``QuerySet.delete()`` does.
 
-    model = queryset.model
+    Cascades follow ``on_delete`` as Django's collector would, set-based
+    where :mod:`persistence_sync.deletion` can (a statement per batch of
+    ids, tombstones of cascaded syncable objects written here, reset links
+    stamped), by Django's collector otherwise (this app's receivers then
+    write the cascades' tombstones).
+    """
+    model, using = queryset.model, queryset.db
     attname = scope_attname(model)
     if attname is None:
         pks, scopes = list(queryset.values_list("pk", flat=True)), None
@@ -511,15 +217,46 @@ def delete_at(queryset, stamp):
         pks = list(scopes)
     if not pks:
         return 0, {}
-    Tombstone.record(model, pks, stamp, queryset.db, scopes=scopes)
+    found = deletion.collect(model, pks, using, (record_deletion, stamp_before_set_on_delete))
+    if found is None:
+        return _delete_by_collector(model, pks, scopes, stamp, using)
+    for child, link, parent_pks in found.resets:
+        _reset_links(child, link, parent_pks, using)
+    counts: dict[str, int] = {}
+    for victim, victim_pks in found.deletes:  # children first
+        if victim is model:
+            Tombstone.record(model, pks, stamp, using, scopes=scopes, live=True)
+        elif issubclass(victim, SyncableModel):
+            _tombstones_of_cascade(victim, victim_pks, using)
+        label = victim._meta.label
+        counts[label] = counts.get(label, 0) + deletion.raw_delete(victim, victim_pks, using)
+    return sum(counts.values()), counts
+
+
+def _tombstones_of_cascade(model, pks, using):
+    """Tombstones for a cascade's objects: stamped by their own model's clock, as a delete of theirs."""
+    attname = scope_attname(model)
+    scopes = None if attname is None else _scopes(model, pks, attname, using)
+    Tombstone.record(model, pks, clock.tick(model, using), using, scopes=scopes, live=True)
+
+
+def _reset_links(child, link, parent_pks, using):
+    """``SET_NULL``: ``child``'s links to the deleted rows become null, stamped if syncable."""
+    queryset_class = SyncableQuerySet if issubclass(child, SyncableModel) else models.QuerySet
+    for chunk in chunks(parent_pks):
+        queryset_class(child, using=using).filter(is_in(link.attname, chunk)).update(
+            **{link.name: None})
+
+
+def _delete_by_collector(model, pks, scopes, stamp, using):
+    """The delete by Django's collector (signals of the project's, PROTECT, inheritance ...)."""
+    Tombstone.record(model, pks, stamp, using, scopes=scopes)
     label = model._meta.label_lower
     token = _tombstoned.set(_tombstoned.get() | {(label, pk) for pk in pks})
     try:
         # Delete by pk so that a filter on related rows cannot change the set
         # between the listing above and the delete.
-        return models.QuerySet.delete(
-            models.QuerySet(model, using=queryset.db).filter(is_in("pk", pks))
-        )
+        return models.QuerySet.delete(models.QuerySet(model, using=using).filter(is_in("pk", pks)))
     finally:
         _tombstoned.reset(token)
 
@@ -707,6 +444,11 @@ class Tombstone(models.Model):
     pull returns only the tombstones of the requester's scope values. A moved
     object keeps living in its new scope; its row says "no longer in
     ``scope``" and is cleared when the object comes back.
+
+    A tombstone with a ``user`` is a *revocation*: the object was in
+    ``scope`` when that user lost the scope value, so that user's devices
+    must drop it; only that user's pulls return it
+    (:mod:`persistence_sync.scoping`).
     """
 
     model = models.CharField(max_length=100)
@@ -714,61 +456,84 @@ class Tombstone(models.Model):
     last_change = models.BigIntegerField()
     # NULL, not "": unscoped models, whose tombstones every pull returns.
     scope = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    user = models.CharField(  # noqa: DJ001
+        max_length=255, null=True, blank=True,
+        help_text="Set on a revocation: the user (primary key) whose devices must drop the object.")
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["model", "object_id", "scope"],
-                                    name="persistence_sync_tomb_scope_uniq")
+            models.UniqueConstraint(fields=["model", "object_id", "scope", "user"],
+                                    name="persistence_sync_tomb_uniq")
         ]
         indexes = [
             models.Index(fields=["model", "last_change"], name="persistence_sync_tomb_ts"),
             models.Index(fields=["model", "scope", "last_change"], name="persistence_sync_tomb_scope"),
+            models.Index(fields=["model", "user", "last_change"], name="persistence_sync_tomb_user"),
         ]
 
     def __str__(self):
         where = "" if self.scope is None else f" from {self.scope}"
-        return f"{self.model} {self.object_id} removed{where} @ {self.last_change}"
+        whom = "" if self.user is None else f" for user {self.user}"
+        return f"{self.model} {self.object_id} removed{where}{whom} @ {self.last_change}"
 
     @classmethod
-    def record(cls, model, pks, stamp, using, scopes=None):
-        """Tombstones for ``pks`` stamped ``stamp``; ``scopes``: ``{pk: scope key}`` if scoped."""
-        from persistence_sync.db import chunks
+    def record(cls, model, pks, stamp, using, scopes=None, user=None, live=False):
+        """Tombstones for ``pks`` stamped ``stamp``; ``scopes``: ``{pk: scope key}`` if scoped.
 
+        ``user``: revocations of that user's (``scopes`` then names the value lost).
+        ``live``: the objects were live in ``scopes`` until now, so they have no
+        tombstone there to replace (every write path forgets it on entering).
+        """
         label = model._meta.label_lower
-        cls.forget(model, pks, using, scopes=scopes)
+        if not live:
+            cls.forget(model, pks, using, scopes=scopes, user=user)
         # A plain column-wise insert: a push removing thousands of objects
         # spent more in bulk_create's instances and compiler than storing.
         connection = connections[using]
         fields = [cls._meta.get_field(name) for name in ("model", "object_id", "last_change",
-                                                         "scope")]
-        bulk = _BulkInsert(cls, fields, connection, len(pks))
+                                                         "scope", "user")]
+        insert = bulk.BulkInsert(cls, fields, connection, len(pks))
         with connection.cursor() as cursor:
-            for chunk in chunks(list(pks), bulk.size):
-                bulk.write(cursor, [[label] * len(chunk), [str(pk) for pk in chunk],
-                                    [stamp] * len(chunk),
-                                    [None] * len(chunk) if scopes is None
-                                    else [scopes[pk] for pk in chunk]])
+            for chunk in chunks(list(pks), insert.size):
+                insert.write(cursor, [[label] * len(chunk), [str(pk) for pk in chunk],
+                                      [stamp] * len(chunk),
+                                      [None] * len(chunk) if scopes is None
+                                      else [scopes[pk] for pk in chunk],
+                                      [user] * len(chunk)])
 
     @classmethod
-    def forget(cls, model, pks, using, scopes=None):
-        """Drop the tombstones of ``pks``: all of them, or those of ``scopes[pk]`` (and unscoped)."""
-        from persistence_sync.db import chunks, is_in
+    def forget(cls, model, pks, using, scopes=None, user=None):
+        """Drop the tombstones of ``pks``.
 
+        All of them; with ``scopes`` (objects entering ``scopes[pk]``), their
+        removals from that scope and unscoped ones, not revocations; with
+        ``user``, that user's revocations of them.
+        """
         label = model._meta.label_lower
         tombstones = cls.objects.using(using)
+        keys = {} if scopes is None else {str(pk): scope for pk, scope in scopes.items()}
+
+        def build(ids, label, *user):
+            rows = tombstones.filter(is_in("object_id", ids), model=label)
+            if user:
+                return rows.filter(user=user[0]).values_list("pk")
+            if scopes is None:
+                return rows.values_list("pk")
+            return rows.filter(user__isnull=True).values_list("pk", "object_id", "scope")
+
+        shape = "user" if user is not None else "all" if scopes is None else "scopes"
         for chunk in chunks([str(pk) for pk in pks]):
             # Find first, then delete by primary key: a DELETE by (model,
             # object_id) of absent rows takes InnoDB gap locks, on which
             # writers of *other* models (sharing this table) would deadlock.
             # A plain read is exact here: the caller holds the model's clock.
-            rows = tombstones.filter(is_in("object_id", chunk), model=label)
-            if scopes is None:
-                found = list(rows.values_list("pk", flat=True))
-            else:
-                keys = {str(pk): scope for pk, scope in scopes.items()}
-                found = [row_pk for row_pk, object_id, scope in
-                         rows.values_list("pk", "object_id", "scope")
+            rows = compiled.fetch(using, ("forget", shape), build, chunk, label,
+                                  *([] if user is None else [user]))
+            if shape == "scopes":
+                found = [row_pk for row_pk, object_id, scope in rows
                          if scope is None or scope == keys.get(object_id)]
+            else:
+                found = [row[0] for row in rows]
             if found:
                 tombstones.filter(is_in("pk", found)).delete()
 
@@ -781,7 +546,7 @@ class ScopeGrant(models.Model):
     become active and the lost ones inactive, stamped by the model's clock.
     A pull whose ``since`` is older than a grant gets every object of that
     value; older than a revocation, a removal for every object it had then
-    (:mod:`persistence_sync.scoping`).
+    (a :class:`Tombstone` naming the user; :mod:`persistence_sync.scoping`).
     """
 
     model = models.CharField(max_length=100)
@@ -789,11 +554,6 @@ class ScopeGrant(models.Model):
     value = models.CharField(max_length=255)
     active = models.BooleanField(default=True)
     last_change = models.BigIntegerField()
-    revoked_ids = models.JSONField(
-        default=list, blank=True,
-        help_text="Ids of the objects of this value when it was revoked: exactly what the "
-        "user's devices may hold, without naming objects created afterwards.",
-    )
 
     class Meta:
         constraints = [
@@ -823,6 +583,12 @@ class SyncState(models.Model):
     )
     server_push_date = models.BigIntegerField(
         default=0, help_text="serverPushDate: the remote's `now` of the last push."
+    )
+    push_stamps = models.JSONField(
+        default=list, blank=True,
+        help_text="The remote's `now` of each push of this replica newer than its last pull (every "
+        "part of a split push, replays too): an object a later pull brings with one of them "
+        "is this replica's own echo, not another client's change.",
     )
     local_date = models.BigIntegerField(
         default=0,
@@ -859,26 +625,37 @@ class PushReceipt(models.Model):
 
     A client that sends ``X-Sync-Push-Id`` (``docs/protocol.md``, "Idempotent
     pushes") gets the same answer for the same id, and the batch is stored
-    once. A receipt without a stamp is a push its client abandoned: a late
-    copy of it is refused. Receipts older than
+    once (:mod:`persistence_sync.receipts`). Ids are the user's and the
+    endpoint's own. A receipt without a stamp is a push its client abandoned:
+    a late copy of it is refused. Receipts older than
     ``PERSISTENCE_SYNC["PUSH_RECEIPT_DAYS"]`` are pruned by later pushes.
     """
 
-    model = models.CharField(max_length=100, help_text="Label of the pushed model.")
+    endpoint = models.CharField(
+        max_length=100, help_text="The pushed model's label, or the protocol's endpoint "
+        "(watermelon) for pushes of several models.")
+    user = models.CharField(max_length=255, blank=True, default="",
+                            help_text="The pushing user's primary key; empty: anonymous.")
     push_id = models.CharField(max_length=64, help_text="The client's X-Sync-Push-Id.")
     stamp = models.BigIntegerField(
         null=True, blank=True,
         help_text="The push's _lastChange; empty: abandoned by its client, never stored.",
     )
+    written = models.JSONField(
+        null=True, blank=True,
+        help_text="A digest of each value the push wrote, by model and id, for a later push "
+        "that names this one unanswered.",
+    )
     received_at = models.DateTimeField(db_index=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["model", "push_id"], name="persistence_sync_receipt_uniq")
+            models.UniqueConstraint(fields=["endpoint", "user", "push_id"],
+                                    name="persistence_sync_receipt_uniq")
         ]
 
     def __str__(self):
-        return f"{self.model} push {self.push_id} @ {self.stamp}"
+        return f"{self.endpoint} push {self.push_id} by {self.user or 'anonymous'} @ {self.stamp}"
 
 
 class OutgoingPush(models.Model):
@@ -886,7 +663,7 @@ class OutgoingPush(models.Model):
 
     If the answer never arrives (a kill, a network cut, a local failure
     after it), the next run sends it again with the same id and so learns the
-    stamp the remote gave it (see :mod:`persistence_sync.client`).
+    stamp the remote gave it (see :mod:`persistence_sync.client.sync`).
     """
 
     model = models.CharField(max_length=100, help_text="Label of the synced model.")

@@ -31,8 +31,9 @@ from django.db.models import Max, Model, Value
 from django.db.models.functions import Greatest
 
 from persistence_sync import clock
-from persistence_sync.clock import wall_ms
+from persistence_sync.clock import Clock, wall_ms
 from persistence_sync.conf import sync_settings
+from persistence_sync.models import Tombstone
 
 # Tombstones deleted per transaction: short transactions keep the table (and
 # the clock row, locked for the horizon update) free for writers and pulls.
@@ -59,7 +60,8 @@ def retention_period(value: datetime.timedelta | float | None = None) -> datetim
     else:
         raise ValueError(f"{setting} must be a timedelta, a number of days or None, not {value!r}.")
     if period <= datetime.timedelta(0):
-        raise ValueError(f"{setting} must be positive, not {value!r}.")
+        # 0 reads like "off", and pruning everything at every run is the opposite.
+        raise ValueError(f"{setting} must be positive, not {value!r}; None keeps tombstones for ever.")
     return period
 
 
@@ -73,8 +75,6 @@ def prune_tombstones(older_than: datetime.timedelta, labels: Iterable[str] | Non
     pruning: each batch deletes its tombstones and raises the model's horizon
     in one transaction, so a pull sees either both or neither.
     """
-    from persistence_sync.models import Tombstone
-
     cutoff = wall_ms() - int(older_than.total_seconds() * 1000)
     tombstones = Tombstone.objects.using(using)
     if labels is None:
@@ -119,8 +119,6 @@ def _horizon(model: type[Model] | None, using: str) -> int:
 
 
 def _raise_horizon(model: type[Model], stamp: int, using: str) -> None:
-    from persistence_sync.clock import Clock
-
     key = clock.clock_key(model)
     counter = Clock.objects.using(using).filter(model=key)
     if not counter.update(tombstones_pruned_to=Greatest("tombstones_pruned_to", Value(stamp))):

@@ -53,6 +53,7 @@ from persistence_sync.limits import check_string, printable
 ID, LAST_CHANGE, REMOVED = "id", "_lastChange", "_removed"
 # Request headers of idempotent pushes, a protocol extension (docs/protocol.md).
 PUSH_ID_HEADER, PUSH_REPLAY_HEADER = "X-Sync-Push-Id", "X-Sync-Push-Replay"
+UNANSWERED_HEADER = "X-Sync-Unanswered"
 # Push errors listed in one answer; the rest are counted.
 MAX_REPORTED_ERRORS = 50
 # Date-times pushed must lie in this UTC range: what Python's datetime holds,
@@ -99,6 +100,11 @@ class FieldCodec:
     @property
     def related_model(self):
         return self.field.related_model if self.field.is_relation else None
+
+    @property
+    def column_field(self) -> Any:
+        """The field whose type the column has: a relation's target field, else the field."""
+        return self.field.target_field if self.field.is_relation else self.field  # type: ignore[attr-defined]
 
 
 def _identity(value):
@@ -486,6 +492,11 @@ def build_codec(field):
                       _column_check(field, from_wire))
 
 
+def is_integral(value) -> bool:
+    """Whether a JSON value is an integer (``3.0`` too: some encoders write integers so)."""
+    return type(value) is int or (type(value) is float and value.is_integer())
+
+
 def _json_type(value):
     if value is None:
         return "null"
@@ -507,87 +518,117 @@ def parse_push(items, codecs, id_max_length, connection=None, server_fields=()):
 
     ``items``: a list, or the iterator of :func:`limits.parse_body`, which
     parses each item only when it is needed here, so that a large push never
-    holds all its parsed objects at once.
-
-    ``connection``: the database the push will be stored in; values it would
-    refuse are refused here. Raises :class:`ProtocolError` listing the bad
+    holds all its parsed objects at once. The other arguments are those of
+    :class:`ChangeParser`. Raises :class:`ProtocolError` listing the bad
     items (index, id, field), the first ``MAX_REPORTED_ERRORS`` of them.
-
-    ``server_fields``: names the server sets (owner, read-only fields), for
-    which a pushed null means "whatever the server sets" (USE_DEFAULT).
     """
     if isinstance(items, (dict, str, int, float, bool)) or items is None:
         raise ProtocolError(f"The body must be a JSON array of objects, not {_json_type(items)}.")
-    by_name = {codec.name: codec for codec in codecs}
-    stored_checks = {}
-    id_check = None
-    if connection is not None:
-        stored_checks = {codec.name: database_checker(codec.field, connection) for codec in codecs}
-        if connection.vendor == "postgresql":
-            id_check = _refuse_nul
-    errors: list[dict[str, Any]] = []
-    bad_count = 0
-
-    def error(index, obj_id, field, message):
-        nonlocal bad_count
-        bad_count += 1
-        if len(errors) < MAX_REPORTED_ERRORS:  # a huge bad push must not cost memory
-            errors.append({"index": index, "id": printable(obj_id), "field": printable(field),
-                           "message": message})
-
-    changes = {}
+    parser = ChangeParser(codecs, id_max_length, connection, server_fields)
     for index, item in enumerate(items):
+        parser.add(index, item)
+    return parser.result()
+
+
+class ChangeParser:
+    """Pushed items checked and merged one at a time into ``{id: Change}``.
+
+    ``connection``: the database the push will be stored in; values it would
+    refuse are refused here. ``server_fields``: names the server sets (owner,
+    read-only fields), for which a pushed null means "whatever the server
+    sets" (USE_DEFAULT). Errors are collected (the first
+    ``MAX_REPORTED_ERRORS``) and raised by :meth:`result`.
+    """
+
+    def __init__(self, codecs, id_max_length, connection=None, server_fields=()):
+        self.by_name = {codec.name: codec for codec in codecs}
+        self.id_max_length = id_max_length
+        self.server_fields = server_fields
+        self.stored_checks = {}
+        self.id_check = None
+        if connection is not None:
+            self.stored_checks = {codec.name: database_checker(codec.field, connection)
+                                  for codec in codecs}
+            if connection.vendor == "postgresql":
+                self.id_check = _refuse_nul
+        self.errors: list[dict[str, Any]] = []
+        self.bad_count = 0
+        self.changes: dict[str, Change] = {}
+
+    def error(self, index, obj_id, field, message):
+        self.bad_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:  # a huge bad push must not cost memory
+            self.errors.append({"index": index, "id": printable(obj_id),
+                                "field": printable(field), "message": message})
+
+    def add(self, index, item):
+        """Check item number ``index`` of the push and merge it into the changes."""
         if not isinstance(item, dict):
-            error(index, None, None, f"expected an object, got {_json_type(item)}")
-            continue
-        obj_id = item.get(ID)
+            self.error(index, None, None, f"expected an object, got {_json_type(item)}")
+            return
+        obj_id = self.checked_id(index, item.get(ID))
+        if obj_id is None:
+            return
+        if item.get(REMOVED) is True or item.get(REMOVED) == 1:
+            self.changes[obj_id] = Change(index=index, removed=True, values={})
+            return
+        values = self.values(index, obj_id, item)
+        if self.bad_count:
+            return  # refused anyway: keep checking, not converted values
+        previous = self.changes.get(obj_id)
+        if previous is not None and not previous.removed:
+            values = {**previous.values, **values}
+        self.changes[obj_id] = Change(index=index, removed=False, values=values)
+
+    def checked_id(self, index, obj_id):
+        """The item's id, or None (and an error) when it is not a usable id."""
         if not isinstance(obj_id, str) or not obj_id:
-            error(index, obj_id if isinstance(obj_id, (str, int, float)) else None, ID,
-                  "every item needs a non-empty string id")
-            continue
-        if len(obj_id) > id_max_length:
-            error(index, obj_id[:id_max_length + 1], ID, f"ids are at most {id_max_length} characters")
-            continue
+            self.error(index, obj_id if isinstance(obj_id, (str, int, float)) else None, ID,
+                       "every item needs a non-empty string id")
+            return None
+        if len(obj_id) > self.id_max_length:
+            self.error(index, obj_id[:self.id_max_length + 1], ID,
+                       f"ids are at most {self.id_max_length} characters")
+            return None
         problem = check_string(obj_id, "the id")
-        if problem is None and id_check is not None:
+        if problem is None and self.id_check is not None:
             try:
-                id_check(obj_id)
+                self.id_check(obj_id)
             except WireTypeError as exc:
                 problem = str(exc)
         if problem:
-            error(index, obj_id, ID, problem)
-            continue
-        if item.get(REMOVED) is True or item.get(REMOVED) == 1:
-            changes[obj_id] = Change(index=index, removed=True, values={})
-            continue
+            self.error(index, obj_id, ID, problem)
+            return None
+        return obj_id
+
+    def values(self, index, obj_id, item):
+        """``{attname: Python value}`` of the item's fields, each checked."""
         values = {}
         for key, value in item.items():
             if key in (ID, LAST_CHANGE, REMOVED):
                 continue  # the server assigns _lastChange; _removed false is no removal
-            codec = by_name.get(key)
+            codec = self.by_name.get(key)
             if codec is None:
-                error(index, obj_id, key[:100], "unknown field")
+                self.error(index, obj_id, key[:100], "unknown field")
                 continue
-            if value is None and key in server_fields:
+            if value is None and key in self.server_fields:
                 values[codec.attname] = USE_DEFAULT
                 continue
             try:
                 result = codec.from_wire(value)
-                check = stored_checks.get(key)
+                check = self.stored_checks.get(key)
                 if check is not None and result is not None and result is not USE_DEFAULT:
                     check(result)
                 values[codec.attname] = result
             except WireTypeError as exc:
-                error(index, obj_id, key, str(exc))
-        if bad_count:
-            continue  # refused anyway: keep checking, not converted values
-        previous = changes.get(obj_id)
-        if previous is not None and not previous.removed:
-            values = {**previous.values, **values}
-        changes[obj_id] = Change(index=index, removed=False, values=values)
-    if errors:
-        raise_item_errors(PUSH_REFUSED, errors, count=bad_count)
-    return changes
+                self.error(index, obj_id, key, str(exc))
+        return values
+
+    def result(self):
+        """``{id: Change}``; raises :class:`ProtocolError` if any item was bad."""
+        if self.errors:
+            raise_item_errors(PUSH_REFUSED, self.errors, count=self.bad_count)
+        return self.changes
 
 
 def raise_item_errors(message, errors, status_code=400, count=None):

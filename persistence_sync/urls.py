@@ -1,8 +1,8 @@
 """One endpoint per registered model: ``path("", include("persistence_sync.urls"))``.
 
-The patterns are those of :data:`persistence_sync.registry.default`, read
-whenever Django (re)builds its URL resolver, so models registered after this
-module is imported still appear. Reverse them as
+The patterns are those of :data:`persistence_sync.routers.default_router`,
+read whenever Django (re)builds its URL resolver, so models registered after
+this module is imported still appear. Reverse them as
 ``reverse("persistence_sync:<app_label>.<model_name>")``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern
 
-from persistence_sync import registry
+from persistence_sync.routers import default_router
 
 app_name = "persistence_sync"
 
@@ -20,7 +20,7 @@ def __getattr__(name: str) -> list[URLPattern]:
     if name != "urlpatterns":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:
-        return registry.default.urls
+        return default_router.urls
     except AttributeError as exc:
         # Django reads getattr(module, "urlpatterns", module): an AttributeError
         # escaping from here would be taken for a missing urlpatterns and

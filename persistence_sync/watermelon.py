@@ -1,41 +1,35 @@
-"""WatermelonDB's backend sync protocol, served from the same registrations.
+"""WatermelonDB's backend sync protocol, served from the same registrations: its wire shapes only.
 
 WatermelonDB (npm ``@nozbe/watermelondb``) syncs every table through one
 endpoint: ``GET ?last_pulled_at=<ms|null>&schema_version=<n>&migration=<json|null>``
 answers ``{"changes": {"<table>": {"created": [...], "updated": [...],
 "deleted": [ids]}}, "timestamp": <ms>}``, and ``POST ?last_pulled_at=<ms>``
-sends the same ``changes`` shape. The app's URLs serve it at ``watermelon``::
+sends the same ``changes`` shape. The app's URLs serve it at ``watermelon``;
+docs/watermelon.md shows the app's side (``synchronize()``).
 
-    await synchronize({
-      database,
-      sendCreatedAsUpdated: true,
-      pullChanges: async ({ lastPulledAt, schemaVersion, migration }) => {
-        const query = `last_pulled_at=${lastPulledAt}&schema_version=${schemaVersion}`
-          + `&migration=${encodeURIComponent(JSON.stringify(migration))}`
-        const response = await fetch(`/watermelon?${query}`, { headers })
-        if (!response.ok) throw new Error(await response.text())
-        return response.json()
-      },
-      pushChanges: async ({ changes, lastPulledAt }) => {
-        const response = await fetch(`/watermelon?last_pulled_at=${lastPulledAt}`,
-          { method: "POST", headers, body: JSON.stringify(changes) })
-        if (!response.ok) throw new Error(await response.text())
-      },
-    })
+Everything below the wire shapes is the core's, as for the classic
+protocol (:mod:`persistence_sync.endpoints`): authentication, each table's
+permission classes, one throttle token per request, the body limits, the
+signals, 503s, the clocks and their ``LOCK_TIMEOUT``, one ``timestamp`` read
+from the snapshot its rows come from (:mod:`persistence_sync.pulls`), scopes
+and revocations, idempotent pushes (``X-Sync-Push-Id``; a push naming
+unanswered ones in ``X-Sync-Unanswered`` does not write their values again,
+:mod:`persistence_sync.receipts`), and all-or-nothing pushes of several
+tables (:mod:`persistence_sync.pushes`). What is WatermelonDB's own:
 
-Everything below the wire format is the persistence.sync core: the clock and
-its ``now`` rule (:func:`persistence_sync.clock.catch_up` gives one timestamp
-for all tables), the value checks of :mod:`persistence_sync.serializers`,
-tombstones, each registration's queryset, permission and throttle classes,
-its scope (:class:`persistence_sync.scoping.Access`: scoped tombstones, moved
-objects and revoked scope values arrive in ``deleted``; the write rule, owner,
-read-only fields and ``perform_write`` apply to pushes), and
-:func:`persistence_sync.server.push_many` for an all-or-nothing push.
-
-A model appears as the table named by ``register(..., watermelon=...)``
-(a :class:`WatermelonTable` or a name), by default its plural model name
-(``Task`` is ``tasks``). Its columns are the synced fields, relations as
-``<field>_id``; dates travel as milliseconds and JSON fields as strings.
+* tables and columns: a model is the table named by ``register(...,
+  watermelon=...)`` (a :class:`WatermelonTable` or a name), by default its
+  plural model name (``Task`` is ``tasks``); its columns are the synced
+  fields, relations as ``<field>_id``; dates travel as milliseconds and JSON
+  fields as strings;
+* schema versions and migration syncs (:class:`WatermelonTable`);
+* a push is refused (409) when a pushed record changed on the server after
+  ``last_pulled_at``;
+* a table whose deletions were pruned since ``last_pulled_at`` (the
+  tombstone horizon) is answered whole with WatermelonDB's
+  ``experimentalStrategy`` ``replacement`` for it: the device replaces its
+  copy of the table;
+* paging: ``limit`` and an opaque ``cursor``; ``hasMore`` in the answer.
 """
 
 from __future__ import annotations
@@ -43,62 +37,34 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
-import dataclasses
 import datetime
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import orjson
-from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
-from django.http import HttpResponse, StreamingHttpResponse
-from rest_framework import exceptions
-from rest_framework.views import APIView
+from django.db import connections, models
+from django.http.response import HttpResponseBase
 
-from persistence_sync import clock, server
-from persistence_sync.conf import sync_settings
+from persistence_sync import pushes
 from persistence_sync.db import chunks, is_in
-from persistence_sync.exceptions import PUSH_REFUSED, ProtocolError, WireTypeError
-from persistence_sync.limits import parse_document, too_many_items
-from persistence_sync.serializers import ID, REMOVED, parse_push
+from persistence_sync.endpoints import SyncEndpoint, json_response, parse_limit, parse_stamp
+from persistence_sync.exceptions import PUSH_REFUSED, HistoryPruned, ProtocolError, WireTypeError
+from persistence_sync.limits import parse_changes
+from persistence_sync.pulls import Pull, Source, Window, encode_items
+from persistence_sync.registry import Registration, WatermelonTable
+from persistence_sync.serializers import ID, REMOVED, ChangeParser, FieldCodec, raise_item_errors
 
-if TYPE_CHECKING:
-    from django.db.backends.base.base import BaseDatabaseWrapper
-    from django.db.models import QuerySet
-    from rest_framework.request import Request
-
-    from persistence_sync.registry import Registration, SyncRegistry
-    from persistence_sync.scoping import Access
-    from persistence_sync.serializers import Change, FieldCodec
-    from persistence_sync.views import SyncView
-
-    # (registration, access) of a table a request may sync
-    Table = tuple[Registration, Access]
-    # (registration, queryset, changes, access): one table's parsed push, for push_many
-    Batch = tuple[Registration, QuerySet, dict[Any, Change], Access]
+__all__ = ["WatermelonEndpoint", "WatermelonTable", "columns_of", "table_name", "table_of"]
 
 PARTS = ("created", "updated", "deleted")
-
-
-@dataclass(frozen=True)
-class WatermelonTable:
-    """How a registered model appears to WatermelonDB clients.
-
-    ``added_in`` and ``columns_added_in`` are client schema versions: a
-    client below ``added_in`` does not get the table, and a migration sync
-    from an older version gets every row of a table added since, and every
-    row whose columns added since are set (WatermelonDB's migration syncs).
-    """
-
-    name: str | None = None  # None: the model's plural name, e.g. "tasks"
-    added_in: int = 1
-    columns_added_in: dict[str, int] = field(default_factory=dict)  # field name -> schema version
 
 
 def table_of(registration: Registration) -> WatermelonTable:
     """The :class:`WatermelonTable` of ``registration``, its name filled in."""
     table = registration.watermelon or WatermelonTable()
+    assert isinstance(table, WatermelonTable)  # a name was made a table by register()
     if table.name is None:
         plural = str(registration.model._meta.verbose_name_plural)
         table = WatermelonTable(plural.lower().replace(" ", "_"), table.added_in,
@@ -119,7 +85,7 @@ def table_name(registration: Registration) -> str:
 @dataclass(frozen=True)
 class Column:
     name: str  # the column: the field's name, or "<field>_id" for a relation
-    codec: FieldCodec  # the field's persistence.sync codec, which checks every value
+    codec: FieldCodec  # the field's codec, which checks every value
     to_raw: Callable[[Any], Any]  # Python value (not None) -> raw record value
     from_raw: Callable[[Any], Any]  # raw record value (not None) -> wire value for codec.from_wire
     added_in: int = 1
@@ -152,6 +118,10 @@ def _from_json_string(value: Any) -> Any:
         raise WireTypeError("expected a JSON string") from exc
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 def columns_of(registration: Registration, schema_version: int | None = None) -> list[Column]:
     """The table's columns, without those a client at ``schema_version`` does not have yet."""
     added = table_of(registration).columns_added_in
@@ -173,477 +143,348 @@ def columns_of(registration: Registration, schema_version: int | None = None) ->
     return columns
 
 
-def _identity(value: Any) -> Any:
-    return value
+# --- the pull request -------------------------------------------------------------
 
 
-# --- the request ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of a paged pull stopped: the pull's ``now``, a table, a part, an id."""
+
+    timestamp: int  # the pull's now (0 before any write), not its answered timestamp
+    table: str
+    part: str  # "objects" or "deleted"
+    after: str  # the last id sent ("" before every id)
+    resynced: tuple[str, ...] = ()  # tables answered whole (the tombstone horizon)
+
+    def encode(self) -> str:
+        data = orjson.dumps({"t": self.timestamp, "table": self.table, "part": self.part,
+                             "after": self.after, "r": list(self.resynced)})
+        return base64.urlsafe_b64encode(data).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            data = orjson.loads(base64.urlsafe_b64decode(text.encode()))
+            cursor = cls(data["t"], data["table"], data["part"], data["after"],
+                         tuple(data.get("r", ())))
+            valid = (type(cursor.timestamp) is int and cursor.timestamp >= 0
+                     and isinstance(cursor.table, str) and cursor.part in ("objects", "deleted")
+                     and isinstance(cursor.after, str)
+                     and all(isinstance(name, str) for name in cursor.resynced))
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error,
+                orjson.JSONDecodeError):
+            valid = False
+        if not valid:
+            raise ProtocolError("cursor must be the cursor of the previous page, unchanged.")
+        return cursor
 
 
-@dataclass
-class PullRequest:
+@dataclass(frozen=True)
+class PullQuery:
     last_pulled_at: int | None  # None on a first sync
     schema_version: int | None  # None: the newest
     migrated_from: int | None  # None: no migration sync
     limit: int | None = None  # paging: at most this many records
-    cursor: dict[str, Any] | None = None  # paging: where the previous page stopped
+    cursor: Cursor | None = None  # paging: where the previous page stopped
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> PullQuery:
+        limit = parse_limit(params.get("limit"))
+        cursor = params.get("cursor")
+        if cursor is not None and limit is None:
+            raise ProtocolError("cursor= continues a paged pull: send limit= too.")
+        return cls(_optional_stamp(params, "last_pulled_at"), _optional_stamp(params, "schema_version"),
+                   _migrated_from(params.get("migration")), limit,
+                   Cursor.decode(cursor) if cursor else None)
 
 
-def _int_param(params: Mapping[str, str], name: str, required: bool = False) -> int | None:
+def _optional_stamp(params: Mapping[str, str], name: str) -> int | None:
     value = params.get(name)
-    if value in (None, "", "null", "undefined"):
-        if required:
-            raise ProtocolError(f"{name} is required.")
+    return None if value in ("null", "undefined") else parse_stamp(name, value)
+
+
+def _migrated_from(migration: str | None) -> int | None:
+    if migration is None or migration in ("", "null"):
         return None
-    if not value.isdigit() or len(value) > 18:
-        raise ProtocolError(f"{name} must be a non-negative integer, not {value!r}.")
-    return int(value)
-
-
-def parse_pull_request(params: Mapping[str, str]) -> PullRequest:
-    migration = params.get("migration")
-    migrated_from = None
-    if migration not in (None, "", "null"):
-        try:
-            migrated_from = json.loads(migration)["from"]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ProtocolError("migration must be null or JSON with a 'from' schema version.") from exc
-        if type(migrated_from) is not int or migrated_from < 0:
-            raise ProtocolError("migration's 'from' must be a non-negative integer.")
-    limit = _int_param(params, "limit")
-    if limit is not None:
-        if limit < 1:
-            raise ProtocolError("limit must be a positive integer.")
-        limit = min(limit, sync_settings.MAX_PAGE_SIZE)
-    cursor = params.get("cursor")
-    if cursor is not None and limit is None:
-        raise ProtocolError("cursor= continues a paged pull: send limit= too.")
-    return PullRequest(_int_param(params, "last_pulled_at"), _int_param(params, "schema_version"),
-                       migrated_from, limit, _decode_cursor(cursor) if cursor else None)
-
-
-def _encode_cursor(timestamp: int, table: str, part: str, after: str) -> str:
-    data = orjson.dumps({"t": timestamp, "table": table, "part": part, "after": after})
-    return base64.urlsafe_b64encode(data).decode()
-
-
-def _decode_cursor(text: str) -> dict[str, Any]:
     try:
-        cursor = orjson.loads(base64.urlsafe_b64decode(text.encode()))
-        valid = (type(cursor.get("t")) is int and isinstance(cursor.get("table"), str)
-                 and cursor.get("part") in ("objects", "deleted")
-                 and isinstance(cursor.get("after"), str))
-    except (ValueError, TypeError, AttributeError, binascii.Error, orjson.JSONDecodeError):
-        valid = False
-    if not valid:
-        raise ProtocolError("cursor must be the cursor of the previous page, unchanged.")
-    return cursor
+        migrated_from = json.loads(migration)["from"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ProtocolError("migration must be null or JSON with a 'from' schema version.") from exc
+    if type(migrated_from) is not int or migrated_from < 0:
+        raise ProtocolError("migration's 'from' must be a non-negative integer.")
+    return migrated_from
 
 
-# --- pull ---------------------------------------------------------------------------
+# --- the endpoint -----------------------------------------------------------------
 
 
-class _Budget:
-    """How many more records a paged pull may answer, and where it stopped."""
+class WatermelonEndpoint(SyncEndpoint):
+    """GET pulls and POST pushes every table the request may use."""
 
-    def __init__(self, limit: int | None) -> None:
-        self.left = limit
-        self.full = False  # more records remain than this page holds
-        self.stopped_at: tuple[str, str, Any] | None = None  # (table, part, last id sent) once full
+    partial_permissions = True  # a table the request may not use is left out
+    endpoint_key = "watermelon"
 
-    def take(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """The rows that fit in the page."""
-        if self.left is None:
-            return rows
-        if len(rows) > self.left:
-            rows, self.full = rows[: self.left], True
-        self.left -= len(rows)
-        return rows
+    def get_registrations(self) -> list[Registration]:
+        return self.registry.registrations()
 
-    def stop_if_full(self, table: str, part: str, rows: Sequence[object], last_id: Any) -> bool:
-        if self.full and self.stopped_at is None:
-            # "" sorts before every id: the part starts over at its beginning.
-            self.stopped_at = (table, part, last_id if rows else "")
-        return self.full
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        query = PullQuery.parse(request.query_params)
+        tables = [reg for reg in self.permitted
+                  if query.schema_version is None or table_of(reg).added_in <= query.schema_version]
+        sources = [Source(reg, self.access(reg), _since(reg, query), extra=_migrated_rows(reg, query))
+                   for reg in tables]
+        pull = Pull(sources, self.get_db(), limit=query.limit,
+                    now=query.cursor.timestamp if query.cursor else None)
+        return self.pull_answer(pull, _Answer(pull, query).chunks())
 
-
-def pull_chunks(tables: list[Table], pull: PullRequest, using: str) -> Iterator[bytes]:
-    """The pull answer's JSON as bytes chunks; ``tables`` is ``[(registration, access)]``.
-
-    A change of the request's scope values that took one away brings removals
-    that exist only in memory (:mod:`persistence_sync.scoping`): the rare pull
-    that carries one is answered whole, ``hasMore: false`` even when paged.
-    """
-    for _, access in tables:
-        if access.scope_attname is not None:
-            access.refresh_grants(using)  # before the timestamp: this pull answers it
-    # WatermelonDB refuses a timestamp of 0 (a server nobody wrote to yet).
-    # 1 is as safe: every stamp a writer takes is at least the wall clock's ms.
-    timestamp = pull.cursor["t"] if pull.cursor else max(1, clock.catch_up(
-        [registration.model for registration, _ in tables], using))
-    with clock.read_snapshot(using):
-        for registration, _ in tables:
-            if max(1, clock.committed_now(registration.model, using)) < timestamp:
-                raise ProtocolError("The cursor's timestamp is ahead of the server's clock; "
-                                    "send the cursor of the previous page, unchanged.")
-        scopes = {registration.label: _scope_changes(registration, access, pull, timestamp, using)
-                  for registration, access in tables}
-        paged = pull.limit is not None
-        if any(revoked for _, revoked in scopes.values()):
-            pull = dataclasses.replace(pull, limit=None)  # answered whole: see above
-        budget = _Budget(pull.limit)
-        yield b'{"changes":{'
-        skipping, emitted = pull.cursor, 0
-        for registration, access in tables:
-            name = table_name(registration)
-            after = None
-            if skipping is not None:  # a later page: start where the previous one stopped
-                if name != skipping["table"]:
-                    continue
-                after = (skipping["part"], skipping["after"])
-                skipping = None
-            yield (b"," if emitted else b"") + orjson.dumps(name) + b":"
-            emitted += 1
-            yield from _table_chunks(registration, access, pull, timestamp, after, budget, using,
-                                     *scopes[registration.label])
-            if budget.stopped_at:
-                break
-        yield b'},"timestamp":%d' % timestamp
-        if paged:
-            more = budget.stopped_at is not None
-            yield b',"hasMore":%s' % (b"true" if more else b"false")
-            if budget.stopped_at is not None:
-                yield b',"cursor":' + orjson.dumps(_encode_cursor(timestamp, *budget.stopped_at))
-        yield b"}"
+    def post(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        last_pulled_at = parse_stamp("last_pulled_at", request.query_params.get("last_pulled_at"))
+        if last_pulled_at is None:
+            raise ProtocolError("last_pulled_at is required.")
+        receipt = self.receipt(request, remember=True)
+        body = self.read_body(request)
+        connection = connections[receipt.using]
+        tables = _TablesPushed(self.get_registrations(), self.permitted, connection)
+        for table, part, index, record in parse_changes(body, PARTS):
+            tables.add(table, part, index, record)
+        del body  # the parsed changes are all that is needed while the push is stored
+        batches = [pushes.Batch(reg, self.access(reg), changes)
+                   for reg, changes in tables.result()]
+        self.store(batches, receipt, check=_conflicts(batches, last_pulled_at, receipt.using))
+        return json_response({"status": "ok"})
 
 
-def _since(registration: Registration, pull: PullRequest) -> int:
+def _since(registration: Registration, query: PullQuery) -> int:
     """The table's window starts after this: 0 on a first sync and for a table new to the client."""
-    table = table_of(registration)
-    new_table = pull.migrated_from is not None and table.added_in > pull.migrated_from
-    return 0 if (new_table or pull.last_pulled_at is None) else pull.last_pulled_at
+    new_table = query.migrated_from is not None and table_of(registration).added_in > query.migrated_from
+    return 0 if (new_table or query.last_pulled_at is None) else query.last_pulled_at
 
 
-def _scope_changes(registration: Registration, access: Access, pull: PullRequest, timestamp: int,
-                   using: str) -> tuple[list[Any], list[Any]]:
-    """``(granted, revoked)`` scope values of the request since the table's window began."""
-    since = _since(registration, pull)
-    if access.scope_attname is None or since == 0:
-        return [], []  # a first sync gets everything visible, and holds nothing to remove
-    return access.grant_changes(since, timestamp, using)
+def _migrated_rows(registration: Registration, query: PullQuery) -> models.Q | None:
+    """A migration sync's rows whose columns the client just gained are set: sent too."""
+    if query.migrated_from is None or _since(registration, query) == 0:
+        return None
+    new = [column for column in columns_of(registration, query.schema_version)
+           if column.added_in > query.migrated_from]
+    if not new:
+        return None
+    is_set = models.Q()
+    for column in new:
+        is_set |= models.Q(**{f"{column.codec.attname}__isnull": False})
+    return is_set
 
 
-def _table_chunks(registration: Registration, access: Access, pull: PullRequest, timestamp: int,
-                  after: tuple[str, str] | None, budget: _Budget, using: str,
-                  granted: Sequence[Any] = (), revoked: Sequence[Any] = ()) -> Iterator[bytes]:
-    """One table's ``{"created"|"updated": [...], "deleted": [...]}``, read in id order."""
-    table = table_of(registration)
-    name = table_name(registration)
-    columns = columns_of(registration, pull.schema_version)
-    new_table = pull.migrated_from is not None and table.added_in > pull.migrated_from
-    since = _since(registration, pull)
-    queryset = access.queryset
-    scoped = access.scope_attname is not None
-    # The persistence.sync pull's window: the same objects, scoped tombstones and grants.
-    window = server.Window(registration, queryset, server.Page(since), timestamp, using,
-                           access if scoped else None, granted)
-    objects = window.objects()
-    new_columns = [c for c in columns if pull.migrated_from is not None and not new_table
-                   and c.added_in > pull.migrated_from]
-    if new_columns:  # rows whose columns the client just gained are set: send them too
-        is_set = models.Q()
-        for column in new_columns:
-            is_set |= models.Q(**{f"{column.codec.attname}__isnull": False})
-        objects = (objects | queryset.using(using).filter(is_set, last_change__lte=timestamp))
-    part = "created" if since == 0 else "updated"
-    yield b'{"%s":[' % part.encode()
-    if after is None or after[0] == "objects":
-        if after is not None:
-            objects = objects.filter(pk__gt=after[1])
-        yield from _records(objects.order_by("pk"), columns, budget, name)
-    yield b'],"%s":[' % (b"updated" if part == "created" else b"created")
-    yield b'],"deleted":['
-    if budget.stopped_at is None:
-        tombstones, object_id, _ = window.tombstones()
-        if after is not None and after[0] == "deleted":
-            tombstones = tombstones.filter(**{f"{object_id}__gt": after[1]})
-        tombstones = tombstones.order_by(object_id)
-        if revoked:  # in memory, with the revocations' removals (the whole answer)
-            removals = access.revoked_removals(revoked, since, using)
-            visible = {str(pk) for pk in access.visible(list(removals), using)}
-            ids = {*tombstones.values_list(object_id, flat=True),
-                   *(str(pk) for pk in removals if str(pk) not in visible)}
-            if ids:
-                yield server.encode_items(sorted(ids))
-        else:
-            yield from _deleted(tombstones, object_id, budget, name)
-    yield b"]}"
+class _Answer:
+    """The chunks of a pull's answer: tables in order, each its records then its deletions."""
+
+    def __init__(self, pull: Pull, query: PullQuery) -> None:
+        self.pull, self.query = pull, query
+        self.stopped: Cursor | None = None
+
+    def chunks(self) -> Iterator[bytes]:
+        pull, query = self.pull, self.query
+        with pull.snapshot() as now:
+            timestamp = max(1, now)  # WatermelonDB refuses 0 (a server nobody wrote to yet)
+            resynced = self.resync(pull.sources)
+            yield b'{"changes":{'
+            cursor, separator = query.cursor, b""
+            for source in pull.sources:
+                name = table_name(source.registration)
+                after = None
+                if cursor is not None:  # a later page: start where the previous one stopped
+                    if name != cursor.table:
+                        continue
+                    after, cursor = (cursor.part, cursor.after), None
+                yield separator + orjson.dumps(name) + b":"
+                separator = b","
+                yield from self.table(source, name, after, now, resynced)
+                if self.stopped is not None:
+                    break
+            yield b'},"timestamp":%d' % timestamp
+            if resynced:
+                yield b',"experimentalStrategy":' + orjson.dumps({
+                    "default": "incremental", "override": dict.fromkeys(resynced, "replacement")})
+            if query.limit is not None:
+                yield b',"hasMore":%s' % (b"true" if self.stopped else b"false")
+                if self.stopped is not None:
+                    yield b',"cursor":' + orjson.dumps(self.stopped.encode())
+            yield b"}"
+
+    def resync(self, sources: list[Source]) -> tuple[str, ...]:
+        """The tables whose deletions since ``last_pulled_at`` were pruned: answered whole.
+
+        A later page answers whole the tables its first page did; a table
+        pruned since then gets a 410 (the device syncs again from the start).
+        """
+        first_page = self.query.cursor is None
+        resynced = [] if first_page else list(self.query.cursor.resynced)  # type: ignore[union-attr]
+        for source in sources:
+            name = table_name(source.registration)
+            if source.pruned and first_page:
+                resynced.append(name)
+            elif source.pruned and name not in resynced:
+                raise HistoryPruned(source.since, source.horizon)
+            if name in resynced:
+                source.since, source.granted, source.revoked = 0, [], []
+        return tuple(resynced)
+
+    def table(self, source: Source, name: str, after: tuple[str, str] | None, now: int,
+              resynced: tuple[str, ...]) -> Iterator[bytes]:
+        """One table's ``{"created"|"updated": [...], "deleted": [...]}``, read in id order.
+
+        A page that stops here names the pull's ``now`` in its cursor: the next
+        page's window must be this one's, and a clock at 0 (rows loaded past the
+        clock, no write yet) is answered as timestamp 1, which no clock reached.
+        """
+        columns = columns_of(source.registration, self.query.schema_version)
+        keys = (ID, *(column.name for column in columns))
+        raw = {column.codec.attname: column.to_raw for column in columns}
+        part = "created" if source.since == 0 else "updated"
+        yield b'{"%s":[' % part.encode()
+        if after is None or after[0] == "objects":
+            last, separator = after[1] if after else "", b""
+            for records in self.pull.records(source, keys, last or None,
+                                             lambda codec: raw[codec.attname],
+                                             [column.codec for column in columns]):
+                yield separator + encode_items(records)
+                separator, last = b",", records[-1][ID]
+            if self.pull.budget.full:
+                self.stopped = Cursor(now, name, "objects", last, resynced)
+        yield b'],"%s":[],"deleted":[' % (b"updated" if part == "created" else b"created")
+        if self.stopped is None:
+            start = after[1] if after and after[0] == "deleted" else ""
+            last, separator = start, b""
+            for ids in self.pull.removed_ids(source, start or None):
+                yield separator + encode_items(ids)
+                separator, last = b",", ids[-1]
+            if self.pull.budget.full:
+                self.stopped = Cursor(now, name, "deleted", last, resynced)
+        yield b"]}"
 
 
-def _batches(queryset: QuerySet, fields: list[str], budget: _Budget) -> Iterator[list[tuple[Any, ...]]]:
-    """Lists of rows of ``queryset``, BATCH_SIZE at a time, within the page's budget."""
-    size = sync_settings.BATCH_SIZE
-    if budget.left is not None:
-        queryset = queryset[: budget.left + 1]  # one more says whether more follow
-    batch = []
-    for row in queryset.values_list(*fields).iterator(chunk_size=size):
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+# --- the push ---------------------------------------------------------------------
 
 
-def _records(objects: QuerySet, columns: list[Column], budget: _Budget, table: str) -> Iterator[bytes]:
-    first = True
-    for batch in _batches(objects, ["pk", *(c.codec.attname for c in columns)], budget):
-        rows = budget.take(batch)
-        records = []
-        for row in rows:
-            record = {ID: row[0]}
-            for column, value in zip(columns, row[1:]):
-                record[column.name] = None if value is None else column.to_raw(value)
-            records.append(record)
-        if records:
-            yield (b"" if first else b",") + server.encode_items(records)
-            first = False
-        if budget.stop_if_full(table, "objects", rows, rows[-1][0] if rows else None):
+@dataclass
+class _TablePush:
+    """One table's records of a push, checked as they are parsed."""
+
+    registration: Registration
+    parser: ChangeParser
+    columns: dict[str, Column]
+    places: list[tuple[str, int]] = field(default_factory=list)  # (list, index) of each item
+    deleted: list[tuple[int, Any]] = field(default_factory=list)  # (index, id), applied last
+    refused: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _TablesPushed:
+    """A push body's tables as they are parsed: each record checked, nothing stored yet."""
+
+    def __init__(self, registrations: list[Registration], permitted: list[Registration],
+                 connection: Any) -> None:
+        self.known = {table_name(reg): reg for reg in registrations}
+        self.permitted = {reg.label for reg in permitted}
+        self.connection = connection
+        self.tables: dict[str, _TablePush] = {}
+
+    def add(self, table: str, part: str | None, index: int, record: Any) -> None:
+        pushed = self.tables.get(table) or self._open(table)
+        if part is None:  # the table's object begins
             return
-
-
-def _deleted(tombstones: QuerySet, object_id: str, budget: _Budget, table: str) -> Iterator[bytes]:
-    first = True
-    for batch in _batches(tombstones, [object_id], budget):
-        rows = budget.take(batch)
-        if rows:
-            yield (b"" if first else b",") + server.encode_items([row[0] for row in rows])
-            first = False
-        if budget.stop_if_full(table, "deleted", rows, rows[-1][0] if rows else None):
+        if part == "deleted":  # deletions win over a change of the same record
+            pushed.deleted.append((index, record))
             return
+        if isinstance(record, dict):
+            record = self._item(pushed, table, part, index, record)
+        pushed.places.append((part, index))
+        pushed.parser.add(len(pushed.places) - 1, record)
 
+    def _open(self, table: str) -> _TablePush:
+        registration = self.known.get(table)
+        if registration is None:
+            raise ProtocolError(f"Unknown table {table[:100]!r}; this server syncs {sorted(self.known)}.")
+        if registration.label not in self.permitted:
+            raise ProtocolError(f"You may not push to {table!r}.", status_code=403)
+        parser = ChangeParser(registration.codecs, registration.model._meta.pk.max_length or 255,
+                              self.connection, server_fields=registration.server_fields)
+        pushed = self.tables[table] = _TablePush(
+            registration, parser, {column.name: column for column in columns_of(registration)})
+        return pushed
 
-# --- push ---------------------------------------------------------------------------
+    @staticmethod
+    def _item(pushed: _TablePush, table: str, part: str, index: int, record: dict) -> dict:
+        """A raw record as a persistence.sync item: dates from ms, JSON from strings.
 
-
-def parse_push_body(body: Any, tables: list[Table], id_max_length: int,
-                    connection: BaseDatabaseWrapper | None = None) -> list[Batch]:
-    """``[(registration, queryset, changes, access)]`` from a push body; 400 naming table,
-    list and index.
-
-    ``tables``: ``[(registration, access)]``. ``connection``: the database the
-    push goes to; values it would refuse are refused here, as in
-    persistence.sync pushes.
-    """
-    if not isinstance(body, dict):
-        raise ProtocolError("The body must be a JSON object of tables: WatermelonDB's changes.")
-    total = sum(len(part) for changes in body.values() if isinstance(changes, dict)
-                for part in changes.values() if isinstance(part, list))
-    if total > sync_settings.MAX_ITEMS:
-        raise too_many_items(sync_settings.MAX_ITEMS)
-    by_name = {table_name(registration): (registration, access) for registration, access in tables}
-    batches, errors = [], []
-    for name, table_changes in body.items():
-        if name not in by_name:
-            raise ProtocolError(f"Unknown table {name!r}; this server syncs {sorted(by_name)}.")
-        registration, access = by_name[name]
-        items, places, refused = _push_items(name, table_changes, registration)
-        errors += refused
-        try:
-            changes = parse_push(items, registration.codecs, id_max_length, connection,
-                                 server_fields=registration.server_fields)
-            batches.append((registration, access.queryset, changes, access))
-        except ProtocolError as exc:
-            errors += [{"table": name, "list": places[e["index"]][0], "index": places[e["index"]][1],
-                        "id": e["id"], "field": _column_name(registration, e["field"]),
-                        "message": e["message"]} for e in exc.errors]
-    if errors:
-        raise ProtocolError(PUSH_REFUSED, sorted(errors, key=_error_order)[:50])
-    return batches
-
-
-def _error_order(error: dict[str, Any]) -> tuple[str, int, int]:
-    return error["table"], PARTS.index(error["list"]), error["index"]
-
-
-def _push_items(name: str, table_changes: Any, registration: Registration
-                ) -> tuple[list[Any], list[tuple[str, int]], list[dict[str, Any]]]:
-    """persistence.sync items for one table's changes, each item's (list, index), and refusals.
-
-    Raw values become wire values here (dates from ms, JSON from strings);
-    parse_push then checks them exactly as it checks persistence.sync pushes.
-    """
-    if not isinstance(table_changes, dict) or set(table_changes) - set(PARTS) or not all(
-            isinstance(table_changes.get(part, []), list) for part in PARTS):
-        raise ProtocolError(f"{name} must be an object of 'created', 'updated' and 'deleted' lists.")
-    by_column = {column.name: column for column in columns_of(registration)}
-    items, places, refused = [], [], []
-    for part in ("created", "updated"):
-        for index, record in enumerate(table_changes.get(part, [])):
-            places.append((part, index))
-            if not isinstance(record, dict):
-                items.append(record)  # parse_push names it
+        ``_status``, ``_changed`` and local-only columns are left out; the
+        codecs then check every value as for persistence.sync pushes.
+        """
+        item = {ID: record.get(ID)}
+        for key, value in record.items():
+            column = pushed.columns.get(key)
+            if column is None:
                 continue
-            item = {ID: record.get(ID)}
-            for key, value in record.items():
-                column = by_column.get(key)
-                if column is None:
-                    continue  # _status, _changed, and local-only columns
-                try:
-                    item[column.codec.name] = None if value is None else column.from_raw(value)
-                except WireTypeError as exc:
-                    refused.append({"table": name, "list": part, "index": index,
-                                    "id": record.get(ID), "field": key, "message": str(exc)})
-            items.append(item)
-    for index, record_id in enumerate(table_changes.get("deleted", [])):
-        places.append(("deleted", index))
-        items.append({ID: record_id, REMOVED: True})
-    return items, places, refused
+            try:
+                item[column.codec.name] = None if value is None else column.from_raw(value)
+            except WireTypeError as exc:
+                pushed.refused.append({"table": table, "list": part, "index": index,
+                                       "id": record.get(ID), "field": key, "message": str(exc)})
+        return item
+
+    def result(self) -> list[tuple[Registration, dict]]:
+        """``[(registration, {id: Change})]``, parents first; 400 naming table, list, index, id, column."""
+        batches, errors = [], []
+        for table, pushed in sorted(self.tables.items(),
+                                    key=lambda item: list(self.known).index(item[0])):
+            for index, record_id in pushed.deleted:
+                pushed.places.append(("deleted", index))
+                pushed.parser.add(len(pushed.places) - 1, {ID: record_id, REMOVED: True})
+            errors += pushed.refused
+            try:
+                batches.append((pushed.registration, pushed.parser.result()))
+            except ProtocolError as exc:
+                errors += [self._located(table, pushed, error) for error in exc.errors]
+        if errors:
+            errors.sort(key=lambda e: (e["table"], PARTS.index(e["list"]), e["index"]))
+            raise_item_errors(PUSH_REFUSED, errors)
+        return batches
+
+    @staticmethod
+    def _located(table: str, pushed: _TablePush, error: dict[str, Any]) -> dict[str, Any]:
+        part, index = pushed.places[error["index"]]
+        wire_to_column = {column.codec.name: name for name, column in pushed.columns.items()}
+        return {"table": table, "list": part, "index": index, "id": error["id"],
+                "field": wire_to_column.get(error["field"], error["field"]),
+                "message": error["message"]}
 
 
-def _column_name(registration: Registration, wire_name: str) -> str:
-    for column in columns_of(registration):
-        if column.codec.name == wire_name:
-            return column.name
-    return wire_name
-
-
-def conflict_check(batches: list[Batch], last_pulled_at: int | None, using: str
-                   ) -> Callable[[dict[str, int]], None]:
-    """``check(stamps)`` for push_many: refuse the push if a pushed record changed meanwhile.
+def _conflicts(batches: list[pushes.Batch], last_pulled_at: int, using: str) -> Callable[[dict], None]:
+    """``check(stamps)`` for the push: refuse it if a pushed record changed after ``last_pulled_at``.
 
     Runs with every touched model's clock held, so nothing can change between
-    this check and the writes.
+    this check and the writes. A record deleted on the server is a conflict
+    too, unless the push deletes it as well; of a scoped table, only the
+    request's own deletions count (another scope's record is the write
+    rule's 403, like a hidden one).
     """
-
     def check(stamps: dict[str, int]) -> None:
         conflicts = []
-        for registration, queryset, changes, access in batches:
-            name = table_name(registration)
-            for chunk in chunks(changes):
-                changed = queryset.using(using).filter(is_in("pk", chunk),
-                                                      last_change__gt=last_pulled_at)
+        for batch in batches:
+            name = table_name(batch.registration)
+            queryset = batch.access.queryset.using(using)
+            source = Source(batch.registration, batch.access, since=-1)
+            removals, object_id, _ = Window(source, stamps[batch.label], using).removals()
+            for chunk in chunks(batch.changes):
+                changed = queryset.filter(is_in("pk", chunk), last_change__gt=last_pulled_at)
                 conflicts += [{"table": name, "id": pk,
                                "message": "changed on the server after last_pulled_at"}
                               for pk in changed.values_list("pk", flat=True)]
-                deleted = server.window_tombstones(registration, -1, stamps[registration.label], using)
-                if access.scope_attname is not None:
-                    # The request's own deletions only (another scope's are the
-                    # write rule's 403, like a hidden object), and not the
-                    # removal of an object that moved away and came back.
-                    deleted, object_id = server.as_model_ids(registration.model, deleted, using)
-                    deleted = access.tombstones(deleted).exclude(**{
-                        f"{object_id}__in": registration.model._base_manager.db_manager(using)
-                        .filter(is_in("pk", chunk)).values("pk")})
-                live = [pk for pk in chunk if not changes[pk].removed]
+                live = [pk for pk in chunk if not batch.changes[pk].removed]
                 conflicts += [{"table": name, "id": pk, "message": "deleted on the server"}
-                              for pk in deleted.filter(is_in("object_id", live))
-                              .values_list("object_id", flat=True)]
+                              for pk in removals.filter(is_in(object_id, live))
+                              .values_list(object_id, flat=True)]
         if conflicts:
             raise ProtocolError(
                 "Records changed on the server after last_pulled_at; nothing was stored. "
                 "Pull, then push again.", conflicts[:50], status_code=409)
 
     return check
-
-
-# --- the view -----------------------------------------------------------------------
-
-
-class WatermelonSyncView(APIView):
-    """GET pulls and POST pushes every table the request may see."""
-
-    http_method_names = ["get", "post", "head", "options"]
-    permission_classes = []  # each table's own permission classes decide, below
-    # The SyncRegistry whose models it serves; set by watermelon_view(). as_view()
-    # accepts only arguments the class has as attributes, hence the None.
-    registry: SyncRegistry = None  # type: ignore[assignment]
-
-    def get_parsers(self) -> list[Any]:
-        from persistence_sync.views import UnreadBodyParser
-
-        return [UnreadBodyParser()]
-
-    def get_exception_handler(self) -> Callable[..., Any]:
-        from persistence_sync.views import error_response
-
-        return error_response
-
-    def visible_tables(self, request: Request) -> list[Table]:
-        """``[(registration, access)]`` of the tables this request may sync, parents first."""
-        tables, denied = [], None
-        for registration in self.registry.registrations():
-            view = cast("SyncView", registration.view.cls(request=request, args=(), kwargs={},
-                                                          format_kwarg=None))
-            view.headers = {}
-            try:
-                view.check_permissions(request)
-                view.check_throttles(request)
-            except exceptions.APIException as exc:
-                denied = denied or exc
-                continue
-            tables.append((registration, view.get_access()))
-        if not tables and denied is not None:
-            raise denied
-        return tables
-
-    def get_db(self, tables: list[Table]) -> str:
-        return router.db_for_read(tables[0][0].model) if tables else "default"
-
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
-        pull = parse_pull_request(request.query_params)
-        tables = self.visible_tables(request)
-        if pull.schema_version is not None:
-            tables = [(r, a) for r, a in tables if table_of(r).added_in <= pull.schema_version]
-        chunks = pull_chunks(tables, pull, self.get_db(tables))
-        try:
-            head = []
-            for chunk in chunks:  # read the clocks and the first rows before answering
-                head.append(chunk)
-                if sum(len(c) for c in head) > 65536:
-                    break
-            else:
-                return HttpResponse(b"".join(head), content_type="application/json")
-        except DatabaseError as exc:
-            raise ProtocolError("The database is unavailable, retry later.", status_code=503) from exc
-        return StreamingHttpResponse(_streamed(head, chunks), content_type="application/json")
-
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
-        from persistence_sync.views import SyncView
-
-        last_pulled_at = _int_param(request.query_params, "last_pulled_at", required=True)
-        body = parse_document(SyncView.read_body(request))
-        pushed = set(body) if isinstance(body, dict) else set()
-        known = {table_name(r) for r in self.registry.registrations()}
-        if pushed - known:
-            raise ProtocolError(f"Unknown table {sorted(pushed - known)[0]!r}; this server syncs "
-                                f"{sorted(known)}.")
-        tables = [(r, a) for r, a in self.visible_tables(request) if table_name(r) in pushed]
-        forbidden = pushed - {table_name(r) for r, _ in tables}
-        if forbidden:
-            raise ProtocolError(f"You may not push to {sorted(forbidden)}.", status_code=403)
-        using = router.db_for_write(tables[0][0].model) if tables else "default"
-        batches = parse_push_body(body, tables, max(r.model._meta.pk.max_length or 255
-                                                    for r, _ in tables) if tables else 255,
-                                  connections[using])
-        try:
-            server.push_many(batches, using, conflict_check(batches, last_pulled_at, using))
-        except IntegrityError as exc:
-            raise ProtocolError("The push conflicts with a database constraint; nothing was stored.",
-                                status_code=409) from exc
-        except DatabaseError as exc:
-            raise ProtocolError("The database is unavailable; nothing was stored, retry later.",
-                                status_code=503) from exc
-        return HttpResponse(b'{"status":"ok"}', content_type="application/json")
-
-
-def _streamed(head: list[bytes], chunks: Iterable[bytes]) -> Iterator[bytes]:
-    yield from head
-    yield from chunks
-
-
-def watermelon_view(registry: SyncRegistry) -> Callable[..., Any]:
-    """The view function of the WatermelonDB endpoint for ``registry``'s models."""
-    view = WatermelonSyncView.as_view(registry=registry)
-    # Like the persistence.sync views, it manages its own transactions.
-    return transaction.non_atomic_requests(view)

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from persistence_sync import retention
+from persistence_sync.clock import format_stamp
 
 UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([dhms]?)")
@@ -43,6 +44,13 @@ def describe(period: datetime.timedelta) -> str:
     if period.seconds or period.microseconds:
         return str(period)
     return f"{period.days} day{'s' if period.days != 1 else ''}"
+
+
+def horizon(stamp: int) -> str:
+    """The horizon as a person reads it: clients that last pulled before it resync."""
+    if not stamp:
+        return "no horizon (no deletion was ever pruned)"
+    return f"horizon {format_stamp(stamp)}: clients that last synced before it resync"
 
 
 class Command(BaseCommand):
@@ -98,7 +106,7 @@ class Command(BaseCommand):
         for label, result in report.items():
             self.stdout.write(
                 f"{label}: {verb} {result.removed} tombstone{'s' if result.removed != 1 else ''} "
-                f"older than {describe(period)}; horizon {result.horizon}"
+                f"older than {describe(period)}; {horizon(result.horizon)}"
             )
 
     @staticmethod
