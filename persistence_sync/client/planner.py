@@ -21,9 +21,8 @@ from django.db import models
 
 from persistence_sync.client.conflicts import Conflict
 from persistence_sync.client.results import ModelResult
-from persistence_sync.client.transport import is_int
 from persistence_sync.exceptions import SyncClientError, WireTypeError
-from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED
+from persistence_sync.serializers import ID, LAST_CHANGE, REMOVED, is_integral
 
 
 @dataclass(slots=True)
@@ -87,7 +86,7 @@ def parse_remote(registration, updates) -> dict[str, RemoteItem]:
     ids = [item[ID] for item in updates]
     stamps = [item.get(LAST_CHANGE) for item in updates]
     if not set(map(type, stamps)) <= {int}:  # floats such as 3.0, or absent
-        stamps = [int(stamp) if is_int(stamp) else None for stamp in stamps]
+        stamps = [int(stamp) if is_integral(stamp) else None for stamp in stamps]
     if any(flags):
         properties = zip(pythons, sent)
         remotes = [RemoteItem(pk, item, stamp, True) if flag
@@ -149,8 +148,9 @@ class Planner:
         self.local = local
         self.handler = handler
         self.result = result
-        # Stamps of our own pushes: the last one, and any replayed this run.
-        self.echoes = {state.server_push_date, *(echoes or ())} - {0}
+        # Stamps of our own pushes: those of the last sync that a pull may still
+        # bring back (every part of a split push), and any replayed this run.
+        self.echoes = {state.server_push_date, *(state.push_stamps or ()), *(echoes or ())} - {0}
         # {model: ids the remote deleted}, from this sync's pulls of every model.
         self.gone = gone or {}
         self.plan = Plan()

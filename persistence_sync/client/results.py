@@ -1,4 +1,4 @@
-"""What one model's sync did: :class:`ModelResult`, as ``syncall`` prints it."""
+"""What one model's sync did: :class:`ModelResult`, as ``syncall`` prints it (and ``--json``)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,39 @@ from dataclasses import dataclass, field
 class Progress:
     """Where a model's sync stands, for a progress display (``syncall`` on a terminal)."""
 
-    stage: str = ""
-    done: int = 0  # objects of this stage done so far
-    total: int | None = None  # known for pushes; a pull cannot know how many pages follow
-    bytes: int = 0  # bytes received (pulls)
+    stage: str = ""  # "pulling" or "pushing" (other stages have no numbers)
+    done: int = 0  # items of this stage done so far
+    # Items of the stage: a push's count; a pull's is the first page's "total"
+    # (docs/protocol.md, "Extensions"), None from a remote that does not send it
+    # or for a resumed pull.
+    total: int | None = None
+    bytes: int = 0  # bytes received (pulling) or sent (pushing) so far in this stage
+    bytes_total: int | None = None  # bytes of the whole push (None while pulling)
 
 
 @dataclass
 class ModelResult:
-    """What one model's sync did (or, with ``dry_run``, would do)."""
+    """What one model's sync did (or, with ``dry_run``, would do).
+
+    :meth:`as_dict` (``syncall --json``) holds, per model:
+
+    ``model``: its label, e.g. ``"todo.task"``; ``url``: its remote endpoint,
+    without credentials; ``ok``; ``error``: why it failed (naming the model and
+    URL) or null; ``cause``: that failure's root cause, the same text for
+    every model one failure stopped; ``stopped_by``: the label of the model
+    whose failure stopped this one, or null; ``dry_run``; ``received``: items
+    the remote sent (objects and deletions, our own pushes' echoes and items
+    equal to the local copy included); ``pulled``: of those, the ones that
+    differed from the local data (taken, or in conflict); ``created``,
+    ``updated``, ``removed``: local objects written; ``pushed``: items sent
+    to the remote; ``conflicts``: ``[{"id", "properties", "resolution"}]``;
+    ``resynced``: the remote had pruned older deletions, so the model was
+    pulled from scratch and reconciled; ``resumed``: the pull went on from an
+    interrupted run's last page; ``bytes_received``, ``bytes_sent``: sizes of
+    the pull answers and push bodies; ``previous_url``: the URL this model
+    was last synced with when it differs from this run's (sync state is
+    kept per URL: this run started afresh), else null.
+    """
 
     model: str  # label, e.g. "todo.task"
     url: str | None
@@ -35,6 +59,12 @@ class ModelResult:
     resynced: bool = False  # the remote had pruned deletions: pulled from 0 and reconciled
     bytes_received: int = 0  # size of the pull answers
     resumed: bool = False  # the pull went on from where an interrupted run had stopped
+    # The root cause of a failure, without the model: the same text for every model of a
+    # group that one failure stopped (syncall says it once).
+    cause: str | None = None
+    stopped_by: str | None = None  # the label of the model whose failure stopped this one
+    bytes_sent: int = 0  # size of the push bodies
+    previous_url: str | None = None  # the model's last sync was with another URL (see above)
     progress: Progress = field(default_factory=Progress, repr=False, compare=False)
 
     @property
@@ -48,26 +78,31 @@ class ModelResult:
             "created": self.created, "updated": self.updated, "removed": self.removed,
             "pushed": self.pushed, "conflicts": self.conflicts, "resynced": self.resynced,
             "resumed": self.resumed, "bytes_received": self.bytes_received,
+            "bytes_sent": self.bytes_sent, "cause": self.cause, "stopped_by": self.stopped_by,
+            "previous_url": self.previous_url,
         }
+
+    def done_before_failing(self) -> str:
+        """What a failed run did all the same (a push sent, pages written), or ""."""
+        done = [f"pushed {self.pushed:,}"] if self.pushed else []
+        written = self.created + self.updated + self.removed
+        if written:  # pages of the pull written as they came stay written
+            done.append(f"wrote {written:,} pulled objects; the next run resumes the pull")
+        return ", ".join(done)
 
     def summary(self) -> str:
         if self.error:
-            # What a failed run already did on the remote is on record: say so.
-            done = [f"pushed {self.pushed}"] if self.pushed else []
-            written = self.created + self.updated + self.removed
-            if written:  # pages of the pull written as they came stay written
-                done.append(f"wrote {written} pulled objects; the next run resumes the pull")
-            return f"error: {self.error}" + (f" ({', '.join(done)} before failing)" if done
-                                             else "")
+            done = self.done_before_failing()
+            return f"error: {self.error}" + (f" ({done} before failing)" if done else "")
         resolutions: dict[str, int] = {}
         for conflict in self.conflicts:
             resolutions[conflict["resolution"]] = resolutions.get(conflict["resolution"], 0) + 1
         how = ", ".join(f"{count} {name}" for name, count in sorted(resolutions.items()))
         verb = "would be: " if self.dry_run else ""
         return (
-            f"{self.model}: {verb}pulled {self.pulled}, created {self.created}, "
-            f"updated {self.updated}, removed {self.removed}, pushed {self.pushed}, "
-            f"conflicts {len(self.conflicts)}" + (f" ({how})" if how else "")
+            f"{self.model}: {verb}received {self.received:,} ({self.pulled:,} differed here), "
+            f"created {self.created:,}, updated {self.updated:,}, removed {self.removed:,}, "
+            f"pushed {self.pushed:,}, conflicts {len(self.conflicts):,}" + (f" ({how})" if how else "")
             + (" (full resync: the remote pruned older deletions)" if self.resynced else "")
             + (" (resumed an interrupted pull)" if self.resumed else "")
         )

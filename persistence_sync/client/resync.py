@@ -68,16 +68,20 @@ def unseen(remote, last_pull_now):
     return changed, present
 
 
-def reconcile(registration, present, local, plan, result, using):
+def reconcile(registration, present, local, plan, result, using, owner=None):
     """Add to ``plan`` the deletion of local objects a full pull no longer has.
 
     ``present``: the ids of the full pull; ``local``: the snapshot of local
     changes (objects changed here since the last sync are kept and pushed).
     Objects written after the snapshot (stamped above ``local.now``) are left
     for the next run, and the usual re-check before writing skips any object
-    that changed meanwhile.
+    that changed meanwhile. ``owner``: the run's
+    :class:`~persistence_sync.client.owners.LocalOwner`; another local user's
+    objects of an ``owner=`` model are not the remote account's to delete.
     """
-    base = registration.model._base_manager.db_manager(using)
+    base = registration.model._base_manager.db_manager(using).all()
+    if owner is not None:
+        base = owner.filter(registration, base)
     for pk, stamp in base.filter(last_change__lte=local.now).values_list("pk", "last_change").iterator():
         if pk not in present and pk not in local.changed:
             plan.deletes[pk] = stamp

@@ -1,8 +1,10 @@
 """HTTP for the sync client: a pull, a push, retries for transient failures.
 
 Standard library only (``urllib``). Connection errors, timeouts and 5xx
-answers are transient and retried with jittered exponential backoff; 4xx,
-TLS errors and answers that are not the protocol's JSON are not::
+answers are transient and retried with jittered exponential backoff; so is
+an answer cut short or not JSON to a request that is safe to send again (a
+pull, a push with its push id). 4xx, TLS errors, answers of the wrong shape
+and a bad answer to a push without a push id are not::
 
     transport = HttpTransport.from_settings()
     answer = transport.pull("https://central.example.com/taskChanges", since=0)
@@ -25,7 +27,7 @@ import orjson
 
 from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import InsecureTransportWarning, SyncClientError, TransportError
-from persistence_sync.serializers import ID, PUSH_ID_HEADER, PUSH_REPLAY_HEADER
+from persistence_sync.serializers import ID, PUSH_ID_HEADER, PUSH_REPLAY_HEADER, is_integral
 
 # Bytes of an error answer read, to quote the start of it.
 ERROR_BODY_READ = 64 * 1024
@@ -51,6 +53,33 @@ def _loads(raw):
         return json.loads(raw)
 
 
+def _content_length(response):
+    """The Content-Length the answer announced, or None (chunked, absent or unreadable)."""
+    try:
+        length = int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def is_repeatable(method, headers):
+    """Whether sending the request again cannot store anything twice.
+
+    A pull reads only; a push with ``X-Sync-Push-Id`` is stored at most once
+    (docs/protocol.md, "Idempotent pushes"). A push without one may have been
+    stored although its answer was lost, and would then be stored again.
+    """
+    return method == "GET" or bool((headers or {}).get(PUSH_ID_HEADER))
+
+
+def _bad_answer(problem, repeatable):
+    """A TransportError for an answer that arrived damaged: transient when repeatable."""
+    if not repeatable:
+        problem += (f"; not sent again: a push without {PUSH_ID_HEADER} may have been stored "
+                    "already")
+    return TransportError(problem, transient=repeatable)
+
+
 def _json_or_none(raw):
     try:
         return json.loads(raw)
@@ -58,15 +87,66 @@ def _json_or_none(raw):
         return None
 
 
+# What an error status means for a sync client, when the answer says nothing readable.
+STATUS_MEANINGS = {
+    400: "the remote refused the request as malformed",
+    401: "the remote wants credentials: put user:password@ in the server URL, or a token "
+         "in the environment variable PERSISTENCE_SYNC['TOKEN_ENV'] names",
+    403: "the remote refuses this account: check the credentials and the account's permissions",
+    404: "no sync endpoint at this URL: check the server URL, and that the remote syncs this "
+         "model at this URI",
+    405: "this URL does not take this request: it is not a sync endpoint",
+    413: "the request is too large for the remote, or for a proxy in front of it",
+    429: "the remote throttles this account: run again later",
+    502: "a proxy in front of the remote got no answer from it",
+    503: "the remote is unavailable for now",
+    504: "a proxy in front of the remote timed out waiting for it",
+}
+
+
+def describe_error_answer(status, body, answer):
+    """What an error answer says, for a person: the protocol's JSON error text, or a short
+    plain-text answer, quoted; a web page (a proxy's or a framework's 404) never is, the
+    status's meaning stands for it."""
+    if isinstance(answer, dict):
+        text = answer.get("error") or answer.get("detail")
+        if isinstance(text, str) and text:
+            return _snippet(text)
+        return _snippet(json.dumps(answer))
+    text = body.decode("utf-8", "replace").strip() if isinstance(body, bytes) else ""
+    meaning = STATUS_MEANINGS.get(status) or (
+        "the remote failed (a server error: its logs say why)" if status >= 500
+        else "the remote refused the request")
+    if text and not text.startswith("<") and "\n" not in text[:200] and len(text) <= 200:
+        return f"{meaning} ({_snippet(text)})"
+    return meaning
+
+
 def redact(url):
-    """``url`` without the ``user:password@`` it may carry: what may be shown or logged."""
+    """``url`` without the ``user:password@`` it may carry: what may be shown or logged.
+
+    A password may hold an unescaped ``/``, ``?`` or ``#``, which URL parsing
+    takes for the end of the host (``http://ann:pa/ss@host/`` has the "host"
+    ``ann:pa``, a bad port): then everything up to the last ``@`` goes.
+    """
     if not url:
         return url
     parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    if parts.username is not None or parts.password is not None:
+        netloc = parts.netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    scheme, separator, rest = url.partition("://")
+    if separator and "@" in rest and not _has_valid_port(parts):
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+    return url
+
+
+def _has_valid_port(parts) -> bool:
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return False
+    return True
 
 
 def check_url(url):
@@ -74,10 +154,10 @@ def check_url(url):
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SyncClientError(f"{redact(url)!r} is not an http:// or https:// URL")
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise SyncClientError(f"{redact(url)!r} has a bad port") from None
+    if not _has_valid_port(parts):
+        raise SyncClientError(
+            f"{redact(url)!r} has a bad port (a password holding '/', '?', '#' or '@' must be "
+            "percent-encoded)")
 
 
 def is_loopback(host):
@@ -100,9 +180,15 @@ class CarefulRedirectHandler(urllib.request.HTTPRedirectHandler):
     A redirected POST would come back as a GET (urllib's, and browsers', way
     with 301/302/303): the push would be lost while a pull's answer looked
     like a success. So a push that is redirected fails and names the new URL.
-    A pull follows, without ``Authorization`` when the redirect leads to
-    another origin or from https to http.
+    A pull follows, without any credential when the redirect leads to another
+    origin or from https to http: ``Authorization``, ``Cookie``,
+    ``Proxy-Authorization`` and every header of ``PERSISTENCE_SYNC["HEADERS"]``
+    (an ``X-Api-Key``, say), given as ``credentials``.
     """
+
+    def __init__(self, credentials=()):
+        super().__init__()
+        self.credentials = {"Authorization", "Cookie", "Proxy-Authorization", *credentials}
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         if req.get_method() != "GET":
@@ -112,7 +198,8 @@ class CarefulRedirectHandler(urllib.request.HTTPRedirectHandler):
             )
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and origin(new.full_url) != origin(req.full_url):
-            for name in ("Authorization", "Cookie"):
+            # urllib keeps header names capitalized (str.capitalize()).
+            for name in {name.capitalize() for name in self.credentials}:
                 new.headers.pop(name, None)
                 new.unredirected_hdrs.pop(name, None)
         return new
@@ -129,13 +216,11 @@ def _basic_auth(url, headers):
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def is_int(value):
-    return type(value) is int or (type(value) is float and value.is_integer())
-
-
 def check_pull_answer(answer, size=0):
-    """A pull's answer as ``{"now", "updates", "more", "size"}``; TransportError if malformed."""
-    if not isinstance(answer, dict) or not is_int(answer.get("now")):
+    """A pull's answer as ``{"now", "updates", "more", "size", "total", "user"}``; TransportError
+    if malformed. ``total`` (the first page's count of its window) and ``user`` (the signed-in
+    user's name) are None when the remote does not send them (docs/protocol.md, "Extensions")."""
+    if not isinstance(answer, dict) or not is_integral(answer.get("now")):
         raise TransportError('the pull answer is not {"now": <int>, "updates": [...]}')
     updates = answer.get("updates")
     if not isinstance(updates, list):
@@ -148,16 +233,23 @@ def check_pull_answer(answer, size=0):
         raise TransportError('the pull answer\'s "more" is not true or false')
     if more and not updates:
         raise TransportError('the pull answer says "more" but holds no object to continue after')
-    return {"now": int(answer["now"]), "updates": updates, "more": more, "size": size}
+    total, user = answer.get("total"), answer.get("user")
+    if total is not None and not (is_integral(total) and total >= 0):
+        raise TransportError('the pull answer\'s "total" is not a count')
+    if user is not None and not (isinstance(user, str) and user):
+        raise TransportError('the pull answer\'s "user" is not a name')
+    return {"now": int(answer["now"]), "updates": updates, "more": more, "size": size,
+            "total": None if total is None else int(total), "user": user}
 
 
 class HttpTransport:
     """Pull and push over HTTP with the standard library (urllib).
 
-    Transient failures (connection refused or reset, timeouts, 5xx) are
+    Transient failures (connection refused or reset, timeouts, 5xx, and an
+    answer cut short or not JSON to a request :func:`is_repeatable`) are
     retried ``retries`` times in all with jittered exponential backoff; 4xx,
-    TLS errors and malformed answers are not. Every failure raises
-    :class:`TransportError` whose message names the URL.
+    TLS errors and answers of the wrong shape are not. Every failure raises
+    :class:`TransportError`.
     """
 
     user_agent = "persistence-sync-client"
@@ -179,7 +271,8 @@ class HttpTransport:
 
     def opener(self):
         return urllib.request.build_opener(
-            urllib.request.HTTPSHandler(context=self.ssl_context), CarefulRedirectHandler())
+            urllib.request.HTTPSHandler(context=self.ssl_context),
+            CarefulRedirectHandler(credentials=self.headers))
 
     def warn_if_plain_http(self, url):
         """Warn once per host about plain http to a host that is not this machine."""
@@ -243,7 +336,7 @@ class HttpTransport:
         answer = self.request("POST", url, items, headers)
         if replay and isinstance(answer, dict) and answer.get("status") == "abandoned":
             return None
-        if (not isinstance(answer, dict) or not is_int(answer.get("now"))
+        if (not isinstance(answer, dict) or not is_integral(answer.get("now"))
                 or answer.get("status", "ok") != "ok"):
             raise TransportError(f'the push answer is not {{"status": "ok", "now": <int>}}: '
                                  f"{_snippet(json.dumps(answer))}")
@@ -276,14 +369,16 @@ class HttpTransport:
             data = json.dumps(payload, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        repeatable = is_repeatable(method, headers)
         try:
             with self.opener().open(request, timeout=self.timeout) as response:
-                raw = response.read(self.max_response_size + 1)
+                raw = self.read_answer(response, repeatable)
         except urllib.error.HTTPError as exc:
-            body = exc.read(ERROR_BODY_READ) if exc.fp is not None else b""
+            body = _error_body(exc)
+            answer = _json_or_none(body)
             raise TransportError(
-                f"HTTP {exc.code} {exc.reason}: {_snippet(body)}",
-                transient=exc.code >= 500, status=exc.code, answer=_json_or_none(body),
+                f"HTTP {exc.code} {exc.reason}: {describe_error_answer(exc.code, body, answer)}",
+                transient=exc.code >= 500, status=exc.code, answer=answer,
             ) from None
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, ssl.SSLError):
@@ -305,4 +400,37 @@ class HttpTransport:
         try:
             return _loads(raw), len(raw)
         except (UnicodeDecodeError, ValueError):
-            raise TransportError(f"the answer is not JSON: {_snippet(raw)!r}") from None
+            problem = f"the answer is not JSON: {_snippet(raw)!r}" if raw else "the answer is empty"
+            raise _bad_answer(problem, repeatable) from None
+
+    def read_answer(self, response, repeatable):
+        """The answer's body, whole, or at most one byte over ``max_response_size``.
+
+        ``http.client`` hands back a body shorter than its Content-Length
+        without a word when read with a size (a proxy or the server's process
+        cut it), and raises ``IncompleteRead`` for a chunked one: both are an
+        answer cut short, retried like a cut connection when the request
+        :func:`is_repeatable`.
+        """
+        try:
+            raw = response.read(self.max_response_size + 1)
+        except http.client.IncompleteRead as exc:
+            raise _bad_answer(f"the answer was cut short after {len(exc.partial)} bytes "
+                              "(its chunked body ended early)", repeatable) from None
+        expected = _content_length(response)
+        if expected is not None and len(raw) < expected and len(raw) <= self.max_response_size:
+            raise _bad_answer(f"the answer was cut short after {len(raw)} of {expected} bytes",
+                              repeatable)
+        return raw
+
+
+def _error_body(exc):
+    """The start of an error answer's body, to quote; what arrived of it if it was cut."""
+    if exc.fp is None:
+        return b""
+    try:
+        return exc.read(ERROR_BODY_READ)
+    except http.client.IncompleteRead as cut:
+        return cut.partial
+    except (http.client.HTTPException, OSError):
+        return b""
