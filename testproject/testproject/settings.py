@@ -67,12 +67,20 @@ WSGI_APPLICATION = "testproject.wsgi.application"
 
 def database_from_environment():
     engine = os.environ.get("PS_DB", "sqlite").lower()
+    # Persistent connections: a sync client pulls often and each pull is a few
+    # small queries, so opening a connection per request dominated it (3.5x
+    # the small-pull rate on PostgreSQL; on SQLite a new connection costs more
+    # CPU than a one-object push: docs/deployment.md).
+    persistent = {"CONN_MAX_AGE": int(os.environ.get("PS_DB_CONN_MAX_AGE", "60")),
+                  "CONN_HEALTH_CHECKS": True}
     if engine == "sqlite":
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("PS_DB_NAME", str(BASE_DIR / "db.sqlite3")),
-            # Concurrent writers wait for the database lock instead of failing.
-            "OPTIONS": {"timeout": 30},
+            # Concurrent writers wait for the database lock instead of failing,
+            # as long as a push waits (PERSISTENCE_SYNC["LOCK_TIMEOUT"]).
+            "OPTIONS": {"timeout": 10},
+            **persistent,
             # A file, not memory, so that test threads and server processes
             # share it; one per test process, so parallel runs do not collide.
             "TEST": {"NAME": os.environ.get(
@@ -81,11 +89,7 @@ def database_from_environment():
             )},
         }
     common = {
-        # Persistent connections: a sync client pulls often and each pull is
-        # a few small queries, so opening a connection per request dominated
-        # it (3.5x the small-pull rate on PostgreSQL; docs/deployment.md).
-        "CONN_MAX_AGE": int(os.environ.get("PS_DB_CONN_MAX_AGE", "60")),
-        "CONN_HEALTH_CHECKS": True,
+        **persistent,
         "NAME": os.environ.get("PS_DB_NAME", "persistence_sync"),
         "HOST": os.environ.get("PS_DB_HOST", "127.0.0.1"),
         "USER": os.environ.get("PS_DB_USER", "root"),
@@ -130,7 +134,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's token authentication with its query compiled once (a device signs
+        # every poll and push with its token).
+        "persistence_sync.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
 }

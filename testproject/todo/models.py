@@ -4,6 +4,13 @@ Each project, task and tag belongs to a user (``owner``): registered with
 ``owner="owner"``, a user pulls and pushes only their own, new objects
 pushed by a device get ``owner=request.user``, and an admin moving an
 object to another user removes it from the first user's devices.
+
+None of them carries its owner on the wire (``exclude=["owner"]``): every
+object of a user's sync is that user's, so the field would tell a device
+nothing but a user id of this database, which means nothing on a device or
+on a replica made by ``syncall`` (it gives what it pulls to its own local
+user, see ``persistence_sync.client.owners``), and the server sets it on
+every push anyway.
 """
 
 from django.conf import settings
@@ -12,8 +19,8 @@ from django.db import models
 import persistence_sync
 from persistence_sync.models import SyncableModel
 
-# The example site's demo account, made by migration todo.0003 (README,
-# "Multi-user sync"); objects created by site code without an owner (the
+# The example site's demo account, made by migration todo.0003 (docs/index.md,
+# "Try the example site"); objects created by site code without an owner (the
 # shell, fixtures) belong to it.
 DEMO_USERNAME = "demo"
 
@@ -44,19 +51,22 @@ def forget_demo_owner(**kwargs):
 
 class Owned(SyncableModel):
     """A user's object. The index on (owner, id) serves a user's paged pulls:
-    their rows in id order, read from where the last page ended, with no sort
-    (docs/deployment.md, "Indexes"); it serves lookups by owner too, so the
-    foreign key has no index of its own."""
+    their rows in id order, read from where the last page ended, with no sort;
+    the one on (owner, last_change) a user's polls: what changed since the
+    last pull, whatever the number of rows (docs/deployment.md, "Indexes").
+    They serve lookups by owner too, so the foreign key has no index of its own."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                               default=demo_owner, related_name="+", db_index=False)
 
     class Meta:
         abstract = True
-        indexes = [models.Index(fields=["owner", "id"], name="%(app_label)s_%(class)s_owner_id")]
+        indexes = [models.Index(fields=["owner", "id"], name="%(app_label)s_%(class)s_owner_id"),
+                   models.Index(fields=["owner", "last_change"],
+                                name="%(app_label)s_%(class)s_owner_stamp")]
 
 
-@persistence_sync.register(uri="projectUpdates", owner="owner")
+@persistence_sync.register(uri="projectUpdates", owner="owner", exclude=["owner"])
 class Project(Owned):
     name = models.CharField(max_length=200)
 
@@ -64,7 +74,7 @@ class Project(Owned):
         return self.name
 
 
-@persistence_sync.register(uri="tagUpdates", owner="owner")
+@persistence_sync.register(uri="tagUpdates", owner="owner", exclude=["owner"])
 class Tag(Owned):
     name = models.CharField(max_length=200)
 
@@ -72,11 +82,7 @@ class Tag(Owned):
         return self.name
 
 
-@persistence_sync.register(
-    uri="taskUpdates",
-    fields=["name", "done", "project", "due", "priority", "estimate", "notes"],
-    owner="owner",
-)
+@persistence_sync.register(uri="taskUpdates", owner="owner", exclude=["owner"])
 class Task(Owned):
     """A to-do item: one field of each wire type (string, boolean, relation,
     date-time, integer, float, JSON)."""

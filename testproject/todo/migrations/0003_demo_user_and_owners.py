@@ -1,7 +1,7 @@
 """Per-user to-do data: a demo account (demo / demo) and an owner on every object.
 
 Existing projects, tasks and tags go to the demo user, who can sign in at
-/accounts/login/ right after ``migrate`` (README, "Multi-user sync").
+/accounts/login/ right after ``migrate`` (docs/index.md, "Try the example site").
 The example site only: never deploy an account with a known password.
 """
 
