@@ -13,6 +13,7 @@ from django.test import Client
 
 from persistence_sync import registry
 from tests import databases
+from tests.fakes import RecordingServer
 
 
 def pytest_configure(config):
@@ -34,6 +35,22 @@ def demo_user():
     from todo.models import demo_owner
 
     return get_user_model()._default_manager.get(pk=demo_owner())
+
+
+@pytest.fixture(autouse=True)
+def demo_user_here(request):
+    """The demo user in the test database, as ``migrate`` makes it on every site.
+
+    ``syncall`` maps what a remote sends for ``owner=`` models to the local
+    user with the remote account's username (the fakes answer as "demo"), and
+    pytest-django's flushes drop the migration's user.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    transactional = marker.kwargs.get("transaction") or "transactional_db" in request.fixturenames
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    demo_user()
 
 
 class DemoClient(Client):
@@ -90,9 +107,20 @@ def fresh_registry():
     """
     original = registry.default
     registry.default = original.copy()
-    original.invalidate_urls()
+    registry.default.changed()
     try:
         yield registry.default
     finally:
-        swapped, registry.default = registry.default, original
-        swapped.invalidate_urls()
+        registry.default = original
+        original.changed()
+
+
+@pytest.fixture
+def recording_server():
+    """A real HTTP server that records each request and answers as the test scripts
+    (:class:`tests.fakes.RecordingServer`); stopped afterwards."""
+    server = RecordingServer()
+    try:
+        yield server
+    finally:
+        server.close()

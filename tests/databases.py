@@ -46,17 +46,20 @@ def vendor():
     return ALIASES.get(name, name)
 
 
-def address():
-    """``(host, port)`` of the configured server (meaningless for SQLite)."""
-    default_port = SERVERS.get(vendor(), (None, 0))[1]
+def address(name=None):
+    """``(host, port)`` of the server (default: the configured one; meaningless for SQLite)."""
+    default_port = SERVERS.get(name or vendor(), (None, 0))[1]
     host = os.environ.get("PS_DB_HOST") or "127.0.0.1"
     port = int(os.environ.get("PS_DB_PORT") or default_port)
     return host, port
 
 
-def missing_driver():
-    """The install hint when the configured server's driver cannot be imported, else ``None``."""
-    name = vendor()
+def missing_driver(name=None):
+    """The install hint when the server's driver cannot be imported, else ``None``.
+
+    ``name``: ``postgresql`` or ``mysql`` (default: the one the suite runs on).
+    """
+    name = name or vendor()
     if name not in SERVERS:
         return None
     label, _, modules, install = SERVERS[name]
@@ -80,22 +83,25 @@ def without_missing_driver(databases):
     return {**databases, "default": {"ENGINE": "django.db.backends.dummy"}}
 
 
-def unavailable_reason():
-    """Why the configured database cannot be used, or ``None`` when it can.
+def unavailable_reason(name=None):
+    """Why the database cannot be used, or ``None`` when it can.
 
-    Checks that the driver imports and that the server accepts a TCP
-    connection; it does not log in (a wrong password still fails loudly).
+    ``name``: ``sqlite``, ``postgresql`` or ``mysql`` (default: the one the
+    suite runs on). Checks that the driver imports (the reason then names the
+    driver and how to install it) and that the server accepts a TCP
+    connection (the reason then names the address); it does not log in (a
+    wrong password still fails loudly).
     """
-    name = vendor()
+    name = name or vendor()
     if name == "sqlite":
         return None
     if name not in SERVERS:
         return f"PS_DB={name!r} is not one of sqlite, postgresql, mysql"
-    driver_problem = missing_driver()
+    driver_problem = missing_driver(name)
     if driver_problem:
         return driver_problem
     label = SERVERS[name][0]
-    host, port = address()
+    host, port = address(name)
     try:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
             pass

@@ -8,7 +8,8 @@ from tests import databases
 # then skips with a hint instead (see tests/databases.py).
 DATABASES = databases.without_missing_driver(DATABASES)  # noqa: F405
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
+# docsapp: the app whose modules the documentation's Python blocks run as.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp", "tests.docsapp"]  # noqa: F405
 
 # Fast password hashing for tests that log users in.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -47,6 +47,7 @@ def make_rows():
     Tombstone.objects.filter(object_id=pk).update(last_change=F("last_change") - 10 * 86_400_000)
     SyncState.objects.create(model="todo.task", remote="https://central.example/taskUpdates",
                              server_date=STAMP, server_push_date=STAMP - 1000,
+                             push_stamps=[STAMP - 2000, STAMP - 1000],
                              synced_at=datetime.datetime(2026, 11, 30, 12, tzinfo=datetime.timezone.utc))
     Clock.objects.filter(model="todo.task").update(tombstones_pruned_to=STAMP)
     return pk
@@ -87,6 +88,9 @@ def test_sync_state_shows_last_pull_push_and_success(admin_client):
     assert "https://central.example/taskUpdates" in html
     assert format_stamp(STAMP) in html and format_stamp(STAMP - 1000) in html
     assert "Last success" in html and "Nov. 30, 2026" in html
+    state = SyncState.objects.get()
+    page = admin_client.get(f"/admin/persistence_sync/syncstate/{state.pk}/change/")
+    assert f"[{STAMP - 2000}, {STAMP - 1000}]" in page.content.decode()  # the split push's echoes
 
 
 def test_clock_shows_value_and_tombstone_horizon(admin_client):

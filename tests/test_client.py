@@ -1,14 +1,11 @@
 """The sync client's decisions, against an in-memory protocol server (no HTTP).
 
-``FakeServer`` keeps objects per endpoint URL and follows docs/protocol.md: pulls
-answer what changed after ``since`` in stamp order, every push gets a fresh
-stamp that its changed objects carry. Tests edit it directly to play "another
-client".
+``FakeServer`` (tests/fakes.py) keeps objects per endpoint URL and follows
+docs/protocol.md: pulls answer what changed after ``since`` in stamp order,
+every push gets a fresh stamp that its changed objects carry. Tests edit it
+directly to play "another client". ``HttpTransport`` is tested at the end over
+a real socket (``recording_server``).
 """
-
-import http.server
-import json
-import threading
 
 import pytest
 from todo.models import Project, Tag, Task
@@ -17,127 +14,12 @@ from persistence_sync.client import local, sync_all
 from persistence_sync.client.transport import HttpTransport
 from persistence_sync.exceptions import TransportError
 from persistence_sync.models import SyncState, Tombstone
-
-SERVER = "http://remote.example/"
-PROJECTS = SERVER + "projectUpdates"
-TASKS = SERVER + "taskUpdates"
-TAGS = SERVER + "tagUpdates"
-
-
-class FakeServer:
-    def __init__(self):
-        self.stamp = 10_000
-        self.objects = {}  # url -> id -> item (with _lastChange)
-        self.removed = {}  # url -> id -> stamp
-        self.pushes = []  # (url, items)
-        self.fail_pull = self.fail_push = None
-        self.on_push = None
-        self.horizon = {}  # url -> highest pruned deletion stamp
-        self.pulls = []  # (url, since)
-        self.pages = []  # (url, since, now, after) of each paged request
-        self.paging = True  # False: a classic server, which ignores limit=
-        self.fail_after_pages = None  # fail every page request once this many were answered
-        self.receipts = {}  # push id -> stamp (None: abandoned)
-        self.lose_answers = 0  # pushes to store and then fail, as a lost answer does
-
-    def tick(self):
-        self.stamp += 10
-        return self.stamp
-
-    def put(self, url, obj_id, **values):
-        """A change made on the server by someone else."""
-        stamp = self.tick()
-        item = self.objects.setdefault(url, {}).setdefault(obj_id, {"id": obj_id})
-        item.update(values, _lastChange=stamp)
-        self.removed.get(url, {}).pop(obj_id, None)
-        return stamp
-
-    def delete(self, url, obj_id):
-        self.objects.get(url, {}).pop(obj_id, None)
-        self.removed.setdefault(url, {})[obj_id] = self.tick()
-
-    def prune(self, url):
-        """Forget every deletion of ``url`` (prunetombstones), remembering the horizon."""
-        removed = self.removed.pop(url, {})
-        if removed:
-            self.horizon[url] = max(self.horizon.get(url, 0), *removed.values())
-
-    def pull(self, url, since, limit=None, now=None, after=None):
-        """A pull, or with ``limit`` a page of one (docs/protocol.md "Extensions")."""
-        self.pulls.append((url, since))
-        if self.fail_pull:
-            raise TransportError(self.fail_pull)
-        if 0 < since < self.horizon.get(url, 0):
-            answer = {"status": "error", "error": "pruned", "horizon": self.horizon[url],
-                      "resync": True}
-            raise TransportError("HTTP 410 Gone", status=410, answer=answer)
-        paged = limit is not None and self.paging
-        if paged:
-            if self.fail_after_pages is not None and len(self.pages) >= self.fail_after_pages:
-                raise TransportError("connection failed: the server went away")
-            self.pages.append((url, since, now, after))
-        now = now if paged and after is not None else self.stamp
-        updates = [dict(item) for item in self.objects.get(url, {}).values()
-                   if since < item["_lastChange"] <= now]
-        updates += [{"id": pk, "_removed": True, "_lastChange": stamp}
-                    for pk, stamp in self.removed.get(url, {}).items() if since < stamp <= now]
-        if not paged:
-            updates.sort(key=lambda item: (item["_lastChange"], item["id"]))
-            return {"now": now, "updates": updates, "more": False, "size": 0}
-        updates = sorted((item for item in updates if after is None or item["id"] > after),
-                         key=lambda item: item["id"])
-        return {"now": now, "updates": updates[:limit], "more": len(updates) > limit,
-                "size": len(json.dumps(updates[:limit]))}
-
-    def push(self, url, items, push_id=None, replay=False):
-        """Idempotent pushes as docs/protocol.md describes them."""
-        if self.on_push:
-            self.on_push()
-        if self.fail_push:
-            raise TransportError(self.fail_push)
-        if push_id in self.receipts:
-            return self.receipts[push_id]
-        if replay:
-            self.receipts[push_id] = None
-            return None
-        stamp = self.store(url, items)
-        if push_id is not None:
-            self.receipts[push_id] = stamp
-        if self.lose_answers:
-            self.lose_answers -= 1
-            raise TransportError("connection failed: reset by peer (the push was stored)")
-        return stamp
-
-    def store(self, url, items):
-        self.pushes.append((url, items))
-        stamp = self.tick()
-        for item in items:
-            if item.get("_removed"):
-                if self.objects.get(url, {}).pop(item["id"], None) is not None:
-                    self.removed.setdefault(url, {})[item["id"]] = stamp
-                continue
-            stored = self.objects.setdefault(url, {}).setdefault(item["id"], {"id": item["id"]})
-            stored.update({k: v for k, v in item.items() if k != "_lastChange"})
-            stored["_lastChange"] = stamp
-        return stamp
-
-    def values(self, url, obj_id):
-        item = dict(self.objects[url][obj_id])
-        item.pop("_lastChange")
-        return item
+from tests.fakes import PROJECTS, SERVER, TAGS, TASKS, FakeServer, run
 
 
 @pytest.fixture
 def server():
     return FakeServer()
-
-
-def run(server, handler="prefer-remote", models=("todo.project", "todo.task"), **kwargs):
-    results = sync_all(server_url=SERVER, models=list(models), conflict_handler=handler,
-                       transport=server, **kwargs)
-    for result in results:
-        assert result.ok or kwargs.get("expect_error"), result.error
-    return {result.model: result for result in results}
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -426,8 +308,7 @@ def test_a_remote_deletion_spares_an_object_changed_here_while_syncall_ran(serve
     # The local change wins as a later write: it is pushed next run and not deleted.
     again = run(server, models=["todo.project"])["todo.project"]
     assert again.pushed == 1 and again.removed == 0
-    assert server.values(PROJECTS, project.pk) == {"id": project.pk, "name": "edited here",
-                                                   "owner": project.owner_id}
+    assert server.values(PROJECTS, project.pk) == {"id": project.pk, "name": "edited here"}
     assert Project.objects.filter(pk=project.pk).exists()
 
 
@@ -491,40 +372,14 @@ def test_a_remote_creation_spares_an_id_deleted_here_while_syncall_ran(server):
 # --- HttpTransport over a real socket --------------------------------------------------
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    answers = []  # (status, body) popped per request
-
-    def do_GET(self):
-        status, body = self.answers.pop(0)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    do_POST = do_GET
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_server():
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/x", Handler.answers
-    httpd.shutdown()
-    Handler.answers.clear()
-
-
 @pytest.mark.django_db(transaction=False)
-def test_transport_retries_5xx_but_not_4xx(http_server):
-    url, answers = http_server
+def test_transport_retries_5xx_but_not_4xx(recording_server):
+    url, answers = recording_server.url + "/x", recording_server.answers
     transport = HttpTransport(retries=3, backoff=0, timeout=5)
-    answers[:] = [(503, "{}"), (502, "{}"), (200, json.dumps({"now": 5, "updates": []}))]
+    answers[:] = [(503, {}), (502, {}), (200, {"now": 5, "updates": []})]
     answer = transport.pull(url, 0)
     assert (answer["now"], answer["updates"], answer["more"]) == (5, [], False)
-    answers[:] = [(400, '{"status":"error"}'), (200, "{}")]
+    answers[:] = [(400, {"status": "error"}), (200, {})]
     with pytest.raises(TransportError, match="HTTP 400"):
         transport.push(url, [])
     assert len(answers) == 1
@@ -532,16 +387,15 @@ def test_transport_retries_5xx_but_not_4xx(http_server):
 
 @pytest.mark.django_db(transaction=False)
 @pytest.mark.parametrize("body, message", [
-    ("<html>", "not JSON"),
+    # (An answer that is not JSON at all is retried: tests/test_transport_damaged_answers.py.)
     ('{"now": "x", "updates": []}', "not {"),
     ('{"now": 1, "updates": [{"name": 1}]}', "string id"),
 ])
-def test_transport_refuses_malformed_answers(http_server, body, message):
-    url, answers = http_server
-    answers[:] = [(200, body)]
+def test_transport_refuses_malformed_answers(recording_server, body, message):
+    recording_server.answers[:] = [(200, body.encode())]
     with pytest.raises(TransportError, match=message):
-        HttpTransport(retries=3, backoff=0).pull(url, 0)
-    assert answers == []  # not retried
+        HttpTransport(retries=3, backoff=0).pull(recording_server.url + "/x", 0)
+    assert len(recording_server.requests) == 1  # not retried
 
 
 @pytest.mark.django_db(transaction=False)
@@ -553,8 +407,9 @@ def test_transport_connection_refused_is_retried_then_reported():
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 0.5
 
 
-def test_an_object_moved_to_another_owner_here_is_pushed_not_deleted(server):
-    """A move leaves a tombstone for the old owner's clients of this site; it is no deletion."""
+def test_an_object_given_to_another_local_user_leaves_the_remote_account(server):
+    """The replica syncs its own user's objects (client/owners.py): one given to another
+    local user is a deletion for the remote account, and stays here with its new owner."""
     from django.contrib.auth import get_user_model
 
     other = get_user_model().objects.create_user("other")
@@ -564,6 +419,47 @@ def test_an_object_moved_to_another_owner_here_is_pushed_not_deleted(server):
     assert Tombstone.objects.filter(object_id=project.pk).exists()  # the departure
     result = run(server, models=["todo.project"])["todo.project"]
     assert result.pushed == 1 and result.removed == 0
-    assert server.values(PROJECTS, project.pk) == {"id": project.pk, "name": "Home",
-                                                   "owner": other.pk}
-    assert Project.objects.filter(pk=project.pk).exists()
+    assert project.pk not in server.objects[PROJECTS]
+    # The remote's deletion comes back in the next pull: it touches no object of another user.
+    again = run(server, models=["todo.project"])["todo.project"]
+    assert (again.pushed, again.removed) == (0, 0)
+    assert Project.objects.get(pk=project.pk).owner == other
+
+
+def syncall_command(server, monkeypatch, *args):
+    """``manage.py syncall`` against ``server``; returns (stdout, stderr, CommandError or None)."""
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.setattr(HttpTransport, "from_settings", classmethod(lambda cls: server))
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("syncall", "todo", *args, stdout=out, stderr=err)
+    except CommandError as exc:
+        return out.getvalue(), err.getvalue(), exc
+    return out.getvalue(), err.getvalue(), None
+
+
+def test_a_failure_is_said_once_with_the_models_it_stopped(server, monkeypatch):
+    server.put(PROJECTS, "P1", name="Home")
+    run(server, models=["todo.project"])  # the owner is known: the failure comes at the pull
+    server.fail_pull = "HTTP 404 Not Found: no sync endpoint at this URL"
+    out, err, failure = syncall_command(server, monkeypatch, "--server", SERVER)
+    assert err.count("no sync endpoint at this URL") == 1
+    assert ("failed: todo.project (http://remote.example/projectUpdates), todo.tag "
+            "(http://remote.example/tagUpdates)\n  not synced: todo.task\n") in err
+    assert "3 of 3 models failed" in str(failure)
+
+
+def test_a_run_with_another_url_than_the_last_is_warned_of(server, monkeypatch):
+    run(server)
+    other = "http://REMOTE.example:8000/"  # the same server, maybe: state is kept per URL
+    out, err, failure = syncall_command(server, monkeypatch, "--server", other)
+    # Once per previous server, naming its models; the next run with the same URL is quiet.
+    assert err.count("were last synced with") == 1
+    assert "Warning: todo.project, todo.task were last synced with http://remote.example/," in err
+    assert "Sync state is kept per URL" in err
+    assert "were last synced" not in syncall_command(server, monkeypatch, "--server", other)[1]
+    results = run(server)  # back to the first URL: warned of in the results too
+    assert results["todo.project"].previous_url == "http://remote.example:8000/projectUpdates"

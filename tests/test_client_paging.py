@@ -1,6 +1,6 @@
 """``syncall`` at scale: paged pulls applied page by page and resumed, pushes split.
 
-Against ``FakeServer`` (tests/test_client.py), which pages like the real
+Against ``FakeServer`` (tests/fakes.py), which pages like the real
 server: every page of one pull reads the window ``(since, now]`` of its first
 page, in ascending id order, after the id the client names.
 """
@@ -20,9 +20,9 @@ from persistence_sync.client import sync_all
 from persistence_sync.client.results import Progress
 from persistence_sync.client.transport import HttpTransport
 from persistence_sync.exceptions import TransportError
-from persistence_sync.management.commands.syncall import ProgressLine, describe
+from persistence_sync.management.commands.syncall import ProgressBars, describe
 from persistence_sync.models import OutgoingPush, SyncState, Tombstone
-from tests.test_client import PROJECTS, SERVER, TAGS, TASKS, FakeServer, run
+from tests.fakes import PROJECTS, SERVER, TAGS, TASKS, FakeServer, run
 from tests.testapp.models import Gadget, Node
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,8 +93,8 @@ def test_parents_and_children_are_paged_together(server):
 def test_a_classic_server_ignoring_limit_answers_everything_at_once(server):
     server.paging = False
     fill_tags(server)
-    with paging():
-        result = run(server, models=["todo.tag"])["todo.tag"]
+    with paging():  # a classic server names no user: the replica's owner is given
+        result = run(server, models=["todo.tag"], local_user="demo")["todo.tag"]
     assert result.created == N and local_tags() == remote_tags(server)
     assert server.pages == [] and server.pulls == [(TAGS, 0)]
 
@@ -105,7 +105,7 @@ def test_an_interrupted_first_sync_resumes_after_its_last_page(server):
     with paging():
         failed = run_failing(server)["todo.tag"]
     assert "went away" in failed.error
-    assert "wrote 1200 pulled objects; the next run resumes the pull" in failed.summary()
+    assert "wrote 1,200 pulled objects; the next run resumes the pull" in failed.summary()
     assert Tag.objects.count() == 4 * PAGE and failed.created == 4 * PAGE
     state = SyncState.objects.get(model="todo.tag")
     assert state.server_date == 0  # the pull is not complete
@@ -276,38 +276,77 @@ def syncall(server, monkeypatch, *args, stderr=None):
     return out.getvalue(), err.getvalue()
 
 
-def test_progress_on_a_terminal_counts_objects_and_bytes_in_place(server, monkeypatch):
-    fill_tags(server, 350)
+def bars_of(progress):
+    """The lines a ProgressBars writes, as (text, kept): kept lines end with a newline."""
     lines = []
-    clock = iter(range(1000))
-    progress = ProgressLine(OutputWrapper(Terminal()), clock=lambda: next(clock), interval=0)
     real = progress.write
-    progress.write = lambda line: (lines.append(line), real(line))
-    sync_all(server_url=SERVER, models=["todo.tag"], transport=server, progress=progress)
-    pulling = [line for line in lines if line.startswith("todo.tag: pulling ")]
-    assert pulling[-1].startswith("todo.tag: pulling 350 objects, ") and " kB, " in pulling[-1]
-    assert pulling[-1].endswith("/s") and "ETA" not in pulling[-1]  # a pull has no total
-    assert lines[-1] == ""  # cleared when done
+    progress.write = lambda line, transient: (lines.append((line, not transient)),
+                                              real(line, transient))
+    return lines
+
+
+def test_a_bar_per_model_counts_items_and_bytes_out_of_the_first_pages_total(
+        server, monkeypatch):
+    fill_tags(server, 350)
+    clock = iter(range(1000))
+    progress = ProgressBars(OutputWrapper(Terminal()), clock=lambda: next(clock), interval=0)
+    lines = bars_of(progress)
+    with paging(page=100):
+        sync_all(server_url=SERVER, models=["todo.tag"], transport=server, progress=progress)
+    progress.close()
+    bars = [line for line, kept in lines if line.startswith("todo.tag pulling")]
+    # Every figure out of the window's count, from the first page (the "total" extension).
+    assert "350/350 items" in bars[-1] and "100%" in bars[-1] and " kB of ~" in bars[-1]
+    assert "items/s" in bars[-1] and "[" + "#" * ProgressBars.width + "]" in bars[-1]
+    assert any("ETA" in bar and "/350 items" in bar for bar in bars[:-1])
+    assert [line for line, kept in lines if kept] == [bars[-1]]  # the finished bar stays
     out, err = syncall(server, monkeypatch)
-    assert err.startswith("\r\033[K") and "\033[31" not in err and "todo.tag: " in err
-    assert "todo.tag: pulled 0" in out
+    assert err.startswith("todo.tag pulling") and "\033[31" not in err  # no error style
+    assert "todo.tag: received 0 (0 differed here)" in out
 
 
-def test_the_eta_is_shown_when_the_total_is_known():
-    progress = Progress(stage="pushing", done=2_000, total=10_000)
-    assert describe("todo.tag", "pushing", progress, elapsed=4.0) == (
-        "todo.tag: pushing 2,000/10,000 objects, 500/s, ETA 0:16")
+def test_a_push_bar_counts_the_bytes_it_sent_out_of_the_whole_push(server, monkeypatch):
+    run(server, models=["todo.tag"])
+    Tag.objects.bulk_create([Tag(name=f"tag {n}") for n in range(250)])
+    clock = iter(range(1000))
+    progress = ProgressBars(OutputWrapper(Terminal()), clock=lambda: next(clock), interval=0)
+    lines = bars_of(progress)
+    with override_settings(PERSISTENCE_SYNC={"PUSH_BATCH_SIZE": 100}):
+        sync_all(server_url=SERVER, models=["todo.tag"], transport=server, progress=progress)
+    pushes = [line for line, _ in lines if line.startswith("todo.tag pushing")]
+    assert pushes[0].startswith("todo.tag pushing  [") and "0/250 items" in pushes[0]
+    sizes = [line.split("items  ")[1].split("  ")[0] for line in pushes if " B of " in line
+             or " kB of " in line]
+    # The bytes sent grow part by part, out of the whole push's size.
+    assert len(set(sizes)) >= 3 and all(" of " in size for size in sizes)
+    assert "250/250 items" in pushes[-1] and sizes[-1].split(" of ")[0] == sizes[-1].split(
+        " of ")[1]
+
+
+def test_the_eta_and_sizes_are_shown_when_the_totals_are_known():
+    progress = Progress(stage="pushing", done=2_000, total=10_000, bytes=200_000,
+                        bytes_total=1_000_000)
+    assert describe(progress, elapsed=4.0) == [
+        "2,000/10,000 items", "200.0 kB of 1.0 MB", "500 items/s", "ETA 0:16"]
     progress = Progress(stage="pulling", done=12_000, bytes=3_456_789)
-    assert describe("todo.tag", "pulling", progress, elapsed=2.0) == (
-        "todo.tag: pulling 12,000 objects, 3.5 MB, 6,000/s")
-    assert describe("todo.tag", "saving", progress, elapsed=1.0) == "todo.tag: saving..."
+    assert describe(progress, elapsed=2.0) == ["12,000 items", "3.5 MB", "6,000 items/s"]
+    progress = Progress(stage="pulling", done=1_000, total=4_000, bytes=1_000_000)
+    assert describe(progress, elapsed=1.0) == [
+        "1,000/4,000 items", "1.0 MB of ~4.0 MB", "1,000 items/s", "ETA 0:03"]
 
 
-@pytest.mark.parametrize("args, stderr", [((), io.StringIO()), (("--json",), Terminal()),
-                                          (("-v", "0"), Terminal())])
-def test_no_progress_off_a_terminal_with_json_or_quiet(server, monkeypatch, args, stderr):
+def test_off_a_terminal_a_plain_line_per_model_and_stage(server, monkeypatch):
     fill_tags(server, 250)
-    out, err = syncall(server, monkeypatch, *args, stderr=stderr)
+    out, err = syncall(server, monkeypatch, stderr=io.StringIO())
+    [line] = err.splitlines()
+    assert line.startswith("todo.tag: pulled 250 items, ") and " kB in " in line
+    assert "\r" not in err and "\033" not in err
+
+
+@pytest.mark.parametrize("args", [("--json",), ("-v", "0")])
+def test_no_progress_with_json_or_quiet(server, monkeypatch, args):
+    fill_tags(server, 250)
+    out, err = syncall(server, monkeypatch, *args, stderr=Terminal())
     assert err == "" and Tag.objects.count() == 250
 
 
@@ -338,8 +377,15 @@ def test_a_page_inserted_at_once_keeps_every_type_and_the_defaults_of_unsynced_f
 
 
 def test_callable_defaults_of_unsynced_fields_are_called_per_object_as_django_does(
-        server, monkeypatch):
+        server, monkeypatch, fresh_registry):
     from django.contrib.auth import get_user_model
+
+    # Task without owner=: its owner is then an unsynced field with a default
+    # (with owner=, syncall sets it to the local user, see test_owners.py).
+    fresh_registry.unregister(Task)
+    fresh_registry.register(Task, uri="taskUpdates",
+                            fields=["name", "done", "project", "due", "priority", "estimate",
+                                    "notes"])
 
     secrets = iter(range(100))
     monkeypatch.setattr(Gadget._meta.get_field("secret"), "default",

@@ -25,10 +25,10 @@ from django.db import connection, connections, transaction
 from django.test import override_settings
 from todo.models import Task
 
-from persistence_sync import clock, server
+from persistence_sync import clock, pushes
 from persistence_sync.clock import Clock
 from persistence_sync.models import PushReceipt
-from tests.conftest import DemoClient
+from tests.conftest import DemoClient, answer_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -233,7 +233,7 @@ def blocked_while_preparing(first_id):
     Only its first preparation blocks.
     """
     entered, release = threading.Event(), threading.Event()
-    real = server._check_relations
+    real = pushes._check_relations
 
     def check_relations(registration, changes, *args):
         if first_id in changes and not entered.is_set():
@@ -241,7 +241,7 @@ def blocked_while_preparing(first_id):
             assert release.wait(60), "the test never released the push"
         return real(registration, changes, *args)
 
-    with mock.patch.object(server, "_check_relations", check_relations):
+    with mock.patch.object(pushes, "_check_relations", check_relations):
         yield entered, release
 
 
@@ -384,3 +384,100 @@ def test_a_repeated_push_id_outside_a_transaction_gets_the_first_answer():
     assert first.status_code == again.status_code == 200, again.content
     assert again.json() == first.json()
     assert Task.objects.get(id="A").name == "changed since"
+
+
+# --- a slow reader costs only its own request (issue 23) -----------------------------
+
+
+@pytest.mark.parametrize("wal", [True, False], ids=["wal", "sqlite-default-journal"])
+def test_a_pull_read_slowly_does_not_hold_up_pushes(wal):
+    """A client reading a large pull slowly keeps the pull's read transaction open.
+
+    In SQLite's default journal mode that blocks every writer of the file (the
+    case this app's SQLITE_WAL=True, the default, puts away); in WAL mode, and
+    on the server databases, writers go on. The pull still answers its own
+    snapshot: what was pushed meanwhile comes with the next pull.
+    """
+    if connection.vendor != "sqlite" and not wal:
+        pytest.skip("SQLite's journal modes")
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}")
+    try:
+        reader = DemoClient()
+        reader.post("/taskUpdates", json.dumps([{"id": f"T{n:05d}", "name": "x"} for n in range(60)]),
+                    content_type="application/json")
+        with override_settings(PERSISTENCE_SYNC={"BATCH_SIZE": 5}):
+            pull = reader.get("/taskUpdates", {"since": 0})
+            assert pull.streaming
+            chunks = iter(pull.streaming_content)
+            head = next(chunks)  # the client reads a little, then stalls
+            results = {}
+            writer = push_in_thread([{"id": "LATE", "name": "pushed meanwhile"}], results)
+            writer.join(timeout=1.5)
+            stalled = writer.is_alive()
+            body = head + b"".join(chunks)  # the reader goes on: its transaction ends
+            writer.join()
+        answer = json.loads(body)
+        assert "LATE" not in {u["id"] for u in answer["updates"]}  # its own snapshot
+        assert stalled is not wal  # in SQLite's default journal the push waited for the reader
+        assert results["response"].status_code == 200
+    finally:
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA journal_mode = WAL")
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite has one writer at a time: "
+                    "the late writer would block the other one")
+def test_a_pull_of_several_models_answers_the_oldest_clock_so_no_late_write_is_skipped(
+        monkeypatch):
+    """One WatermelonDB timestamp for every table: a writer of one model may still hold a
+    stamp below another model's newer clock. The answer's timestamp is the smallest clock
+    read in the snapshot, so that write comes with the next pull, not never."""
+    from todo.models import Project
+
+    device = DemoClient()
+
+    def pull(last_pulled_at):
+        response = device.get("/watermelon", {"last_pulled_at": last_pulled_at})
+        assert response.status_code == 200, response.content
+        body = json.loads(answer_bytes(response))
+        return body, {record["id"] for changes in body["changes"].values()
+                      for record in changes["created"] + changes["updated"]}
+
+    Project.objects.create(id="P0", name="home")
+    Task.objects.create(id="T0", name="first")
+    since = pull("null")[0]["timestamp"]
+    ticked, release = threading.Event(), threading.Event()
+
+    def late_project():  # a push of projects, stamped but not committed yet
+        try:
+            with transaction.atomic():
+                Project.objects.create(id="LATE", name="late")
+                ticked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    late = threading.Thread(target=late_project)
+    real_catch_up = clock.catch_up
+
+    def catch_up_then_writes(models, using, timeout=None):
+        latest = real_catch_up(models, using, timeout=timeout)
+        late.start()
+        assert ticked.wait(10)
+        time.sleep(0.01)  # the task's stamp is then above the late project's
+        Task.objects.create(id="NEW", name="committed")
+        return latest
+
+    monkeypatch.setattr(clock, "catch_up", catch_up_then_writes)
+    try:
+        answer, first = pull(since)
+    finally:
+        release.set()
+        late.join()
+    monkeypatch.setattr(clock, "catch_up", real_catch_up)
+    second = pull(answer["timestamp"])[1]
+    assert {"LATE", "NEW"} <= first | second
+

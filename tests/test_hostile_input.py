@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.test import override_settings
 from todo.models import Task
 
-from persistence_sync import models, server
+from persistence_sync import models, pulls, pushes
 from tests.testapp.models import Gadget
 
 pytestmark = pytest.mark.django_db
@@ -273,10 +273,10 @@ def test_brackets_inside_strings_do_not_count(sync, stored):
 def test_too_many_items_are_refused_as_soon_as_parsed(sync, stored):
     body = refused(post(sync, "[" + "0," * 500_000 + "0]"), 413)
     assert body == {"status": "error", "error": (
-        "The push has more than 100000 objects (PERSISTENCE_SYNC['MAX_ITEMS']); "
-        "push at most 100000 objects at a time.")}
+        "The push has more than 10000 objects (PERSISTENCE_SYNC['MAX_ITEMS']); "
+        "push at most 10000 objects at a time.")}
     # Whatever follows the first item over the limit is not even read.
-    body = refused(post(sync, "[" + "0," * 100_000 + "0, not JSON"), 413)
+    body = refused(post(sync, "[" + "0," * 10_000 + "0, not JSON"), 413)
     assert "MAX_ITEMS" in body["error"]
 
 
@@ -317,6 +317,24 @@ def test_the_body_limit_is_checked_before_reading(sync, stored):
     assert response.status_code in (400, 413)
 
 
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(PERSISTENCE_SYNC={"MAX_BODY_SIZE": 1000})
+def test_a_body_longer_than_its_content_length_is_refused_under_asgi():
+    """WSGI cuts the body at Content-Length; ASGI hands over all of it: the read is capped."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    from tests.conftest import demo_user
+
+    client = AsyncClient()
+    client.force_login(demo_user())
+    body = json.dumps([{"id": "T1", "name": "x" * 2000}])
+    response = async_to_sync(client.post)("/taskUpdates", body, content_type="application/json",
+                                          headers={"content-length": "10"})
+    assert refused(response, 413)["error"].startswith("The body is larger than 1000 bytes")
+    assert not Task.objects.exists()
+
 # --- errors say what, not how -------------------------------------------------
 
 def test_database_errors_are_logged_not_echoed(sync, stored, caplog):
@@ -336,7 +354,7 @@ def test_database_errors_are_logged_not_echoed(sync, stored, caplog):
 
 def test_a_failing_pull_says_nothing_of_the_database(sync, caplog):
     failure = OperationalError('relation "todo_task" does not exist LINE 1: SELECT "todo_task"."id"')
-    with mock.patch.object(server, "pull_chunks", side_effect=failure):
+    with mock.patch.object(pulls.Pull, "prepare", side_effect=failure):
         response = sync.client.get("/taskUpdates")
     assert refused(response, 503) == {"status": "error",
                                       "error": "The database is unavailable, retry later."}
@@ -360,6 +378,40 @@ def test_throttle_rates_limit_pushes_and_pulls_per_client(sync):
     cache.clear()
 
 
+
+@pytest.fixture
+def empty_cache():
+    """The throttles' history (Django's cache), empty before and after the test."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.mark.usefixtures("empty_cache")
+@override_settings(PERSISTENCE_SYNC={"THROTTLE_RATES": {"pull": "2/min"}})
+def test_users_behind_one_address_are_throttled_each_on_their_own(sync, django_user_model):
+    from django.test import Client
+
+    bob = Client()  # the same address as the demo user's client: 127.0.0.1
+    bob.force_login(django_user_model.objects.create_user("bob"))
+    for _ in range(2):
+        assert sync.client.get("/projectUpdates").status_code == 200
+    for _ in range(2):
+        assert bob.get("/projectUpdates").status_code == 200
+    assert bob.get("/projectUpdates").status_code == 429
+    assert sync.client.get("/projectUpdates").status_code == 429
+
+
+@pytest.mark.usefixtures("empty_cache")
+@override_settings(PERSISTENCE_SYNC={"THROTTLE_RATES": {"push": "1/min", "pull": "1/hour"}})
+def test_a_throttled_request_says_when_to_come_back(sync):
+    assert post(sync, []).status_code == 200
+    assert sync.client.get("/taskUpdates").status_code == 200
+    push, pull = post(sync, []), sync.client.get("/taskUpdates")
+    assert (push.status_code, pull.status_code) == (429, 429)
+    assert 1 <= int(push["Retry-After"]) <= 60
+    assert 60 < int(pull["Retry-After"]) <= 3600
+
 @contextmanager
 def task_id_collation(collation):
     """The todo_task.id column with ``collation`` (MariaDB), as a user's table may have it."""
@@ -371,8 +423,8 @@ def task_id_collation(collation):
         [(foreign_key,)] = cursor.fetchall()
         cursor.execute(f"ALTER TABLE todo_task_tags DROP FOREIGN KEY {foreign_key}")
         cursor.execute(f"ALTER TABLE todo_task MODIFY id varchar(32) COLLATE {collation} NOT NULL")
-    server._exact_ids.clear()
-    server._collations.clear()
+    pushes._exact_ids.clear()
+    pulls._collations.clear()
     try:
         yield
     finally:
@@ -381,8 +433,8 @@ def task_id_collation(collation):
             cursor.execute("ALTER TABLE todo_task MODIFY id varchar(32) COLLATE utf8mb4_bin NOT NULL")
             cursor.execute(f"ALTER TABLE todo_task_tags ADD CONSTRAINT {foreign_key} "
                            "FOREIGN KEY (task_id) REFERENCES todo_task (id)")
-        server._exact_ids.clear()
-        server._collations.clear()
+        pushes._exact_ids.clear()
+        pulls._collations.clear()
 
 
 @pytest.mark.skipif(not MYSQL, reason="collations of MariaDB/MySQL")
@@ -407,7 +459,7 @@ def test_mariadb_default_collation_refuses_ids_differing_in_case(sync):
 @pytest.mark.django_db(transaction=True)
 def test_mariadb_nopad_binary_collation_keeps_every_id_apart(sync):
     with task_id_collation("utf8mb4_nopad_bin"):
-        assert server.exact_ids(Task, "default")
+        assert pushes.exact_ids(Task, "default")
         sync.push("taskUpdates", [{"id": i, "name": i} for i in ("A1", "a1", "A1 ")])
         assert {u["id"]: u["name"] for u in pulls_cleanly(sync)["updates"]} == {
             "A1": "A1", "a1": "a1", "A1 ": "A1 "}

@@ -11,7 +11,7 @@ from todo.models import Project, Task
 
 from persistence_sync.client import local, sync_all
 from persistence_sync.models import OutgoingPush, SyncState, Tombstone
-from tests.test_client import PROJECTS, SERVER, TASKS, FakeServer, run
+from tests.fakes import PROJECTS, SERVER, TASKS, FakeServer, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

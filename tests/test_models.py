@@ -233,3 +233,107 @@ def test_an_id_recreated_through_the_orm_forgets_its_tombstone(sync, recreate, m
     for start in (0, since):
         [update] = sync.pull(uri, since=start)["updates"]
         assert (update["id"], update["name"], "_removed" in update) == ("SAME", "second", False)
+
+
+# --- deletes of many rows: set-based, with Django's on_delete rules -------------------
+
+
+def test_a_queryset_delete_cascades_like_djangos_collector_and_leaves_tombstones(sync):
+    project = Project.objects.create(name="p")
+    tag = Tag.objects.create(name="home")
+    tasks = [Task.objects.create(name=f"t{n}", project=project) for n in range(3)]
+    for task in tasks:
+        task.tags.add(tag)
+    since = sync.pull("taskUpdates")["now"]
+    assert Project.objects.filter(pk=project.pk).delete() == (
+        7, {"todo.Project": 1, "todo.Task": 3, "todo.Task_tags": 3})
+    assert not Task.objects.exists() and Tag.objects.get() == tag
+    assert Task.tags.through.objects.count() == 0
+    removed = sync.pull("taskUpdates", since=since)["updates"]
+    assert sorted(u["id"] for u in removed if u["_removed"]) == sorted(t.pk for t in tasks)
+
+
+def test_set_null_links_of_a_queryset_delete_are_reset_and_stamped(sync):
+    from tests.testapp.models import Note
+
+    gadget = Gadget.objects.create(name="g")
+    Note.objects.create(id="N", owner="ann", gadget=gadget)
+    since = sync.client.get("/notes", HTTP_X_OWNER="ann").json()["now"]
+    Gadget.objects.filter(pk=gadget.pk).delete()
+    answer = sync.client.get("/notes", {"since": since}, HTTP_X_OWNER="ann").json()
+    assert [(u["id"], u["gadget"]) for u in answer["updates"]] == [("N", None)]
+
+
+def test_a_protected_relation_refuses_the_delete_whole():
+    from django.db.models import ProtectedError
+
+    from tests.testapp.models import Part
+
+    gadgets = [Gadget.objects.create(name=f"g{n}") for n in range(2)]
+    Part.objects.create(gadget=gadgets[1])
+    with pytest.raises(ProtectedError), transaction.atomic():
+        Gadget.objects.all().delete()
+    assert Gadget.objects.count() == 2 and not Tombstone.objects.exists()
+
+
+def test_a_delete_receiver_of_the_projects_still_hears_every_cascaded_object():
+    from django.db.models.signals import post_delete
+
+    heard = []
+
+    def receiver(sender, instance, **kwargs):
+        heard.append(instance.pk)
+
+    project = Project.objects.create(name="p")
+    tasks = [Task.objects.create(name=f"t{n}", project=project) for n in range(2)]
+    post_delete.connect(receiver, sender=Task)
+    try:
+        Project.objects.filter(pk=project.pk).delete()
+    finally:
+        post_delete.disconnect(receiver, sender=Task)
+    assert sorted(heard) == sorted(t.pk for t in tasks)
+    assert Tombstone.objects.filter(model="todo.task").count() == 2
+
+
+# --- deletes handed to Django's collector (a project's delete receiver, PROTECT, ...) ----
+
+
+@pytest.fixture
+def task_delete_receiver():
+    """A project's own post_delete receiver for Task: deletes reaching tasks go through
+    Django's collector, so that it runs."""
+    from django.db.models.signals import post_delete
+
+    heard = []
+
+    def receiver(sender, instance, **kwargs):
+        heard.append(instance.pk)
+
+    post_delete.connect(receiver, sender=Task)
+    yield heard
+    post_delete.disconnect(receiver, sender=Task)
+
+
+def test_a_removal_deleted_by_djangos_collector_carries_the_push_stamp(sync, task_delete_receiver):
+    """One tombstone per removed object, stamped like the rest of the push: its echo."""
+    project = Project.objects.create(name="p")
+    task = Task.objects.create(name="t", project=project)
+    since = sync.pull("projectUpdates")["now"]
+    now = sync.push("projectUpdates", [{"id": project.pk, "_removed": True}])["now"]
+    assert task_delete_receiver == [task.pk]
+    assert sync.pull("projectUpdates", since=since)["updates"] == [
+        {"id": project.pk, "_removed": True, "_lastChange": now}]
+
+
+def test_an_id_deleted_by_djangos_collector_then_again_leaves_its_second_removal(
+        sync, task_delete_receiver):
+    """What the collector path remembers (tombstones it wrote) lasts for that delete only."""
+    project = Project.objects.create(id="P", name="p")
+    Task.objects.create(name="t", project=project)
+    Project.objects.filter(pk="P").delete()
+    since = sync.pull("projectUpdates")["now"]
+    again = Project.objects.create(id="P", name="again")
+    again.delete()
+    assert sync.pull("projectUpdates", since=since)["updates"] == [
+        {"id": "P", "_removed": True,
+         "_lastChange": Tombstone.objects.get(model="todo.project").last_change}]

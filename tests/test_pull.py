@@ -112,6 +112,6 @@ def test_a_pull_whose_database_fails_answers_503_json(sync, monkeypatch):
     monkeypatch.setattr(clock, "committed_now_and_horizon", database_down)
     response = sync.client.get("/taskUpdates", {"since": 0})
     assert response.status_code == 503
-    assert response["Content-Type"] == "application/json"
+    assert response["Content-Type"] == "application/json" and response["Retry-After"] == "5"
     body = response.json()
     assert body["status"] == "error" and "retry later" in body["error"]

@@ -124,3 +124,53 @@ def test_paged_answers_are_streamed_too(sync, settings):
     assert response.streaming
     answer = json.loads(answer_bytes(response))
     assert len(answer["updates"]) == 20 and answer["more"] is True
+
+
+@pytest.mark.parametrize("cap", [0, 100])
+@pytest.mark.parametrize("compiled_once", [True, False])
+def test_a_paged_poll_answers_every_change_whether_read_by_id_or_by_stamp(
+        sync, monkeypatch, cap, compiled_once):
+    # A poll finding more than a few pages of changes reads in id order
+    # (Pull.reads_by_id); with cap=0 every paged poll does. Real stamps are
+    # beyond 32-bit integers: a comparison typed as one was dropped by Django
+    # on PostgreSQL and MariaDB, and the poll answered nothing new. Both ways
+    # of building the query: compiled once (persistence_sync.compiled), and
+    # by the ORM every time (a registration whose queryset reads the request).
+    from persistence_sync import compiled, pulls
+
+    monkeypatch.setattr(pulls, "POLL_PAGES", 0)
+    monkeypatch.setattr(pulls, "POLL_ROWS", cap)
+    if not compiled_once:
+        monkeypatch.setattr(compiled, "_shaped", lambda args: None)
+    push_tasks(sync, 4, prefix="OLD")
+    since = sync.pull("taskUpdates")["now"]
+    push_tasks(sync, 5, prefix="NEW")
+    Task.objects.filter(id="OLD0001").delete()
+    answers = pages(sync, since=since, limit=2)
+    assert ids(answers) == ["NEW0000", "NEW0001", "NEW0002", "NEW0003", "NEW0004", "OLD0001"]
+    assert answers[-1]["updates"][-1].get("_removed") is True
+
+
+def test_a_first_page_counts_its_window_and_every_page_names_the_user(sync):
+    """The "total" and "user" extensions: what a client needs for a progress bar and a
+    replica's owner, and nothing a classic (unpaged) pull carries."""
+    push_tasks(sync, 7)
+    Task.objects.create(id="T0003X", name="x").delete()  # a removal counts as an item
+    answers = pages(sync, limit=3)
+    assert answers[0]["total"] == 8 == len(ids(answers))
+    assert ["total" in answer for answer in answers] == [True, False, False]
+    assert {answer["user"] for answer in answers} == {"demo"}
+    classic = sync.pull("taskUpdates")
+    assert set(classic) == {"now", "updates"}
+    # A poll counts only what changed since its last pull.
+    Task.objects.filter(pk="T0001").update(name="again")
+    assert sync.pull("taskUpdates", since=answers[0]["now"], limit=3)["total"] == 1
+
+
+def test_the_total_is_the_requesters_own_window(sync):
+    from django.contrib.auth import get_user_model
+
+    push_tasks(sync, 4)
+    other = get_user_model().objects.create_user("other")
+    Task.objects.create(id="O1", name="not demo's", owner=other)
+    assert sync.pull("taskUpdates", limit=2)["total"] == 4

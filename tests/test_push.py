@@ -121,12 +121,14 @@ def test_a_relation_to_an_object_created_in_the_same_batch(sync):
     assert updates["child"]["parent"] == "root" and updates["root"]["parent"] is None
 
 
-def test_a_push_of_100000_small_objects_is_accepted_by_default(sync):
-    items = [{"id": f"{i:032X}", "name": f"task {i}", "done": i % 2 == 0} for i in range(100_000)]
-    body = json.dumps(items)
+def test_a_push_of_max_items_objects_is_accepted_by_default_and_one_more_is_not(sync):
+    items = [{"id": f"{i:032X}", "name": f"task {i}", "done": i % 2 == 0} for i in range(10_001)]
+    over = sync.client.post("/taskUpdates", data=json.dumps(items), content_type="application/json")
+    assert over.status_code == 413 and not Task.objects.exists()
+    body = json.dumps(items[:10_000])
     answer = sync.client.post("/taskUpdates", data=body, content_type="application/json")
     assert answer.status_code == 200, answer.content[:500]
-    assert Task.objects.count() == 100_000
+    assert Task.objects.count() == 10_000
     assert set(Task.objects.values_list("last_change", flat=True).distinct()) == {answer.json()["now"]}
 
 

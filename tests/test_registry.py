@@ -1,6 +1,7 @@
 """register() / unregister() / is_registered() and the options of a registration."""
 
 import inspect
+import json
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -10,13 +11,14 @@ from django.test.utils import isolate_apps
 from django.urls import include, path, resolve, reverse
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.throttling import BaseThrottle
-from todo.models import Project, Task
+from todo.models import Task
 
 import persistence_sync
 from persistence_sync import registry
 from persistence_sync.exceptions import RegistrationError
 from persistence_sync.models import SyncableModel, Tombstone
 from persistence_sync.registry import SyncRegistry
+from persistence_sync.routers import SyncRouter, default_router
 from tests.testapp.models import Gadget, Node, Note, Plain
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
@@ -82,16 +84,15 @@ def test_registrations_are_ordered_parents_before_children():
 
 
 def test_the_generated_view_is_named_after_its_model():
-    view = persistence_sync.get_registration(Task).view
-    assert view.view_class.__name__ == "TaskSyncView"
-    assert persistence_sync.get_registration(Project).view.view_class.__name__ == "ProjectSyncView"
+    assert resolve("/taskUpdates").func.view_class.__name__ == "TaskSyncView"
+    assert resolve("/projectUpdates").func.view_class.__name__ == "ProjectSyncView"
 
 
 def test_drf_classes_default_to_the_project_settings_and_can_be_set(sync, db):
-    view_class = persistence_sync.get_registration(Task).view.view_class
     from rest_framework.settings import api_settings
 
-    assert view_class().get_permissions()[0].__class__ in api_settings.DEFAULT_PERMISSION_CLASSES
+    assert list(registry.permission_classes_of(persistence_sync.get_registration(Task))) == list(
+        api_settings.DEFAULT_PERMISSION_CLASSES)
 
     class NoMore(BaseThrottle):
         def allow_request(self, request, view):
@@ -135,18 +136,35 @@ class TestVisibility:
         assert Note.objects.get().text == "b"
         assert not Tombstone.objects.exists()
 
-    def test_server_push_called_without_a_request_keeps_to_the_queryset(self, db):
-        # server.push is public: a task or view of the project's may call it
-        # with the queryset it is allowed, and no Access; the rule still holds.
-        from persistence_sync import server
+    @pytest.mark.parametrize("pushed", [
+        [{"id": "N1", "owner": "bob", "text": "for bob"}],  # created out of sight
+        [{"id": "A1", "owner": "bob"}],  # given away
+        [{"id": "N1", "owner": "ann"}, {"id": "A1", "owner": "bob"}],  # with a valid change
+    ])
+    def test_a_push_that_would_leave_the_requests_sight_is_refused_whole(self, sync, db, pushed):
+        """The queryset's own filter can only be applied once the rows are written: a refusal
+        then undoes the whole push, also inside a caller's transaction (a savepoint)."""
+        Note.objects.create(id="A1", owner="ann", text="a")
+        response = sync.client.post("/notes", json.dumps(pushed), content_type="application/json",
+                                    **self.headers("ann"))
+        assert response.status_code == 403
+        assert [error["id"] for error in response.json()["errors"]] == [pushed[-1]["id"]]
+        assert list(Note.objects.values_list("id", "owner", "text")) == [("A1", "ann", "a")]
+
+    def test_a_push_stored_without_a_request_keeps_to_the_queryset(self, db):
+        # pushes.push is public: a task or view of the project's may call it
+        # with the queryset it is allowed and no request; the rule still holds.
+        from persistence_sync import pushes
         from persistence_sync.exceptions import ProtocolError
+        from persistence_sync.scoping import Access
         from persistence_sync.serializers import parse_push
 
         Note.objects.create(id="B1", owner="bob", text="b")
         reg = persistence_sync.get_registration(Note)
         changes = parse_push([{"id": "B1", "text": "mine now"}], reg.codecs, 32)
+        access = Access(reg, None, queryset=Note.objects.filter(owner="ann"))
         with pytest.raises(ProtocolError) as refused:
-            server.push(reg, Note.objects.filter(owner="ann"), changes, "default")
+            pushes.push([pushes.Batch(reg, access, changes)], "default")
         assert refused.value.status_code == 403
         assert Note.objects.get().text == "b"
 
@@ -178,13 +196,19 @@ def test_the_package_root_re_exports_the_default_registrys_methods():
     assert "get_queryset(request)" in persistence_sync.register.__doc__
 
 
-def test_urls_are_cached_until_a_registration_changes(fresh_registry):
-    urls = fresh_registry.urls
-    assert fresh_registry.urls is urls
+def test_an_unknown_option_is_refused_with_the_valid_names():
     persistence_sync.unregister(Gadget)
-    assert "gadgets" not in [str(pattern.pattern) for pattern in fresh_registry.urls]
+    with pytest.raises(RegistrationError, match=r"unknown option\(s\) onwer; the options are: uri, "):
+        persistence_sync.register(Gadget, onwer="owner")
+
+
+def test_urls_are_cached_until_a_registration_changes(fresh_registry):
+    urls = default_router.urls
+    assert default_router.urls is urls
+    persistence_sync.unregister(Gadget)
+    assert "gadgets" not in [str(pattern.pattern) for pattern in default_router.urls]
     persistence_sync.register(Gadget, uri="gizmos")
-    assert "gizmos" in [str(pattern.pattern) for pattern in fresh_registry.urls]
+    assert "gizmos" in [str(pattern.pattern) for pattern in default_router.urls]
 
 
 def test_a_copy_is_independent_of_its_original(fresh_registry):
@@ -193,9 +217,9 @@ def test_a_copy_is_independent_of_its_original(fresh_registry):
     assert fresh_registry.is_registered(Gadget) and not copy.is_registered(Gadget)
 
 
-# A registry of its own, served like a DRF router's urls (this module is the URLconf).
+# A registry of its own, served by a router of its own (this module is the URLconf).
 separate = SyncRegistry()
-urlpatterns = [path("elsewhere/", include((separate.urls, "elsewhere")))]
+urlpatterns = [path("elsewhere/", include((SyncRouter(separate).urls, "elsewhere")))]
 
 
 @override_settings(ROOT_URLCONF=__name__)
@@ -208,6 +232,57 @@ def test_a_separate_registry_serves_a_later_registration(sync, db):
     finally:
         separate.unregister(Gadget)
     assert sync.client.get("/elsewhere/gadgets").status_code == 404
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_a_model_served_only_by_a_separate_registry_keeps_its_scope_end_to_end(db):
+    """Deletions and scoping follow a registration of a second registry, not only the default's."""
+    from django.contrib.auth.models import User
+
+    from tests.testapp.models import Memo
+
+    persistence_sync.unregister(Memo)  # now only the separate registry syncs it
+    separate.register(Memo, uri="memos", owner="owner")
+    try:
+        ann, bob = (User.objects.create_user(name) for name in ("ann", "bob"))
+        devices = {}
+        for user in (ann, bob):
+            devices[user] = Client()
+            devices[user].force_login(user)
+        pushed = devices[ann].post("/elsewhere/memos", '[{"id": "M1", "text": "mine"}]',
+                                   content_type="application/json")
+        assert pushed.status_code == 200 and Memo.objects.get().owner == ann
+        since = pushed.json()["now"]
+        Memo.objects.get().delete()  # the site's own code: its tombstone gets ann's scope
+        assert Tombstone.objects.get().scope == str(ann.pk)
+        removed = devices[ann].get("/elsewhere/memos", {"since": since}).json()["updates"]
+        assert removed == [{"id": "M1", "_removed": True, "_lastChange": removed[0]["_lastChange"]}]
+        assert devices[bob].get("/elsewhere/memos", {"since": since}).json()["updates"] == []
+    finally:
+        separate.unregister(Memo)
+
+
+def test_scope_values_are_computed_once_per_request(sync, db, monkeypatch):
+    from django.contrib.auth.models import Group
+
+    from tests.testapp import models as testapp
+
+    calls = []
+    real = testapp.teams_of
+
+    def counting(request):
+        calls.append(request.path)
+        return real(request)
+
+    persistence_sync.unregister(testapp.Board)
+    persistence_sync.register(testapp.Board, uri="boards", scope="team", scope_values=counting,
+                              fields=["team", "title"])
+    group = Group.objects.create(name="red")
+    sync.client.get("/boards", {"since": 0})
+    sync.client.post("/boards", f'[{{"id": "B1", "team": {group.pk}}}]',
+                     content_type="application/json")
+    sync.client.get("/watermelon", {"last_pulled_at": "null"})
+    assert calls == ["/boards", "/boards", "/watermelon"]
 
 
 @isolate_apps("tests.testapp")
@@ -231,9 +306,9 @@ def test_an_error_while_building_the_urls_is_shown_as_it_is(monkeypatch):
         raise AttributeError("'str' object has no attribute '_meta'")
 
     monkeypatch.setattr(SyncRegistry, "registrations", broken)
-    registry.default.invalidate_urls()
+    registry.default.changed()
     with pytest.raises(ImproperlyConfigured, match="'str' object has no attribute '_meta'"):
         resolve("/gadgets")
     monkeypatch.undo()
-    registry.default.invalidate_urls()
+    registry.default.changed()
     assert resolve("/gadgets").url_name == "testapp.gadget"

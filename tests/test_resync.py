@@ -1,17 +1,18 @@
 """The sync client's full resync after the remote pruned deletions (persistence_sync.client.resync).
 
-Through the public API, ``client.sync_all``, against tests.test_client's
+Through the public API, ``client.sync_all``, against tests.fakes'
 in-memory server, whose ``prune(url)`` drops its deletions and answers older
 pulls 410 like the real server (tests/test_retention.py tests that side).
 """
 
 import pytest
+from django.test import override_settings
 from todo.models import Project, Task
 
 from persistence_sync.client import sync_all
 from persistence_sync.exceptions import TransportError
 from persistence_sync.models import SyncState, Tombstone
-from tests.test_client import PROJECTS, SERVER, TASKS, FakeServer, run
+from tests.fakes import PROJECTS, SERVER, TASKS, FakeServer, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,3 +118,59 @@ def test_other_410s_are_errors_not_resyncs(server):
     result = by_model(sync_all(server_url=SERVER, models=["todo.project"], transport=server))[
         "todo.project"]
     assert "HTTP 410" in result.error and not Project.objects.filter(pk="P2").exists()
+
+
+def test_a_local_edit_of_the_object_stamped_at_the_last_pulls_now_is_no_conflict(server):
+    """The last pull's ``now`` is the stamp of its newest object: that value was seen."""
+    server.put(TASKS, "OTHER", name="other", done=False, project=None)
+    server.put(TASKS, "NEWEST", name="base", done=False, project=None)
+    run(server, models=["todo.task"])
+    assert SyncState.objects.get(model="todo.task").server_date == \
+        server.objects[TASKS]["NEWEST"]["_lastChange"]
+    Task.objects.filter(pk="NEWEST").update(name="edited here")
+    server.delete(TASKS, "OTHER")
+    server.prune(TASKS)
+    result = run(server, "prefer-remote", models=["todo.task"])["todo.task"]
+    assert result.resynced and result.conflicts == [] and result.pushed == 1
+    assert Task.objects.get(pk="NEWEST").name == "edited here"
+    assert server.values(TASKS, "NEWEST")["name"] == "edited here"
+    assert not Task.objects.filter(pk="OTHER").exists()
+
+
+def test_an_object_created_here_while_a_resync_decides_is_kept_and_pushed(offline_replica):
+    server = offline_replica
+    server.put(TASKS, "KEEP", name="changed there", done=False, project="P1")
+    Task.objects.filter(pk="KEEP").update(name="changed here")  # a conflict: the handler runs
+
+    def create_while_deciding(conflicts, updates_to_push):
+        # Another process writes while syncall decides (the handler is called then).
+        Task.objects.create(id="LATE", name="created meanwhile", project_id="P1")
+
+    result = run(server, create_while_deciding, models=["todo.task"])["todo.task"]
+    assert result.resynced and [c["id"] for c in result.conflicts] == ["KEEP"]
+    assert Task.objects.get(pk="LATE").name == "created meanwhile"
+    assert "LATE" not in server.objects[TASKS]
+    again = run(server, models=["todo.task"])["todo.task"]
+    assert again.pushed == 1 and server.values(TASKS, "LATE")["name"] == "created meanwhile"
+    assert Task.objects.filter(pk="LATE").exists()
+
+
+@override_settings(PERSISTENCE_SYNC={"PULL_PAGE_SIZE": 2})
+def test_a_resync_after_an_interrupted_paged_pull_starts_from_the_first_page(server):
+    for n in range(6):
+        server.put(TASKS, f"T{n}", name=f"v1 {n}", done=False, project=None)
+    run(server, models=["todo.task"])
+    for n in range(6):
+        server.put(TASKS, f"T{n}", name=f"v2 {n}", done=False, project=None)
+    server.fail_after_pages = len(server.pages) + 2  # the projects' page, then one of tasks
+    failed = sync_all(server_url=SERVER, models=["todo.task"], transport=server)
+    assert not any(result.ok for result in failed)
+    state = SyncState.objects.get(model="todo.task")
+    assert state.page_after == "T1"  # the first page is written; the pull stopped after it
+    server.fail_after_pages = None
+    server.delete(TASKS, "T5")
+    server.prune(TASKS)  # the resumed pull's since is now older than the horizon
+    result = run(server, models=["todo.task"])["todo.task"]
+    assert result.resynced
+    assert dict(Task.objects.values_list("pk", "name")) == {f"T{n}": f"v2 {n}" for n in range(5)}
+    assert set(server.objects[TASKS]) == {f"T{n}" for n in range(5)}

@@ -193,6 +193,13 @@ class TestOwner:
         assert response.status_code in (401, 403) and response.json()["status"] == "error"
         assert not Memo.objects.exists()
 
+    def test_anonymous_requests_to_a_shared_scope_are_refused_too(self):
+        """A scope= model's values come from the user: an anonymous request has none, and
+        is told to log in rather than answered an empty (and misleading) pull."""
+        anonymous = Client()
+        response = anonymous.get("/boards")
+        assert response.status_code in (401, 403) and response.json()["status"] == "error"
+
     def test_perform_write_sets_server_values(self, ann, users):
         team = Group.objects.create(name="red")
         users[0].groups.add(team)
@@ -293,6 +300,51 @@ class TestTeams:
         bob_user.groups.remove(red)
         assert ids(bob.pull("boards"), removed=True) == ["R1", "R2"]
 
+    def test_a_user_who_leaves_a_team_and_rejoins_gets_its_objects_back_on_every_device(
+            self, users, teams):
+        ann_user, bob_user, _ = users
+        red, _ = teams
+        Device(ann_user).push("boards", [{"id": "R1", "team": red.pk}, {"id": "R2", "team": red.pk}])
+        phone, laptop = Device(bob_user), Device(bob_user)
+        phone.pull("boards")
+        laptop.pull("boards")
+        bob_user.groups.remove(red)
+        assert ids(phone.pull("boards"), removed=True) == ["R1", "R2"]  # the phone drops them
+        bob_user.groups.add(red)  # and bob is back in red
+        assert ids(phone.pull("boards")) == ["R1", "R2"]
+        assert phone.pull("boards") == []  # once
+        # The laptop, away meanwhile, holds them still: it gets them again, and no removal.
+        assert [(u["id"], u.get("_removed")) for u in laptop.pull("boards")] == [
+            ("R1", None), ("R2", None)]
+
+    def test_leaving_a_team_names_no_object_of_a_team_the_user_is_not_in(self, users, teams):
+        ann_user, bob_user, _ = users
+        red, blue = teams  # bob is in red only
+        ann = Device(ann_user)
+        ann.push("boards", [{"id": "R1", "team": red.pk}, {"id": "U1", "team": blue.pk},
+                            {"id": "U2", "team": blue.pk}])
+        bob = Device(bob_user)
+        bob.pull("boards")
+        ann.push("boards", [{"id": "U1", "_removed": True}])  # deleted in blue
+        Board.objects.filter(id="U2").update(team=None)  # moved out of blue
+        bob_user.groups.remove(red)
+        assert [(u["id"], u.get("_removed")) for u in bob.pull("boards")] == [("R1", True)]
+
+    def test_a_device_away_when_the_user_left_a_team_learns_nothing_done_there_since(
+            self, users, teams):
+        ann_user, bob_user, _ = users
+        red, _ = teams
+        ann = Device(ann_user)
+        ann.push("boards", [{"id": "R1", "team": red.pk}])
+        phone, laptop = Device(bob_user), Device(bob_user)
+        phone.pull("boards")
+        laptop.pull("boards")
+        bob_user.groups.remove(red)
+        assert ids(phone.pull("boards"), removed=True) == ["R1"]  # the revocation is recorded
+        ann.push("boards", [{"id": "R2", "team": red.pk}])
+        ann.push("boards", [{"id": "R2", "_removed": True}])  # created and deleted after it
+        assert [(u["id"], u.get("_removed")) for u in laptop.pull("boards")] == [("R1", True)]
+
 
 @pytest.mark.usefixtures("fresh_registry")
 def test_the_owner_need_not_be_a_synced_field(ann, bob):
@@ -336,9 +388,14 @@ class TestStreamedAndPaged:
             response = device.client.get(f"/{uri}", params, **device.headers)
             assert response.status_code == 200
             body = json.loads(answer_bytes(response))
+            if pages == 0:
+                total = body["total"]
             items += body["updates"]
             pages += 1
             if not body["more"]:
+                # The first page's count: every object and removal the pages held,
+                # grants and revocations among them.
+                assert total == len(items)
                 return items, pages, body["now"]
             params.update(now=body["now"], after=body["updates"][-1]["id"])
 
@@ -373,7 +430,7 @@ class TestStreamedAndPaged:
         assert [u["id"] for u in items] == ["R0", "U0", "U1", "U2", "U3", "U4"]
         assert pages == 3
 
-    def test_a_revocation_is_answered_whole_in_id_order(self, users, teams):
+    def test_a_revocation_is_paged_in_id_order_like_every_change(self, users, teams):
         ann_user, bob_user, _ = users
         red, blue = teams
         ann, bob = Device(ann_user), Device(bob_user)
@@ -384,10 +441,10 @@ class TestStreamedAndPaged:
         ann.push("boards", [{"id": "R2", "_removed": True}, {"id": "R3", "team": red.pk}])
         bob_user.groups.remove(blue)
         items, pages, now = self.pull_pages(bob, "boards", since)
-        assert pages == 1  # more: false, whatever the limit
+        assert pages == 3  # limit bounds every answer, revocations included
         assert [(u["id"], bool(u.get("_removed"))) for u in items] == [
             ("R2", True), ("R3", False), ("U0", True), ("U1", True), ("U2", True), ("U3", True)]
-        # The next pull is streamed and paged again.
+        # The next pull holds what changed since.
         ann.push("boards", [{"id": f"R{n}", "team": red.pk} for n in range(4, 9)])
         items, pages, _ = self.pull_pages(bob, "boards", now)
         assert [u["id"] for u in items] == ["R4", "R5", "R6", "R7", "R8"] and pages == 3

@@ -8,7 +8,7 @@ talks HTTP to it. This module holds everything those tests share with
 * **scratch databases** -- :func:`scratch_database` creates a database of its
   own on SQLite, PostgreSQL or MariaDB, migrates it and drops it afterwards;
   :func:`site_env` is the environment pointing the site at a database;
-* **servers** -- :func:`gunicorn` and :func:`runserver` start the site on a
+* **servers** -- :func:`gunicorn`, :func:`uvicorn` and :func:`runserver` start the site on a
   :func:`free_port`, :func:`wait_until_serving` and stop it, yielding a
   :class:`Server` whose log survives the stop;
 * **the load** -- :func:`run_load` runs writer processes (HTTP pushes of Tasks
@@ -245,6 +245,30 @@ def gunicorn(env, workers=4, extra_env=None):
     ]  # fmt: skip
     with serve(command, port, {**env, **(extra_env or {})}) as server:
         yield server
+
+
+@contextlib.contextmanager
+def uvicorn(env, port=None, extra_env=None):
+    """Serve the example site (pages, sync endpoints, change feed) with one uvicorn process.
+
+    ``port``: a given one (a restarted feed on its old address), else a free one.
+    """
+    port = port or free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "testproject.asgi:application", "--app-dir", str(SITE),
+        "--host", "127.0.0.1", "--port", str(port), "--timeout-graceful-shutdown", "1",
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    with serve(command, port, {**env, **(extra_env or {})}) as server:
+        yield server
+
+
+def require_uvicorn():
+    """Skip the calling test when uvicorn is not installed."""
+    import pytest
+
+    if importlib.util.find_spec("uvicorn") is None:
+        pytest.skip("uvicorn is not installed: pip install -e '.[live]'")
 
 
 @contextlib.contextmanager

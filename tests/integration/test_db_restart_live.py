@@ -1,4 +1,4 @@
-"""The database goes away in the middle of a push (PostgreSQL only).
+"""The database goes away in the middle of a push, or refuses every connection (PostgreSQL only).
 
 A restart, a failover or an administrator ending sessions all look the same
 to the server: its connection dies while a push is half-way through its
@@ -10,8 +10,17 @@ so the push stops on that row after writing the objects before it, then
 terminates every connection of the gunicorn processes (found by their
 ``application_name``, the scratch database's name, which no parallel run
 shares) with ``pg_terminate_backend``.
+
+The second test makes the database refuse new connections
+(``ALLOW_CONNECTIONS false``, on the scratch database alone) and ends the
+server's: every signed-in request then fails at its first step,
+authentication, which reads the database before any view code runs. Each
+must still get the protocol's JSON 503 with ``Retry-After`` (issue 20).
 """
 
+import contextlib
+import subprocess
+import sys
 import threading
 import time
 
@@ -73,7 +82,8 @@ def wait_for_blocked_push(env, timeout=20):
 
 
 def terminate_server_connections(env):
-    with connect(env) as connection:
+    # From the server's maintenance database: the scratch one may refuse connections.
+    with live.admin_connection(env) as connection:
         killed = connection.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
             [app_name(env)],
@@ -122,3 +132,63 @@ def test_a_push_cut_off_by_the_database_stores_nothing_and_a_retry_succeeds(site
     pulled = requests.get(url, params={"since": before[2]}, timeout=30,
                           auth=live.DEMO_AUTH).json()
     assert pulled["now"] == stamp and len(pulled["updates"]) == 3001
+
+
+@contextlib.contextmanager
+def connections_refused(env):
+    """The scratch database refuses every connection (the server's are ended) until the block ends."""
+    name = env["PS_DB_NAME"]
+    live.run_admin_sql(env, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false', "")
+    try:
+        terminate_server_connections(env)
+        yield
+    finally:
+        live.run_admin_sql(env, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true', "")
+
+
+def demo_token(env):
+    """A DRF token of the demo user, made by the site's own command."""
+    made = subprocess.run([sys.executable, "manage.py", "drf_create_token", "demo"],
+                          cwd=live.SITE, env=live.process_env(env), capture_output=True,
+                          text=True, check=True)
+    return made.stdout.split()[2]  # "Generated token <key> for user demo"
+
+
+# (method, path, body) of each endpoint of both protocols
+REQUESTS = [
+    ("GET", "/taskUpdates?since=0", None),
+    ("POST", "/taskUpdates", [{"id": "REFUSED", "name": "never stored"}]),
+    ("GET", "/watermelon?last_pulled_at=null&schema_version=1", None),
+    ("POST", "/watermelon?last_pulled_at=0",
+     {"tasks": {"created": [{"id": "REFUSED2", "name": "never stored"}], "updated": [],
+                "deleted": []}}),
+]
+
+
+def test_signed_in_requests_get_json_503_while_the_database_refuses_connections(site):
+    server, env = site
+    session = live.demo_session(server.url)
+    token = requests.Session()
+    token.headers["Authorization"] = f"Token {demo_token(env)}"
+    basic = requests.Session()
+    basic.auth = live.DEMO_AUTH
+    clients = {"session": session, "token": token, "basic": basic}
+    for client in clients.values():  # signed in, while the database is here
+        assert client.post(f"{server.url}/taskUpdates", json=[], timeout=30).status_code == 200
+    before = stored(env)
+    with connections_refused(env):
+        answers = {(auth, method, path): client.request(method, server.url + path, json=body,
+                                                        timeout=30)
+                   for auth, client in clients.items() for method, path, body in REQUESTS}
+    for request, response in answers.items():
+        assert response.status_code == 503, (request, response.text[:300])
+        assert response.headers["Content-Type"] == "application/json", request
+        assert int(response.headers["Retry-After"]) > 0, request
+        assert response.json()["status"] == "error", request
+    assert stored(env) == before, "a request refused by the database left something behind"
+    # The database is back: each client is signed in again, and each request succeeds.
+    for client in clients.values():
+        assert client.get(f"{server.url}/taskUpdates?since=0", timeout=30).status_code == 200
+    for method, path, body in REQUESTS:
+        assert token.request(method, server.url + path, json=body,
+                             timeout=30).status_code == 200, (method, path)

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from todo.models import Project, Task
 
 from persistence_sync.models import Tombstone
+from tests.fakes import AnswerDroppingProxy
 from tests.integration import browser
 from tests.integration.watermelon import WatermelonDevice
 
@@ -34,8 +35,8 @@ def device(live_server):
     browser.demo_user_with_password()
     devices = []
 
-    def new_device(headers=DEMO):
-        devices.append(WatermelonDevice(live_server.url + "/watermelon", headers=headers))
+    def new_device(headers=DEMO, url=None):
+        devices.append(WatermelonDevice(url or live_server.url + "/watermelon", headers=headers))
         return devices[-1]
 
     yield new_device
@@ -181,3 +182,29 @@ def test_an_object_moved_to_another_user_leaves_the_device_and_reaches_theirs(de
     assert Task.objects.get(pk=made).owner == bob and Task.objects.get(pk=laundry.pk).done
     assert set(device_tasks(phone)) == {dishes.pk}
     assert set(device_tasks(bobs_phone)) == {laundry.pk, made}
+
+
+def test_a_push_whose_answer_was_lost_never_overwrites_a_later_change(device, live_server):
+    """The real client and the docs' pushChanges: a push id, and the unanswered ones named.
+
+    WatermelonDB keeps a change whose push failed and pushes it again after
+    its next pull. Had the lost push been stored, that repeat would overwrite
+    what another client wrote and was told was stored in between.
+    """
+    proxy = AnswerDroppingProxy(int(live_server.url.rsplit(":", 1)[1]))
+    try:
+        phone = device(url=proxy.address + "/watermelon")
+        task = Task.objects.create(name="Dishes")
+        assert phone.sync()["ok"]
+        phone.update("tasks", task.pk, name="Dishes, done")
+        proxy.drop_posts = 1
+        assert phone.sync()["ok"] is False and proxy.dropped == 1
+        assert Task.objects.get(pk=task.pk).name == "Dishes, done"  # stored; the phone cannot know
+        later = push_classic(live_server, "taskUpdates", [{"id": task.pk, "name": "Dishes, by Bob"}])
+        assert later["status"] == "ok"  # acknowledged after the lost push
+        assert phone.sync()["ok"]  # pulls Bob's name, keeps its own change, pushes it again
+        assert Task.objects.get(pk=task.pk).name == "Dishes, by Bob"
+        assert phone.sync()["ok"]  # and pulls the server's value back: both sides agree
+        assert device_tasks(phone)[task.pk]["name"] == "Dishes, by Bob"
+    finally:
+        proxy.close()

@@ -20,6 +20,7 @@ const req = (name) => require(path.join(modules, name))
 const { Database, Model, appSchema, tableSchema } = req('@nozbe/watermelondb')
 const LokiJSAdapter = req('@nozbe/watermelondb/adapters/lokijs').default
 const { synchronize } = req('@nozbe/watermelondb/sync')
+const { randomId } = req('@nozbe/watermelondb/utils/common')
 
 const tableNames = Object.keys(config.schema.tables)
 const schema = appSchema({
@@ -56,6 +57,7 @@ async function pullPages(query, pageSize) {
       for (const part of ['created', 'updated', 'deleted']) into[part].push(...parts[part])
     }
     merged.timestamp = page.timestamp
+    merged.experimentalStrategy = page.experimentalStrategy
     merged.pages = (merged.pages || 0) + 1
     if (!page.hasMore) return merged
     cursor = page.cursor
@@ -72,12 +74,22 @@ async function sync(pageSize) {
         `&migration=${encodeURIComponent(JSON.stringify(migration))}`
       const answer = pageSize ? await pullPages(query, pageSize) : await call(`${config.url}?${query}`)
       lastPages = answer.pages || 1
-      return { changes: answer.changes, timestamp: answer.timestamp }
+      // A table whose deletions the server pruned comes whole, to replace the device's copy.
+      const { changes, timestamp, experimentalStrategy } = answer
+      return { changes, timestamp, experimentalStrategy }
     },
+    // As docs/watermelon.md tells apps: each push carries an id, and names the pushes
+    // whose answer never came, so that the server does not store their values again.
     pushChanges: async ({ changes, lastPulledAt }) => {
+      const unanswered = (await database.localStorage.get('syncUnanswered')) || []
+      const pushId = randomId()
+      await database.localStorage.set('syncUnanswered', [...unanswered, pushId].slice(-20))
+      const headers = { 'Content-Type': 'application/json', 'X-Sync-Push-Id': pushId }
+      if (unanswered.length) headers['X-Sync-Unanswered'] = unanswered.join(',')
       await call(`${config.url}?last_pulled_at=${lastPulledAt}`, {
-        method: 'POST', body: JSON.stringify(changes), headers: { 'Content-Type': 'application/json' },
+        method: 'POST', body: JSON.stringify(changes), headers,
       })
+      await database.localStorage.set('syncUnanswered', [])
     },
   })
 }

@@ -64,7 +64,8 @@ class Memo(SyncableModel):
     reviewed = models.BooleanField(default=False)  # read-only for clients
 
     class Meta:
-        indexes = [models.Index(fields=["owner", "id"], name="memo_owner_id")]  # check W004
+        indexes = [models.Index(fields=["owner", "id"], name="memo_owner_id"),  # check W004
+                   models.Index(fields=["owner", "last_change"], name="memo_owner_stamp")]
 
 
 class Comment(SyncableModel):
@@ -75,7 +76,8 @@ class Comment(SyncableModel):
     text = models.TextField(blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["owner", "id"], name="comment_owner_id")]
+        indexes = [models.Index(fields=["owner", "id"], name="comment_owner_id"),
+                   models.Index(fields=["owner", "last_change"], name="comment_owner_stamp")]
 
 
 class Board(SyncableModel):
@@ -86,7 +88,8 @@ class Board(SyncableModel):
     edited_by = models.CharField(max_length=150, blank=True)  # set by perform_write
 
     class Meta:
-        indexes = [models.Index(fields=["team", "id"], name="board_team_id")]
+        indexes = [models.Index(fields=["team", "id"], name="board_team_id"),
+                   models.Index(fields=["team", "last_change"], name="board_team_stamp")]
 
 
 def teams_of(request):
@@ -102,3 +105,9 @@ persistence_sync.register(Memo, uri="memos", owner="owner", read_only_fields=["r
 persistence_sync.register(Comment, uri="comments", owner="owner")
 persistence_sync.register(Board, uri="boards", scope="team", scope_values=teams_of,
                           fields=["team", "title"], perform_write=record_editor)
+
+
+class Part(models.Model):
+    """Holds on to its gadget (on_delete=PROTECT): deleting the gadget is refused."""
+
+    gadget = models.ForeignKey(Gadget, on_delete=models.PROTECT)
