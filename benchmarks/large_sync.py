@@ -13,6 +13,10 @@ throw-away database with N objects and prints, medians of ``--repeat`` runs:
   sizes are printed);
 * paged pull (pages of ``MAX_PAGE_SIZE``) vs. the same floor;
 * incremental pull of 1,000 changed objects vs. the floor's query of them;
+* polls (what changed since the last pull) of 10 changes and of 1% of the
+  N rows, for the same table served with ``owner=``, ``scope=`` and
+  unscoped, each against its floor, the 1% one per object against the full
+  pull (issue 23: 10 changes under 10 ms, 1% within 3x per object, at 1M);
 * push of 10,000 new objects through the view vs. one raw upsert transaction
   (``bulk_create(update_conflicts=True)``) of the same rows;
 * the server's memory: RSS growth of a process that serves one full pull of
@@ -26,7 +30,7 @@ throw-away database with N objects and prints, medians of ``--repeat`` runs:
   replica's database alone takes to store the N rows (one ``INSERT ...
   SELECT`` from a copy: indexes and foreign-key checks, no Python).
 
-The targets of issue #11 are printed next to the figures. Absolute times
+The targets of issues #11 and #23 are printed next to the figures. Absolute times
 depend on the machine; only the ratios mean something.
 """
 
@@ -44,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"full pull": 1.5, "paged pull": None, "incremental pull": None, "push 10k": 2.0,
            "syncall initial": 3.0}
 RSS_TARGET_MB = 64
+POLL_TARGET_S, POLL_PER_OBJECT_TARGET = 0.010, 3.0  # issue 23, at 1,000,000 rows
 PUSH_SIZE = 10_000
 CHANGED = 1_000
 
@@ -212,6 +217,76 @@ def measure(n, repeat):
     return figures
 
 
+def poll_figures(n, repeat):
+    """Polls of 10 changes and of 1% of the N rows, for each kind of registration.
+
+    The same Task table served three ways: with ``owner=`` (the example
+    site's registration), ``scope=`` (the owner's id as the request's scope
+    value) and unscoped. Each poll is timed through its endpoint, in-process,
+    against the floor (one indexed query of the changed rows, encoded by
+    orjson), and the 1% poll's cost per object against the full pull's.
+    Returns ``{kind: {label: (seconds, floor seconds, objects)}}``.
+    """
+    from django.contrib.auth import get_user_model
+    from django.db.models import QuerySet
+    from django.test import RequestFactory
+    from rest_framework.test import force_authenticate
+    from todo.models import Task, demo_owner
+
+    from persistence_sync.classic import endpoint_class
+    from persistence_sync.clock import Clock
+    from persistence_sync.endpoints import as_view
+    from persistence_sync.registry import SyncRegistry, default
+
+    user = get_user_model()._default_manager.get(pk=demo_owner())
+    fields = default.get_registration(Task).fields
+    others = SyncRegistry()  # not served: only called here
+    kinds = {"owner=": default.get_registration(Task),
+             "scope=": others.get_registration(others.register(
+                 Task, uri="scoped", fields=fields, scope="owner",
+                 scope_values=lambda request: [request.user.pk])),
+             "unscoped": None}
+    others_unscoped = SyncRegistry()
+    kinds["unscoped"] = others_unscoped.get_registration(
+        others_unscoped.register(Task, uri="plain", fields=fields))
+    factory = RequestFactory()
+
+    def view_of(registration, registry):
+        return as_view(endpoint_class(registration, registry))
+
+    views = {"owner=": view_of(kinds["owner="], default),
+             "scope=": view_of(kinds["scope="], others),
+             "unscoped": view_of(kinds["unscoped"], others_unscoped)}
+
+    def pull(kind, since):
+        request = factory.get("/x", {"since": since})
+        force_authenticate(request, user)
+        response = views[kind](request)
+        assert response.status_code == 200, response.content[:300]
+        return consume(response)
+
+    for kind in views:  # a first sync each: the scope= one records its grant (a tick)
+        pull(kind, 0)
+    clock = Clock.objects.get(model="todo.task").value
+    figures: dict = {kind: {} for kind in views}
+    for label, count in (("poll of 10 changes", 10), ("poll of 1% changed", max(1, n // 100))):
+        step = max(1, n // count)
+        changed = [f"{i:032X}" for i in range(step // 2, n, step)][:count]
+        since, clock = clock, clock + 1
+        QuerySet(Task).filter(pk__in=changed).update(last_change=clock, name="polled")
+        Clock.objects.filter(model="todo.task").update(value=clock)
+        analyze()
+        for kind in views:
+            pull(kind, since)  # warm: the registration's codecs, the plan cache
+            figures[kind][label] = (
+                median_time(lambda kind=kind, since=since: pull(kind, since), repeat),
+                median_time(lambda since=since: floor_pull(since), repeat), len(changed))
+    for kind in views:
+        figures[kind]["full pull"] = (median_time(lambda kind=kind: pull(kind, 0), repeat),
+                                      median_time(lambda: floor_pull(-1), repeat), n)
+    return figures
+
+
 def rss_kb(field):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -328,7 +403,7 @@ def replica_writes_alone(model):
     return run
 
 
-def run_database(db, sizes, repeat):
+def run_database(db, sizes, repeat, polls_only=False):
     setup_django(db)
     from django.db import connection
 
@@ -336,8 +411,15 @@ def run_database(db, sizes, repeat):
     test_name = connection.settings_dict["NAME"]
     try:
         for n in sizes:
+            if polls_only:
+                fill(n)
+                polls = poll_figures(n, repeat)
+                print(f"\n{db}, N = {n:,}")
+                report_polls(polls)
+                continue
             figures = measure(n, repeat)
             fill(n)
+            polls = poll_figures(n, repeat)
             floor_bytes = floor_pull(-1)  # the same answer? (ids, values and stamps)
             connection.close()  # let the measuring process see the committed rows
             rss = rss_growth(db, test_name)
@@ -345,6 +427,7 @@ def run_database(db, sizes, repeat):
             assert synced["objects"] == n, synced
             figures["syncall initial"] = (synced["syncall"], synced["pull"])
             report(db, n, figures, rss, synced, floor_bytes)
+            report_polls(polls)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
@@ -370,11 +453,32 @@ def report(db, n, figures, rss, synced, floor_bytes):
           "(bounded by PULL_PAGE_SIZE, not N)")
 
 
+def report_polls(polls):
+    """Each kind's polls: time, floor, and cost per object against the full pull's."""
+    print("  polls (what changed since the last pull), per kind of registration:")
+    for kind, figures in polls.items():
+        full, _, n = figures["full pull"]
+        for label, (taken, floor, count) in figures.items():
+            line = (f"    {kind:<9} {label:<20} {taken * 1000:9.1f} ms  floor {floor * 1000:8.1f} ms"
+                    f" = {taken / floor:5.2f}x")
+            if label == "poll of 10 changes":
+                verdict = "ok" if taken < POLL_TARGET_S else "OVER"
+                line += f"  target < {POLL_TARGET_S * 1000:.0f} ms  {verdict}"
+            elif label == "poll of 1% changed":
+                per_object = (taken / count) / (full / n)
+                verdict = "ok" if per_object <= POLL_PER_OBJECT_TARGET else "OVER"
+                line += (f"  {per_object:5.2f}x the full pull's cost per object"
+                         f"  target <= {POLL_PER_OBJECT_TARGET:g}x  {verdict}")
+            print(line)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="sqlite", help="comma-separated: sqlite,postgresql,mysql")
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated object counts")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--polls-only", action="store_true",
+                        help="only the polls of each kind of registration (quicker at 1M)")
     parser.add_argument("--rss-of", help=argparse.SUPPRESS)  # internal: the measuring process
     parser.add_argument("--syncall-from", help=argparse.SUPPRESS)  # internal: the client process
     args = parser.parse_args()
@@ -391,9 +495,10 @@ def main():
     for db in dbs:
         if len(dbs) > 1:  # one database per process: Django's settings are global
             subprocess.run([sys.executable, __file__, "--db", db, "--sizes", args.sizes,
-                            "--repeat", str(args.repeat)], check=True)
+                            "--repeat", str(args.repeat),
+                            *(["--polls-only"] if args.polls_only else [])], check=True)
         else:
-            run_database(db, sizes, args.repeat)
+            run_database(db, sizes, args.repeat, args.polls_only)
 
 
 if __name__ == "__main__":

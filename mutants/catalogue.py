@@ -14,7 +14,11 @@ skipped, unscored, unless ``--server`` names it.
 
 Homes: the constants below name each core module once; a mutant's name
 starts with its area (``clock-``, ``pull-``, ``push-``, ``receipt-``,
-``scope-``, ``wire-``, ``models-``, ``chunks-``, ``client-``).
+``scope-``, ``wire-``, ``models-``, ``chunks-``, ``view-``, ``endpoint-``,
+``classic-``, ``watermelon-``, ``deletion-``, ``limits-``, ``retention-``,
+``client-``, ``transport-``, ``resync-``). An area is the behaviour, not the
+file: a mutant keeps its name when its code moves (``watermelon-page-full-at-the-limit``
+now lives in pulls.py, which pages both protocols).
 """
 
 from dataclasses import dataclass
@@ -33,19 +37,29 @@ class Mutant:
 
 
 CLOCK = "persistence_sync/clock.py"
-SERVER = "persistence_sync/server.py"
+PULLS = "persistence_sync/pulls.py"
+PUSHES = "persistence_sync/pushes.py"
+RECEIPTS = "persistence_sync/receipts.py"
+ENDPOINTS = "persistence_sync/endpoints.py"
+CLASSIC = "persistence_sync/classic.py"
+DELETION = "persistence_sync/deletion.py"
+BULK = "persistence_sync/bulk.py"
 SCOPING = "persistence_sync/scoping.py"
 SERIALIZERS = "persistence_sync/serializers.py"
 MODELS = "persistence_sync/models.py"
 DB = "persistence_sync/db.py"
-VIEWS = "persistence_sync/views.py"
-CLIENT = "persistence_sync/client/__init__.py"  # the sync's steps
+CLIENT = "persistence_sync/client/sync.py"  # the sync's steps
 CLIENT_DECISIONS = "persistence_sync/client/planner.py"
 CLIENT_LOCAL = "persistence_sync/client/local.py"
 CONFLICTS = "persistence_sync/client/conflicts.py"
+WATERMELON = "persistence_sync/watermelon.py"
+LIMITS = "persistence_sync/limits.py"
+RETENTION = "persistence_sync/retention.py"
+TRANSPORT = "persistence_sync/client/transport.py"
+RESYNC = "persistence_sync/client/resync.py"
 
 T_CLOCK = ("tests/test_clock.py",)
-T_CLIENT = ("tests/test_client.py", "tests/test_lost_writes.py")
+T_CLIENT = ("tests/test_client.py", "tests/test_lost_writes.py", "tests/test_split_push.py")
 T_PULL = ("tests/test_pull.py", "tests/test_pull_paging.py", "tests/test_concurrency.py")
 T_PAGING = ("tests/test_pull_paging.py",)
 T_PUSH = ("tests/test_push.py", "tests/test_push_errors.py")
@@ -54,6 +68,12 @@ T_RECEIPTS = ("tests/test_idempotent_push.py", "tests/test_concurrency.py")
 T_SCOPING = ("tests/test_scoping.py",)
 T_MODELS = ("tests/test_models.py",)
 T_VALUES = ("tests/test_values.py",)
+T_WATERMELON = ("tests/test_watermelon.py",)
+T_LIMITS = ("tests/test_limits.py", "tests/test_hostile_input.py")
+T_RETENTION = ("tests/test_retention.py",)
+T_WIRE = ("tests/test_client_wire.py", "tests/test_client_secrets.py", "tests/test_client.py")
+T_RESYNC = ("tests/test_resync.py",)
+T_HOSTILE = ("tests/test_hostile_input.py",)
 
 MUTANTS = [
     # --- clock.py: stamps and the snapshot ---------------------------------------------
@@ -100,119 +120,130 @@ MUTANTS = [
            "the `fresh` flag looks redundant inside the sync's block: a merged local "
            "change is then stamped as taken from the remote and never pushed", tests=T_CLIENT),
     Mutant("clock-catch-up-skipped", CLOCK,
-           "    if lagging:\n        with transaction.atomic(using=using):",
-           "    if False:\n        with transaction.atomic(using=using):",
+           "    if lagging:\n        with transaction.atomic(using=using), lock_timeout(using, timeout):",
+           "    if False:\n        with transaction.atomic(using=using), lock_timeout(using, timeout):",
            "the latest clock looks enough for a multi-model pull: an idle model's "
            "writer may still commit a stamp below it", tests=("tests/test_watermelon.py",)),
 
-    # --- server.py: pull: the window, paging, the order ----------------------------------
-    Mutant("pull-clock-read-before-snapshot", SERVER,
-           "    with clock.read_snapshot(using):\n"
-           "        now, horizon = clock.committed_now_and_horizon(registration.model, using)\n",
-           "    now, horizon = clock.committed_now_and_horizon(registration.model, using)\n"
-           "    with clock.read_snapshot(using):\n",
-           "reading `now` first looks harmless", server_db=True, tests=T_PULL),
-    Mutant("pull-tombstones-since-inclusive", SERVER,
-           "model=registration.label, last_change__gt=since, last_change__lte=now",
-           "model=registration.label, last_change__gte=since, last_change__lte=now",
+    # --- pulls.py: pull: the window, paging, the order -----------------------------------
+    Mutant("pull-clock-read-before-snapshot", PULLS,
+           "        with clock.read_snapshot(self.using):\n"
+           "            clocks = [clock.committed_now_and_horizon(source.registration.model, self.using)\n"
+           "                      for source in self.sources]\n",
+           "        clocks = [clock.committed_now_and_horizon(source.registration.model, self.using)\n"
+           "                  for source in self.sources]\n"
+           "        with clock.read_snapshot(self.using):\n",
+           "reading `now` first looks harmless: a row re-stamped between the clock read and "
+           "the snapshot is in neither this pull nor the next one's window",
+           server_db=True, tests=T_PULL),
+    Mutant("pull-tombstones-since-inclusive", PULLS,
+           "model=self.registration.label, last_change__gt=since, last_change__lte=self.now)",
+           "model=self.registration.label, last_change__gte=since, last_change__lte=self.now)",
            "an off-by-one on the window's lower bound", tests=T_PULL),
-    Mutant("pull-rows-since-inclusive", SERVER,
-           "filter(last_change__gt=since if since > 0 else -1,",
-           "filter(last_change__gte=since if since > 0 else -1,",
+    Mutant("pull-rows-since-inclusive", PULLS,
+           "joined = models.Q(last_change__gt=since)", "joined = models.Q(last_change__gte=since)",
            "an off-by-one on the window's lower bound", tests=T_PULL),
-    Mutant("pull-zero-stamps-skipped", SERVER,
-           "filter(last_change__gt=since if since > 0 else -1,", "filter(last_change__gt=since,",
+    Mutant("pull-zero-stamps-skipped", PULLS,
+           "        since = self.source.since if self.source.since > 0 else -1\n"
+           "        queryset = self.access.queryset.using(self.using)\n",
+           "        since = self.source.since\n"
+           "        queryset = self.access.queryset.using(self.using)\n",
            "forgetting rows written past the clock (fixtures) keep stamp 0", tests=T_PULL),
-    Mutant("pull-rows-above-now", SERVER,
-           "                                        last_change__lte=now)",
-           "                                        )",
+    Mutant("pull-rows-above-now", PULLS,
+           "return queryset.filter(joined, last_change__lte=self.now)", "return queryset.filter(joined)",
            "the upper bound looks redundant: it is not for a page, whose `now` is the "
            "first page's", tests=T_PULL),
-    Mutant("pull-tombstones-above-now", SERVER,
-           "model=registration.label, last_change__gt=since, last_change__lte=now",
-           "model=registration.label, last_change__gt=since",
+    Mutant("pull-tombstones-above-now", PULLS,
+           "model=self.registration.label, last_change__gt=since, last_change__lte=self.now)",
+           "model=self.registration.label, last_change__gt=since)",
            "the upper bound looks redundant: it is not for a page, whose `now` is the "
            "first page's", tests=T_PULL),
-    Mutant("pull-ignores-visibility", SERVER,
-           "objects = window_objects(self.queryset, self.page.since",
-           "objects = window_objects(self.registration.model._base_manager.all(), self.page.since",
-           "the model's table read directly, past get_queryset", tests=("tests/test_registry.py",)),
-    Mutant("pull-order-by-stamp", SERVER,
-           'all=True).order_by("ps_id")', 'all=True).order_by("ps_stamp", "ps_id")',
+    Mutant("pull-ignores-visibility", PULLS,
+           "        queryset = self.access.queryset.using(self.using)\n        joined",
+           "        queryset = self.registration.model._base_manager.using(self.using)\n        joined",
+           "the model's table read directly, past get_queryset and the scope",
+           tests=("tests/test_registry.py",)),
+    Mutant("pull-order-by-stamp", PULLS,
+           'changes = objects.union(tombstones, all=True).order_by("ps_id")',
+           'changes = objects.union(tombstones, all=True).order_by("ps_stamp", "ps_id")',
            "ordering by change looks natural, but pages continue `after` an id",
            tests=T_PULL),
-    Mutant("pull-union-unordered", SERVER,
-           'all=True).order_by("ps_id")', "all=True)",
+    Mutant("pull-union-unordered", PULLS,
+           'changes = objects.union(tombstones, all=True).order_by("ps_id")',
+           "changes = objects.union(tombstones, all=True)",
            "the database's order looks stable enough", tests=T_PULL),
-    Mutant("pull-page-after-inclusive", SERVER,
-           "objects = objects.filter(pk__gt=self.page.after)",
-           "objects = objects.filter(pk__gte=self.page.after)",
+    Mutant("pull-page-after-inclusive", PULLS,
+           'queryset.filter(**{f"{column}__gt": after})', 'queryset.filter(**{f"{column}__gte": after})',
            "an off-by-one on the page's continuation: the last id repeated", tests=T_PAGING),
-    Mutant("pull-page-after-objects-only", SERVER,
-           '            tombstones = tombstones.filter(**{f"{object_id}__gt": self.page.after})\n',
-           "            pass\n",
+    Mutant("pull-page-after-objects-only", PULLS,
+           "tombstones = self._after(tombstones, object_id, after).annotate(",
+           "tombstones = tombstones.annotate(",
            "`after` applied to the objects only: removals of earlier ids come again on "
            "every page", tests=T_PAGING),
-    Mutant("pull-page-now-ahead-accepted", SERVER,
-           "            if page.now > now:\n", "            if False:\n",
-           "a client's `now` trusted: a page then names a window whose writes may not "
-           "have committed", tests=T_PAGING),
-    Mutant("pull-page-now-ignored", SERVER,
-           "            now = page.now\n", "            pass\n",
+    Mutant("pull-page-now-ahead-accepted", PULLS,
+           "                if self.now_asked > now:\n", "                if False:\n",
+           "a client's `now` (or a WatermelonDB cursor's timestamp) trusted: a page then "
+           "names a window whose writes may not have committed", tests=T_PAGING),
+    Mutant("pull-page-now-ignored", PULLS,
+           "                now = self.now_asked\n", "                pass\n",
            "every page reads the clock afresh: a change between pages lands in the "
            "current `now` and is skipped by the next sync", tests=T_PAGING),
-    Mutant("pull-page-no-lookahead", SERVER,
-           "changes = changes[: self.page.limit + 1]", "changes = changes[: self.page.limit]",
+    Mutant("pull-page-no-lookahead", PULLS,
+           "return None if self.left is None else self.left + 1",
+           "return None if self.left is None else self.left",
            "exactly `limit` rows read: `more` is then never true", tests=T_PAGING),
-    Mutant("pull-horizon-inclusive", SERVER,
-           "if 0 < page.since < horizon:", "if 0 < page.since <= horizon:",
+    Mutant("pull-horizon-inclusive", PULLS,
+           "source.pruned = 0 < source.since < horizon", "source.pruned = 0 < source.since <= horizon",
            "an off-by-one on the pruning horizon: a client at the horizon resyncs for "
            "nothing", tests=("tests/test_retention.py",)),
-    Mutant("pull-horizon-unchecked", SERVER,
-           "if 0 < page.since < horizon:", "if False:",
+    Mutant("pull-horizon-unchecked", PULLS,
+           "source.pruned = 0 < source.since < horizon", "source.pruned = False",
            "pruned deletions forgotten: the client keeps objects deleted here",
            tests=("tests/test_retention.py",)),
-    Mutant("pull-removed-flag-false", SERVER,
-           "items.append({ID: row[0], REMOVED: True, LAST_CHANGE: row[-2]})",
-           "items.append({ID: row[0], REMOVED: 1, LAST_CHANGE: row[-2]})",
+    Mutant("pull-removed-flag-false", PULLS,
+           "items.append({id_key: row[0], REMOVED: True, stamp_key: row[-2]})",
+           "items.append({id_key: row[0], REMOVED: 1, stamp_key: row[-2]})",
            "1 and true look alike in JSON", tests=T_PULL),
-    Mutant("pull-null-converted", SERVER,
-           "                    if value is not None:\n                        item[key] = convert(value)",
-           "                    item[key] = convert(value)",
+    Mutant("pull-null-converted", PULLS,
+           "                if value is not None:\n                    item[key] = conversion(value)",
+           "                item[key] = conversion(value)",
            "dropping the None shortcut in the hot loop",
-           equivalent="every database converter and to_wire maps None to None"),
+           equivalent="every database converter maps None to None, and _converted never "
+           "hands None to the face's conversion"),
 
-    # --- server.py + scoping.py: scoped pulls ---------------------------------------------
+    # --- pulls.py + scoping.py: scoped pulls and pushes -----------------------------------
     Mutant("scope-tombstones-of-every-scope", SCOPING,
-           "        return tombstones.filter(scope__in=self.values.keys)\n",
-           "        return tombstones\n",
+           "mine = models.Q(user__isnull=True, scope__in=self.values.keys)",
+           "mine = models.Q(user__isnull=True)",
            "a removal looks harmless to send to everyone: it leaks ids and, for a moved "
            "object, removes it from its new scope's devices", tests=T_SCOPING),
-    Mutant("scope-tombstone-of-visible-object", SERVER,
-           ".filter(~models.Exists(visible))", "",
+    Mutant("scope-tombstone-of-visible-object", PULLS,
+           "tombstones = (tombstones.filter(~models.Exists(visible)).order_by()",
+           "tombstones = (tombstones.order_by()",
            "a tombstone of an object that moved between two of the request's scopes "
-           "answered beside the object", tests=T_SCOPING),
-    Mutant("scope-grant-not-pulled", SERVER,
-           "access if scoped else None,\n                        granted)",
-           "access if scoped else None,\n                        ())",
+           "answered beside the object (and, in a WatermelonDB push, taken for a deletion)",
+           tests=(*T_SCOPING, "tests/test_watermelon.py")),
+    Mutant("scope-grant-not-pulled", PULLS,
+           "        if self.source.granted:\n", "        if False:\n",
            "a newly granted value's old objects are never sent", tests=T_SCOPING),
-    Mutant("scope-revocation-ignored", SERVER,
-           "        if revoked:\n            batches = _with_revocations(",
-           "        if False:\n            batches = _with_revocations(",
+    Mutant("scope-revocation-ignored", SCOPING,
+           "        if self.user is not None:\n            mine |= models.Q(user=self.user)\n",
+           "",
            "devices keep the objects of a value they lost", tests=T_SCOPING),
-    Mutant("scope-revocation-removes-visible", SERVER,
-           "if key in visible or (after is not None and key <= str(after)):",
-           "if after is not None and key <= str(after):",
-           "an object still visible through another value removed with the lost one",
-           equivalent="an object the request sees that a revocation names left the lost "
-           "value after the device's `since` (by a write stamped in the window), so the "
-           "window holds it as a live row, which wins over a removal in _with_revocations"),
-    Mutant("scope-grant-drops-the-window", SERVER,
-           "models.Q(last_change__gt=since) | in_granted, last_change__lte=self.now)",
-           "in_granted, last_change__lte=self.now)",
+    Mutant("scope-revocation-removes-visible", PULLS,
+           "tombstones = (tombstones.filter(~models.Exists(visible)).order_by()",
+           "tombstones = (tombstones.filter(~models.Exists(visible) | models.Q(user__isnull=False))"
+           ".order_by()",
+           "a revocation names exactly what the user lost, so it looks exempt from the "
+           "visibility rule: a record that moved from the lost team to another of the user's "
+           "arrives both as a record and as a removal (issue 22's first survivor)",
+           tests=(*T_SCOPING, "tests/test_watermelon.py", "tests/test_protocols.py")),
+    Mutant("scope-grant-drops-the-window", PULLS,
+           'joined |= models.Q(**{f"{self.access.scope_attname}__in": self.source.granted})',
+           'joined = models.Q(**{f"{self.access.scope_attname}__in": self.source.granted})',
            "the pull after a grant answers the granted values only: the other changes of "
            "its window are skipped", tests=T_SCOPING),
-    Mutant("scope-tombstone-oldest-stamp", SERVER,
+    Mutant("scope-tombstone-oldest-stamp", PULLS,
            'annotate(latest=models.Max("last_change"))', 'annotate(latest=models.Min("last_change"))',
            "one removal per object, but the stamp of the first scope it left", tests=T_SCOPING),
     Mutant("scope-grant-window-inclusive", SCOPING,
@@ -226,12 +257,12 @@ MUTANTS = [
            "re-creating an id deleted in another scope looks like a fresh object",
            tests=T_SCOPING),
     Mutant("scope-push-move-out-accepted", SCOPING,
-           "hidden = [obj.pk for obj in writes if getattr(obj, scope_attname) not in self.values]",
+           "hidden = [obj.pk for obj in writes if not self.sees(getattr(obj, attname))]",
            "hidden = []",
            "the write rule checked before the write only: an object pushed into someone "
            "else's scope", tests=T_SCOPING),
     Mutant("scope-push-forged-owner-ignored", SCOPING,
-           "if value is not USE_DEFAULT and value is not None and value not in self.values:",
+           "if value is not USE_DEFAULT and value is not None and not self.sees(value):",
            "if False:",
            "a pushed owner silently dropped instead of refused", tests=T_SCOPING),
 
@@ -260,77 +291,76 @@ MUTANTS = [
            "an object entering a scope forgets its removals from every scope",
            tests=T_SCOPING),
 
-    # --- server.py: push -----------------------------------------------------------------
-    Mutant("push-unchanged-object-restamped", SERVER,
-           "                continue  # nothing changes: the object keeps its stamp\n",
-           "                pass\n",
+    # --- pushes.py: push -----------------------------------------------------------------
+    Mutant("push-unchanged-object-restamped", PUSHES,
+           "            continue  # nothing changes: the object keeps its stamp\n",
+           "            pass\n",
            "restamping unchanged objects echoes them to every client", tests=T_PUSH),
-    Mutant("push-partial-update-drops-fields", SERVER,
+    Mutant("push-partial-update-drops-fields", PUSHES,
            "obj = model(**{pk_attname: pk, **old, **values})",
            "obj = model(**{pk_attname: pk, **values})",
            "a partial update resets the fields it did not send", tests=T_PUSH),
-    Mutant("push-partial-update-old-wins", SERVER,
+    Mutant("push-partial-update-old-wins", PUSHES,
            "pk, **old, **values}", "pk, **values, **old}",
            "merge order of two dicts", tests=T_PUSH),
-    Mutant("push-null-default-on-existing", SERVER,
+    Mutant("push-null-default-on-existing", PUSHES,
            "if defaulted and pk in stored:", "if defaulted and pk not in stored:",
            "null means the default for new objects only", tests=T_VALUES),
-    Mutant("push-same-batch-parent-not-found", SERVER,
-           "if target is registration.model:  # a parent created in the same batch",
-           "if False:",
-           "a relation to an object created later in the same batch", tests=T_PUSH),
-    Mutant("push-visibility-not-checked", SERVER,
-           "        if pk not in visible\n", "        if pk not in visible and False\n",
+    Mutant("push-same-batch-parent-not-found", PUSHES,
+           "        found.update(written.get(target._meta.label_lower, ()))  # a parent of the same push\n",
+           "",
+           "a relation to an object created later in the same push (or in another table "
+           "of one WatermelonDB push)", tests=T_PUSH),
+    Mutant("push-visibility-not-checked", SCOPING,
+           "            if pk in stored and pk not in visible:\n",
+           "            if pk in stored and pk not in visible and False:\n",
            "changes to invisible objects slip through", tests=("tests/test_registry.py",)),
-    Mutant("push-removal-of-unstored", SERVER,
-           "            if pk in stored:\n                removals.append(pk)",
-           "            if True:\n                removals.append(pk)",
+    Mutant("push-removal-of-unstored", PUSHES,
+           "            if pk in stored:\n                plan.removals.append(pk)",
+           "            if True:\n                plan.removals.append(pk)",
            "removing an absent id",
            equivalent="delete_at lists the pks that exist first: an absent id deletes nothing"),
-    Mutant("push-parents-first-skipped", SERVER,
-           "if writes and not connections[using].features.can_defer_constraint_checks:",
+    Mutant("push-parents-first-skipped", PUSHES,
+           "if plan.writes and not connections[using].features.can_defer_constraint_checks:",
            "if False:",
            "SQLite and PostgreSQL defer foreign keys, so ordering looks unneeded",
            server_db="mysql", tests=T_PUSH),
-    Mutant("push-prepared-not-rechecked", SERVER,
-           "            if not _unchanged(registration, plan, using):\n                raise _Stale\n",
+    Mutant("push-prepared-not-rechecked", PUSHES,
+           "            if not all(_unchanged(plan, self.using) for plan in plans):\n"
+           "                raise _Stale\n",
            "",
            "rows read before the clock trusted under it: a change made meanwhile is "
            "reverted by the push", tests=T_PREPARED),
-    Mutant("push-recheck-ids-only", SERVER,
+    Mutant("push-recheck-ids-only", PUSHES,
            "    return seen == plan.versions\n", "    return seen.keys() == plan.versions.keys()\n",
            "checking that the rows still exist, not that they are unchanged", tests=T_PREPARED),
-    Mutant("push-recheck-written-only", SERVER,
+    Mutant("push-recheck-written-only", PUSHES,
            "    return seen == plan.versions\n",
            "    return all(seen.get(obj.pk) == plan.versions.get(obj.pk) for obj in plan.writes)\n",
            "only the rows the plan writes re-checked: a push of the stored value loses to "
            "a change made while it was prepared", tests=T_PREPARED),
 
-    # --- server.py: idempotent push receipts ---------------------------------------------
-    Mutant("receipt-not-recorded", SERVER,
-           "            _write(registration, plan, stamp, using, access)\n"
-           "            return receipt.record(stamp)\n",
-           "            _write(registration, plan, stamp, using, access)\n"
-           "            return stamp\n",
+    # --- pushes.py + receipts.py: idempotent push receipts -------------------------------
+    Mutant("receipt-not-recorded", PUSHES,
+           "        self.receipt.record(max(stamps.values(), default=0))\n", "",
            "the receipt written only on the slow path: a repeated push is stored twice",
            tests=T_RECEIPTS),
-    Mutant("receipt-not-rechecked-under-clock", SERVER,
-           "            if receipt.known():  # another copy of this push was stored meanwhile\n"
-           "                return receipt.answer(stamp)\n", "",
+    Mutant("receipt-not-rechecked-under-clock", PUSHES,
+           "            if self.receipt.known():  # another copy of this push was stored meanwhile\n"
+           "                return self.answered()\n", "",
            "the receipt looked up once, before the clock: two copies racing are both "
            "stored (the second fails on the unique receipt instead of answering)",
            tests=T_RECEIPTS),
-    Mutant("receipt-replay-not-abandoned", SERVER,
-           "        _remember(self.registration, self.push_id, None, self.using)  # a replay: abandon it\n",
+    Mutant("receipt-replay-not-abandoned", RECEIPTS,
+           "        self._remember(self.push_id, None)  # a replay of an id never stored: abandon it\n",
            "",
            "a replay of an unknown id answers 'never stored' but leaves the id open: a "
            "late copy is then stored after the client decided it again", tests=T_RECEIPTS),
-    Mutant("receipt-abandoned-copy-accepted", SERVER,
-           "    if receipt.stamp is None and not replay:\n", "    if False:\n",
+    Mutant("receipt-abandoned-copy-accepted", RECEIPTS,
+           "            if found.stamp is None and not self.replay:\n", "            if False:\n",
            "a late copy of an abandoned push answered like a repeat", tests=T_RECEIPTS),
-    Mutant("receipt-per-server-not-per-model", SERVER,
-           "            model=self.registration.label, push_id=self.push_id).first()",
-           "            push_id=self.push_id).first()",
+    Mutant("receipt-per-server-not-per-model", RECEIPTS,
+           "filter(endpoint=self.endpoint, user=self.user)", "filter(user=self.user)",
            "push ids taken as global: one model's push answered with another's stamp",
            tests=T_RECEIPTS),
 
@@ -351,8 +381,8 @@ MUTANTS = [
            "a deadlock answered as an error instead of being retried",
            tests=("tests/test_db.py",)),
 
-    # --- views.py ------------------------------------------------------------------------
-    Mutant("view-pull-database-error-is-500", VIEWS,
+    # --- endpoints.py: database errors ---------------------------------------------------
+    Mutant("view-pull-database-error-is-500", ENDPOINTS,
            "        except DatabaseError as exc:\n"
            '            self.log_database_error("pull", exc)\n',
            "        except ZeroDivisionError as exc:\n"
@@ -433,12 +463,12 @@ MUTANTS = [
     Mutant("wire-validators-skipped", SERIALIZERS,
            "            field.run_validators(result)\n", "            pass\n",
            "type checks look enough (max_length, max_digits are validators)", tests=T_PUSH),
-    Mutant("wire-unchanged-compare-python", SERVER,
+    Mutant("wire-unchanged-compare-python", PUSHES,
            "codecs[name].wire(value) == codecs[name].wire(old[name])", "value == old[name]",
            "comparing Python values, where a stored datetime has sub-second precision",
            tests=T_VALUES),
     Mutant("wire-id-length-off-by-one", SERIALIZERS,
-           "if len(obj_id) > id_max_length:", "if len(obj_id) >= id_max_length:",
+           "if len(obj_id) > self.id_max_length:", "if len(obj_id) >= self.id_max_length:",
            "an off-by-one on the id column's length", tests=T_PUSH),
 
     # --- models.py: write paths ----------------------------------------------------------
@@ -472,8 +502,10 @@ MUTANTS = [
            "Django's bulk_update writes through our update(), which ticks again",
            tests=T_MODELS),
     Mutant("models-delete-no-tombstone", MODELS,
-           "    Tombstone.record(model, pks, stamp, queryset.db, scopes=scopes)\n", "",
-           "a bulk delete sends no post_delete for the tombstone", tests=T_MODELS),
+           "        if victim is model:\n"
+           "            Tombstone.record(model, pks, stamp, using, scopes=scopes)\n",
+           "        if victim is model:\n            pass\n",
+           "a set-based delete sends no post_delete for the tombstone", tests=T_MODELS),
     Mutant("models-tombstoned-never-reset", MODELS,
            "        _tombstoned.reset(token)\n", "        pass\n",
            "the context variable looks scoped to the delete", tests=T_MODELS),
@@ -492,11 +524,13 @@ MUTANTS = [
            "for chunk in list(chunks([str(pk) for pk in pks]))[:1]:",
            "forgetting the tombstones of the first BATCH_SIZE ids only", tests=T_MODELS),
     Mutant("models-record-keeps-old-tombstone", MODELS,
-           "        cls.forget(model, pks, using, scopes=scopes)\n",
+           "        cls.forget(model, pks, using, scopes=scopes, user=user)\n",
            "",
            "a fresh deletion looks like it cannot have a tombstone yet",
            equivalent="every way of re-creating an id forgets its tombstone (save, "
-           "bulk_create_at); only raw SQL or a plain QuerySet (check W001) leaves one"),
+           "bulk_create_at, upserts, insert_at); a regained value's revocations are deleted "
+           "(Access.refresh_grants); only raw SQL or a plain QuerySet (check W001) leaves one, "
+           "and a pull answers an id's latest tombstone once"),
     Mutant("models-tombstone-old-stamp", MODELS,
            "Tombstone.record(sender, [instance.pk], clock.tick(sender, using), using, scopes=scopes)",
            "Tombstone.record(sender, [instance.pk], instance.last_change, using, scopes=scopes)",
@@ -516,10 +550,15 @@ MUTANTS = [
            "every remote change of an object we hold handed to the conflict handler",
            tests=T_CLIENT),
     Mutant("client-replayed-echo-ignored", CLIENT_DECISIONS,
-           "self.echoes = {state.server_push_date, *(echoes or ())} - {0}",
-           "self.echoes = {state.server_push_date} - {0}",
-           "only the last push's stamp taken for an echo: a replayed push's own values "
+           "self.echoes = {state.server_push_date, *(state.push_stamps or ()), *(echoes or ())} - {0}",
+           "self.echoes = {state.server_push_date, *(state.push_stamps or ())} - {0}",
+           "only the last sync's stamps taken for echoes: a replayed push's own values "
            "come back as someone else's change", tests=T_CLIENT),
+    Mutant("client-split-push-echo-forgotten", CLIENT_DECISIONS,
+           "self.echoes = {state.server_push_date, *(state.push_stamps or ()), *(echoes or ())} - {0}",
+           "self.echoes = {state.server_push_date, *(echoes or ())} - {0}",
+           "serverPushDate alone taken for the last sync's echo: the parts after the first "
+           "come back as someone else's change (issue 20)", tests=T_CLIENT),
     Mutant("client-remote-deletion-ignored", CLIENT_DECISIONS,
            "        self.plan.deletes[pk] = row.stamp\n        if pk in self.local.changed:",
            "        if pk in self.local.changed:",
@@ -618,11 +657,19 @@ MUTANTS = [
            "upsert_at(base.all(), merged, stamp, attnames, ID_CHUNK)",
            "one stamp for everything written: the merged local change is then never pushed",
            tests=T_CLIENT),
+    Mutant("client-push-stamps-not-saved", CLIENT_LOCAL,
+           "    state.push_stamps = echoes_to_keep(state, run.echoes)\n", "",
+           "the parts' stamps kept for this run only (issue 20)", tests=T_CLIENT),
+    Mutant("client-push-stamps-kept-below-the-pull", CLIENT_LOCAL,
+           "                  if stamp > state.server_date)", "                  if stamp)",
+           "every stamp kept for ever",
+           equivalent="a stamp at or below the pull's now is never pulled again (pulls answer "
+                      "what is stamped after since): keeping it changes no decision"),
     Mutant("client-server-date-is-push-date", CLIENT_LOCAL,
            "    state.server_date = run.pull_now\n", "    state.server_date = run.push_now or run.pull_now\n",
            "the push's `now` looks later, so pulling from it looks safe", tests=T_CLIENT),
 
-    # --- the client's steps (client/__init__.py) and conflicts ---------------------------
+    # --- the client's steps (client/sync.py) and conflicts ---------------------------
     Mutant("client-dry-run-writes", CLIENT,
            "            if not self.dry_run:\n                self.push()",
            "            if True:\n                self.push()",
@@ -641,7 +688,7 @@ MUTANTS = [
            "    if columns is None:\n",
            "the columns computed ahead trusted though the plan creates other objects",
            tests=("tests/test_client_paging.py", "tests/test_client.py")),
-    Mutant("client-callable-default-once", MODELS,
+    Mutant("client-callable-default-once", BULK,
            "    make = field.default\n",
            "    make = (lambda value: lambda: value)(field.default())\n",
            "a callable default called once for a whole insert, not per object",
@@ -652,4 +699,471 @@ MUTANTS = [
            "for name in self.properties:\n            setattr(self.local",
            "take_remote(names) takes every conflicting property",
            tests=("tests/test_conflicts.py",)),
+
+    # --- WatermelonDB's pull, its pages, its pushes (issue 21; now in the core too) -------
+    Mutant("watermelon-page-full-at-the-limit", PULLS,
+           "        if len(rows) > self.left:\n", "        if len(rows) >= self.left:\n",
+           "a page that exactly fills `limit` says hasMore (or more): the client asks again "
+           "for nothing", tests=(*T_WATERMELON, "tests/test_protocols.py")),
+    Mutant("watermelon-deletions-start-over", WATERMELON,
+           'self.stopped = Cursor(now, name, "deleted", last, resynced)',
+           'self.stopped = Cursor(now, name, "deleted", "", resynced)',
+           "a page that stops inside the deletions starts them over: more tombstones than "
+           "`limit` bring the same page for ever", tests=T_WATERMELON),
+    Mutant("watermelon-batch-not-reset", PULLS,
+           "            yield batch\n            batch = []\n", "            yield batch\n",
+           "the batch list reused: more deletions than BATCH_SIZE send earlier ids again",
+           tests=T_WATERMELON),
+    Mutant("watermelon-max-items-counts-tables", LIMITS,
+           "                    if count == max_items:\n", "                    if position == max_items:\n",
+           "enumerate's position taken for the count: MAX_ITEMS bounds each list of each "
+           "table, not the push", tests=T_WATERMELON),
+    Mutant("watermelon-throttle-per-table", ENDPOINTS,
+           "                if throttle not in classes:\n                    classes.append(throttle)\n",
+           "                classes.append(throttle)\n",
+           "each registration's throttles instantiated: one WatermelonDB sync counts once "
+           "per table", tests=(*T_WATERMELON, "tests/test_protocols.py")),
+    Mutant("watermelon-conflict-at-last-pulled-at", WATERMELON,
+           "last_change__gt=last_pulled_at)", "last_change__gte=last_pulled_at)",
+           "an off-by-one: a record stamped at the pull's timestamp, which the device has, "
+           "refused as changed since", tests=T_WATERMELON),
+    Mutant("watermelon-revocation-paged", WATERMELON,
+           'start = after[1] if after and after[0] == "deleted" else ""',
+           'start = after[1] if after else ""',
+           "the cursor's id taken as where the deletions resume too: a page after one that "
+           "stopped in the records loses every removal (a revocation's too) with a smaller id",
+           tests=T_WATERMELON),
+    Mutant("watermelon-ms-integer-division", WATERMELON,
+           "fromtimestamp(value / 1000, tz=datetime.timezone.utc)",
+           "fromtimestamp(value // 1000, tz=datetime.timezone.utc)",
+           "integer division drops a pushed date's milliseconds", tests=T_WATERMELON),
+    Mutant("watermelon-new-table-hidden-at-its-version", WATERMELON,
+           "table_of(reg).added_in <= query.schema_version]",
+           "table_of(reg).added_in < query.schema_version]",
+           "an off-by-one on schema versions: a client at a table's version never gets it",
+           tests=T_WATERMELON),
+
+    # --- scoping.py: grants and revocations (issue 21) ------------------------------------
+    Mutant("scope-regrant-not-reactivated", SCOPING,
+           "            regranted = [rows[value][0] for value in added if value in rows]\n",
+           "            regranted = []\n",
+           "a value granted again looked like a new one: its row stays revoked, and a user "
+           "who left a team and rejoins never gets its objects back", tests=T_SCOPING),
+    Mutant("scope-revoked-removals-of-every-scope", SCOPING,
+           "mine |= models.Q(user__isnull=True, scope=value, last_change__lte=stamp)",
+           "mine |= models.Q(user__isnull=True, last_change__lte=stamp)",
+           "leaving a team also names what was deleted in other teams: their ids leak",
+           tests=T_SCOPING),
+    Mutant("scope-revoked-removals-after-revocation", SCOPING,
+           "mine |= models.Q(user__isnull=True, scope=value, last_change__lte=stamp)",
+           "mine |= models.Q(user__isnull=True, scope=value)",
+           "a lost team's deletions made after the user left are named to them too",
+           tests=T_SCOPING),
+    Mutant("scope-hidden-removal-refused", SCOPING,
+           "                if change.removed:\n                    del changes[pk]",
+           "                if False:\n                    del changes[pk]",
+           "a removal of another scope's object refused (403) instead of answering like a "
+           "missing id: pushes can probe ids", tests=T_SCOPING),
+    Mutant("scope-read-only-set-on-create", SCOPING,
+           "                    unchanged = value is None or value is USE_DEFAULT\n",
+           "                    unchanged = True\n",
+           "a new object may set a read-only field: only updates were thought to need the check",
+           tests=T_SCOPING),
+
+    # --- limits.py: each limit where the README puts it (issue 21) -------------------------
+    Mutant("limits-values-count-commas-only", LIMITS,
+           'values = structure.count(b",") + 1 + len(brackets) // 2',
+           'values = structure.count(b",") + 1',
+           "MAX_VALUES counts values by their commas: `[[],[],...]` costs twice the bound",
+           tests=T_LIMITS),
+    Mutant("limits-string-at-the-limit-refused", LIMITS,
+           "    if len(value) > limit:\n", "    if len(value) >= limit:\n",
+           "a string of exactly MAX_STRING_LENGTH refused", tests=T_LIMITS),
+    Mutant("limits-depth-at-the-limit-refused", LIMITS,
+           "    if depth > max_depth:\n", "    if depth >= max_depth:\n",
+           "a body nested exactly MAX_DEPTH deep refused", tests=T_LIMITS),
+    Mutant("limits-one-item-too-many", LIMITS,
+           "                if count == max_items:\n                    raise too_many_items(max_items)\n"
+           "                item, index",
+           "                if count > max_items:\n                    raise too_many_items(max_items)\n"
+           "                item, index",
+           "an off-by-one: MAX_ITEMS + 1 objects accepted", tests=T_LIMITS),
+
+    # --- retention.py (issue 21) ------------------------------------------------------------
+    Mutant("retention-horizon-oldest-of-the-batch", RETENTION,
+           "                top = batch[-1][1]\n", "                top = batch[0][1]\n",
+           "the horizon below the newest pruned deletion: pulls from between the two are "
+           "answered, and their devices keep deleted objects", tests=T_RETENTION),
+    Mutant("retention-zero-prunes-everything", RETENTION,
+           "    if period <= datetime.timedelta(0):\n", "    if period < datetime.timedelta(0):\n",
+           "TOMBSTONE_RETENTION=0, read as \"off\", prunes every tombstone at each run and "
+           "sends every client into a full resync", tests=T_RETENTION),
+    Mutant("retention-cutoff-in-the-future", RETENTION,
+           "cutoff = wall_ms() - int(older_than.total_seconds() * 1000)",
+           "cutoff = wall_ms() + int(older_than.total_seconds() * 1000)",
+           "a sign slip: every tombstone is older than the cutoff", tests=T_RETENTION),
+    Mutant("retention-dry-run-horizon-unreported", RETENTION,
+           'result.horizon = max(result.horizon, old.aggregate(top=Max("last_change"))["top"] or 0)',
+           "pass",
+           "a dry run reports today's horizon, not the one pruning would set",
+           tests=T_RETENTION),
+
+    # --- client/transport.py: the client on the wire (issue 21) ----------------------------
+    Mutant("transport-page-without-now", TRANSPORT,
+           "query.update(now=int(now), after=after)", "query.update(after=after)",
+           "`after` looks enough to continue: every page after the first gets 400",
+           tests=T_WIRE),
+    Mutant("transport-push-id-on-replays-only", TRANSPORT,
+           "        if push_id is not None:\n            headers[PUSH_ID_HEADER] = push_id\n"
+           "            if replay:\n",
+           "        if push_id is not None and replay:\n            headers[PUSH_ID_HEADER] = push_id\n"
+           "            if True:\n",
+           "the push id thought needed only to replay: a retry after a lost answer stores "
+           "the batch twice", tests=T_WIRE),
+    Mutant("transport-replay-header-true", TRANSPORT,
+           'headers[PUSH_REPLAY_HEADER] = "1"', 'headers[PUSH_REPLAY_HEADER] = "true"',
+           "a boolean header spelled like JSON: every replay gets 400", tests=T_WIRE),
+    Mutant("transport-redact-first-at", TRANSPORT,
+           'netloc = parts.netloc.rpartition("@")[2]', 'netloc = parts.netloc.partition("@")[2]',
+           "the first `@` taken for the end of the credentials: a password holding a raw "
+           "`@` is partly shown", tests=T_WIRE),
+    Mutant("transport-password-not-unquoted", TRANSPORT,
+           "{urllib.parse.unquote(parts.password or '')}", "{parts.password or ''}",
+           "a percent-encoded password (`%40` for `@`) sent as typed: every request 401",
+           tests=T_WIRE),
+    Mutant("transport-4xx-retried", TRANSPORT,
+           "transient=exc.code >= 500,", "transient=exc.code >= 400,",
+           "every HTTP error taken as transient: a refused push is sent again and again",
+           tests=T_WIRE),
+
+    # --- client/resync.py: the full resync (issue 21) ---------------------------------------
+    Mutant("resync-seen-at-now-taken-as-change", RESYNC,
+           "item.stamp > last_pull_now", "item.stamp >= last_pull_now",
+           "an off-by-one: the object stamped at the last pull's now taken for a remote "
+           "change; a local edit of it becomes a conflict, and prefer-remote loses it",
+           tests=T_RESYNC),
+    Mutant("resync-reconcile-deletes-late-creations", RESYNC,
+           'base.filter(last_change__lte=local.now).values_list("pk", "last_change")',
+           'base.values_list("pk", "last_change")',
+           "every local object the full pull lacks looks deleted remotely: one created while "
+           "syncall decides is deleted and never pushed", tests=T_RESYNC),
+    Mutant("resync-reconcile-deletes-local-changes", RESYNC,
+           "        if pk not in present and pk not in local.changed:\n",
+           "        if pk not in present:\n",
+           "a local edit of an object the remote lacks deleted instead of pushed", tests=T_RESYNC),
+    Mutant("resync-from-zero-keeps-the-cursor", RESYNC,
+           "    return transport.pull(url, 0, limit=limit), True\n",
+           "    return transport.pull(url, 0, limit=limit, now=now, after=after), True\n",
+           "an interrupted paged pull resynced from 0 after its old cursor: the ids before "
+           "it are missing, and reconcile deletes their local copies for good",
+           tests=T_RESYNC),
+    Mutant("resync-any-410", RESYNC,
+           '        and exc.answer.get("resync") is True\n', "",
+           "every 410 taken for a pruned horizon: a gone endpoint resyncs, and deletes "
+           "everything local", tests=T_RESYNC),
+
+    # --- endpoints.py: throttles and bodies (issue 21) -------------------------------------
+    Mutant("view-throttle-per-address", ENDPOINTS,
+           '"ident": ident if ident is not None else self.get_ident(request),',
+           '"ident": self.get_ident(request),',
+           "DRF's AnonRateThrottle keys by address: users behind one NAT share one bucket",
+           tests=T_HOSTILE),
+    Mutant("view-429-without-retry-after", ENDPOINTS,
+           '        if wait:\n            response["Retry-After"] = str(max(1, round(wait)))\n', "",
+           "the 429 thought to speak for itself: no Retry-After, which the README promises",
+           tests=T_HOSTILE),
+    Mutant("view-body-read-uncapped", ENDPOINTS,
+           "        if len(body) > limit:\n            raise body_too_large(limit)\n        return body\n",
+           "        return body\n",
+           "Content-Length checked, so the read looks safe: under ASGI a body longer than it "
+           "says is read whole", tests=T_HOSTILE),
+    Mutant("view-throttle-one-bucket", ENDPOINTS,
+           'self.scope = "push" if request.method == "POST" else "pull"', 'self.scope = "pull"',
+           "pushes and pulls counted together: a client polling often can no longer push",
+           tests=T_HOSTILE),
+
+    # --- client/local.py: the sync state (issue 21) -----------------------------------------
+    Mutant("client-state-keyed-with-credentials", CLIENT_LOCAL,
+           "    parts = urllib.parse.urlsplit(redact(url))\n",
+           "    parts = urllib.parse.urlsplit(url)\n",
+           "the URL as given keys the state: the password is stored and shown in the admin, "
+           "and a new password starts the sync over", tests=T_WIRE),
+    Mutant("client-state-key-drops-the-port", CLIENT_LOCAL,
+           "parts._replace(netloc=parts.netloc.lower())",
+           'parts._replace(netloc=parts.hostname or "")',
+           "urlsplit's hostname is lower-cased already, so it looks like the key: two servers "
+           "on one host share one state", tests=T_WIRE),
+    # --- endpoints.py: the one request pipeline (issue 22) ------------------------------
+    Mutant("endpoint-auth-database-error-is-500", ENDPOINTS,
+           "    if isinstance(exc, DatabaseError) and not isinstance(exc, (IntegrityError, DataError)):\n",
+           "    if False:\n",
+           "database errors mapped where the faces query (pull_answer, store) only: one met "
+           "by authentication, a permission or a throttle is a 500 HTML page",
+           tests=("tests/test_database_unreachable.py",)),
+    Mutant("endpoint-pre-push-not-sent", ENDPOINTS,
+           "            if batch.changes:\n                signals.pre_push.send(",
+           "            if False:\n                signals.pre_push.send(",
+           "the signals thought to be the classic view's business: a pre_push receiver that "
+           "refuses is bypassed", tests=("tests/test_protocols.py", "tests/test_signals.py")),
+    Mutant("endpoint-pre-push-after-storing", ENDPOINTS,
+           "        for batch in batches:\n"
+           "            if batch.changes:\n"
+           "                signals.pre_push.send(sender=batch.registration.model, request=self.request,\n"
+           "                                      registration=batch.registration, changes=batch.changes)\n"
+           "        using = receipt.using\n"
+           "        try:\n"
+           "            stamps = pushes.push(batches, using, receipt, check)\n",
+           "        using = receipt.using\n"
+           "        try:\n"
+           "            stamps = pushes.push(batches, using, receipt, check)\n"
+           "            for batch in batches:\n"
+           "                if batch.changes:\n"
+           "                    signals.pre_push.send(sender=batch.registration.model, "
+           "request=self.request,\n"
+           "                                          registration=batch.registration, "
+           "changes=batch.changes)\n",
+           "pre_push sent once the push is known to be valid: a receiver's refusal answers 403 "
+           "for a push that was stored", tests=("tests/test_protocols.py", "tests/test_signals.py")),
+    Mutant("endpoint-post-push-before-commit", ENDPOINTS,
+           "                    transaction.on_commit(partial(\n"
+           "                        signals.send_robust, signals.post_push, "
+           "sender=batch.registration.model,\n"
+           "                        request=self.request, registration=batch.registration,\n"
+           "                        changes=batch.changes, stamp=stamps[batch.label]), using=using)\n",
+           "                    signals.send_robust(\n"
+           "                        signals.post_push, sender=batch.registration.model,\n"
+           "                        request=self.request, registration=batch.registration,\n"
+           "                        changes=batch.changes, stamp=stamps[batch.label])\n",
+           "push() committed already, so on_commit looks redundant: inside a caller's "
+           "transaction post_push then announces a push that may still roll back",
+           tests=("tests/test_signals.py", "tests/test_protocols.py")),
+    Mutant("endpoint-post-pull-before-the-answer", ENDPOINTS,
+           "            pull.prepare()\n"
+           "            yield from chunks\n"
+           "            for source in pull.sources:\n"
+           "                signals.send_robust(\n"
+           "                    signals.post_pull, sender=source.registration.model, request=self.request,\n"
+           "                    registration=source.registration, since=source.since, now=pull.now,\n"
+           "                    count=source.count)\n",
+           "            pull.prepare()\n"
+           "            for source in pull.sources:\n"
+           "                signals.send_robust(\n"
+           "                    signals.post_pull, sender=source.registration.model, request=self.request,\n"
+           "                    registration=source.registration, since=source.since, now=pull.now,\n"
+           "                    count=source.count)\n"
+           "            yield from chunks\n",
+           "post_pull sent as the answer starts: its now and count are not yet known",
+           tests=("tests/test_protocols.py", "tests/test_signals.py")),
+    Mutant("endpoint-no-table-permitted-answered", ENDPOINTS,
+           "if denied is not None and (not self.partial_permissions or not self.permitted):",
+           "if denied is not None and not self.partial_permissions:",
+           "a face serving the tables a request may use answers 200 with no table at all "
+           "instead of the refusal", tests=T_WATERMELON),
+    Mutant("endpoint-anonymous-scope-served", ENDPOINTS,
+           "if (reg.owner or reg.scope) and not request.user.is_authenticated:",
+           "if reg.owner and not request.user.is_authenticated:",
+           "only owner= looked tied to a user: an anonymous request to a scope= model runs "
+           "the project's scope_values hook with AnonymousUser, and answers it empty",
+           tests=T_SCOPING),
+    Mutant("endpoint-stamp-isdigit", ENDPOINTS,
+           "if not DIGITS_RE.fullmatch(value) or int(value) > MAX_STAMP:",
+           "if not value.isdigit() or int(value) > MAX_STAMP:",
+           "str.isdigit looks like the test for digits: it takes '²', which int() refuses: a 500",
+           tests=("tests/test_protocols.py",)),
+    Mutant("endpoint-stamp-beyond-bigint", ENDPOINTS,
+           "if not DIGITS_RE.fullmatch(value) or int(value) > MAX_STAMP:",
+           "if not DIGITS_RE.fullmatch(value):",
+           "19 digits look bounded: 9999999999999999999 overflows the BIGINT column",
+           tests=("tests/test_protocols.py",)),
+    Mutant("endpoint-page-size-uncapped", ENDPOINTS,
+           "return min(int(value), sync_settings.MAX_PAGE_SIZE)", "return int(value)",
+           "the client's limit trusted: one page as large as it asks", tests=(*T_PAGING, *T_WATERMELON)),
+    Mutant("endpoint-replay-without-push-id", ENDPOINTS,
+           "            if push_id is None and given:\n", "            if False:\n",
+           "a replay or an unanswered list without a push id taken as a plain push",
+           tests=T_RECEIPTS),
+    Mutant("endpoint-unanswered-unbounded", ENDPOINTS,
+           "        if len(unanswered) > MAX_UNANSWERED:\n", "        if False:\n",
+           "X-Sync-Unanswered trusted whatever its length: one push reads any number of receipts",
+           tests=T_RECEIPTS),
+    Mutant("endpoint-integrity-error-is-503", ENDPOINTS,
+           "        except IntegrityError as exc:\n            self.log_database_error(\"push\", exc)\n",
+           "        except ZeroDivisionError as exc:\n            self.log_database_error(\"push\", exc)\n",
+           "every database error of a push taken for an outage: a unique constraint is "
+           "retried for ever instead of refused (409)", tests=("tests/test_push_errors.py",)),
+    Mutant("endpoint-content-type-unchecked", ENDPOINTS,
+           'if content_type != "application/json":', "if False:",
+           "the body parsed whatever its type: a form post is taken for a push",
+           tests=T_HOSTILE),
+
+    # --- classic.py: the classic face (issue 22) -----------------------------------------
+    Mutant("classic-horizon-unchecked", CLASSIC,
+           "            if source.pruned:\n", "            if False:\n",
+           "the horizon left to the core: the classic answer then forgets to resync, and "
+           "devices keep objects deleted here", tests=("tests/test_retention.py",)),
+    Mutant("classic-more-never-true", CLASSIC,
+           'b"true" if pull.budget.full else b"false"', 'b"false"',
+           "`more` written as the end of the answer: a paged client stops after one page",
+           tests=T_PAGING),
+    Mutant("classic-after-without-now", CLASSIC,
+           "            if now is None:\n                raise ProtocolError(\"after= needs",
+           "            if False:\n                raise ProtocolError(\"after= needs",
+           "`after` looks enough to continue: the page then reads a window of its own",
+           tests=T_PAGING),
+    Mutant("classic-push-ids-shared-by-models", CLASSIC,
+           "        return self.registration.label\n", '        return "classic"\n',
+           "one key for the protocol, as WatermelonDB's endpoint has: a push id used for two "
+           "models answers the second push with the first's stamp", tests=T_RECEIPTS),
+    Mutant("classic-values-not-converted", CLASSIC,
+           "return codec.to_wire if codec.converts_to_wire else None", "return None",
+           "the database's values look like wire values: dates travel as Python reprs",
+           tests=T_PULL),
+
+    # --- watermelon.py: the WatermelonDB face (issue 22) ---------------------------------
+    Mutant("watermelon-cursor-restarts-table", WATERMELON,
+           "after, cursor = (cursor.part, cursor.after), None", "after, cursor = None, None",
+           "the cursor's table found, its place forgotten: the page starts the table over, "
+           "and a table larger than `limit` never ends (issue 22)", tests=T_WATERMELON),
+    Mutant("watermelon-cursor-records-taken-for-deletions", WATERMELON,
+           'if after is None or after[0] == "objects":', "if after is None:",
+           "a later page taken to resume in the deletions: the rest of the table's records "
+           "is lost", tests=T_WATERMELON),
+    Mutant("watermelon-cursor-timestamp-ignored", WATERMELON,
+           "now=query.cursor.timestamp if query.cursor else None)", "now=None)",
+           "every page reads the clocks afresh: a change between two pages, with an id "
+           "before the cursor, is in neither this sync nor the next",
+           tests=(*T_WATERMELON, "tests/test_protocols.py")),
+    Mutant("watermelon-conflicts-uncapped", WATERMELON,
+           '"Pull, then push again.", conflicts[:50], status_code=409)',
+           '"Pull, then push again.", conflicts, status_code=409)',
+           "every conflict reported: a push of 100,000 stale records answers megabytes of "
+           "errors (issue 22)", tests=T_WATERMELON),
+    Mutant("watermelon-conflict-of-every-scope", WATERMELON,
+           "            removals, object_id, _ = Window(source, stamps[batch.label], using).removals()\n",
+           "            from persistence_sync.models import Tombstone\n"
+           "            removals, object_id = Tombstone.objects.using(using).filter(\n"
+           "                model=batch.label, last_change__lte=stamps[batch.label]), \"object_id\"\n",
+           "a conflict read from the model's tombstones, whoever's: a record that moved in from "
+           "another team, or between the user's own teams, is refused as deleted (issue 22)",
+           tests=T_WATERMELON),
+    Mutant("watermelon-deletion-no-conflict", WATERMELON,
+           "live = [pk for pk in chunk if not batch.changes[pk].removed]", "live = []",
+           "only changed records taken for conflicts: a record deleted on the server is "
+           "brought back by a device that edited it", tests=T_WATERMELON),
+    Mutant("watermelon-timestamp-zero", WATERMELON,
+           "timestamp = max(1, now)", "timestamp = now",
+           "the clock's value as it is: a server nobody wrote to answers 0, which "
+           "WatermelonDB refuses", tests=T_WATERMELON),
+    Mutant("watermelon-pruned-table-not-whole", WATERMELON,
+           "            if name in resynced:\n", "            if False:\n",
+           "the table named for replacement but answered from last_pulled_at: the device "
+           "replaces its copy with the changes only, losing every other record",
+           tests=T_RETENTION),
+    Mutant("watermelon-pruned-later-page-answered", WATERMELON,
+           "            elif source.pruned and name not in resynced:\n", "            elif False:\n",
+           "a horizon that moved between two pages ignored: the later pages answer a window "
+           "whose deletions were pruned", tests=T_RETENTION),
+    Mutant("watermelon-forbidden-table-pushed", WATERMELON,
+           "        if registration.label not in self.permitted:\n", "        if False:\n",
+           "permissions checked for the request, not for each table pushed", tests=T_WATERMELON),
+
+    # --- pulls.py: the protocol-neutral pull (issue 22) -----------------------------------
+    Mutant("pull-now-max-of-clocks", PULLS,
+           "now = min((value for value, _ in clocks), default=0)",
+           "now = max((value for value, _ in clocks), default=0)",
+           "the latest clock taken for a multi-model pull's now: a lagging model's writer "
+           "commits a stamp below it after the pull, and the next pull skips it",
+           server_db=True, tests=("tests/test_concurrency.py",)),
+    Mutant("pull-catch-up-without-timeout", PULLS,
+           "                           timeout=sync_settings.LOCK_TIMEOUT)",
+           "                           timeout=None)",
+           "catch_up thought to write only idle clocks: a pull behind a large push waits "
+           "for it, however long, and never answers 503", server_db=True,
+           tests=T_WATERMELON),
+    Mutant("pull-grants-never-refreshed", PULLS,
+           "                source.access.refresh_grants(self.using)\n", "                pass\n",
+           "scope changes recorded only by pushes: a user who leaves a team keeps its objects",
+           tests=T_SCOPING),
+
+    # --- pushes.py: the protocol-neutral push (issue 22) ----------------------------------
+    Mutant("push-check-not-run", PUSHES,
+           "            if self.check is not None:\n                self.check(stamps)\n"
+           "            if not all(",
+           "            if not all(",
+           "the face's check run on the slow path only: a WatermelonDB push overwrites "
+           "records changed after last_pulled_at", tests=T_WATERMELON),
+    Mutant("push-no-savepoint-in-callers-transaction", PUSHES,
+           "return run_with_retries(run.in_savepoint, using)",
+           "return run_with_retries(run.prepare_and_write, using)",
+           "the caller's transaction looks enough: a refusal after writing (a queryset's "
+           "write rule) leaves the rows it wrote",
+           equivalent="run_with_retries itself runs the step in a savepoint inside a caller's "
+           "atomic block (db.py): in_savepoint nests a second one"),
+    Mutant("push-relation-to-hidden-object", PUSHES,
+           "        targets = access.related(target, using)\n",
+           "        targets = target._base_manager.db_manager(using).all()\n",
+           "a foreign key checked for existence only: a push may link to an object it may "
+           "not see, and learn that it exists", tests=(*T_SCOPING, "tests/test_protocols.py")),
+    Mutant("push-unanswered-values-written", PUSHES,
+           "        if again:\n", "        if False:\n",
+           "the values of an unanswered push written again: a later change another client "
+           "made, and had acknowledged, is overwritten (issue 22)", tests=T_RECEIPTS),
+    Mutant("push-perform-write-not-called", PUSHES,
+           "    access.prepare(plan.writes)\n", "",
+           "perform_write thought to be for the classic face", tests=T_SCOPING),
+    Mutant("push-check-after-skipped", PUSHES,
+           "        access.check_after(plan.changes, plan.writes, using)  # the write rule's second half\n",
+           "",
+           "the write rule checked before writing only: an object pushed out of the "
+           "request's queryset", tests=("tests/test_registry.py",)),
+    Mutant("push-loose-ids-unchecked", PUSHES,
+           "    _check_same_ids(batch.changes, stored)\n", "",
+           "ids compared by the database as Python does: 'a1' overwrites the stored 'A1'",
+           server_db="mysql", tests=T_HOSTILE),
+
+    # --- receipts.py: idempotent pushes (issue 22) ------------------------------------------
+    Mutant("receipt-per-endpoint-not-per-user", RECEIPTS,
+           "filter(endpoint=self.endpoint, user=self.user)", "filter(endpoint=self.endpoint)",
+           "push ids taken as the client's: another user's push with the same id is "
+           "answered as a repeat and never stored (issue 22)",
+           tests=(*T_RECEIPTS, "tests/test_protocols.py")),
+    Mutant("receipt-unanswered-never-abandoned", RECEIPTS,
+           "                if abandon:\n                    self._remember(push_id, None)\n", "",
+           "an unanswered id never stored left open: its late copy is stored after the "
+           "client pushed its changes again", tests=T_RECEIPTS),
+    Mutant("receipt-digests-not-kept", RECEIPTS,
+           "written=(self.written or None) if stamp else None", "written=None",
+           "the receipt keeps the stamp only: a push naming it unanswered writes its values "
+           "again", tests=T_RECEIPTS),
+    Mutant("receipt-pruned-at-once", RECEIPTS,
+           "cutoff = now - datetime.timedelta(", "cutoff = now + datetime.timedelta(",
+           "a sign slip: every receipt is older than the cutoff, so a retried push is "
+           "stored twice", tests=T_RECEIPTS),
+
+    # --- deletion.py: set-based deletes (issue 22) -----------------------------------------
+    Mutant("deletion-set-null-ignored", DELETION,
+           "            deletion.resets.append((child, link, pks))\n", "            pass\n",
+           "SET_NULL children are not deleted, so they look like nothing to do: their links "
+           "dangle, and the delete fails on the foreign key", tests=T_MODELS),
+    Mutant("deletion-protect-ignored", DELETION,
+           "        elif _children(child, link, pks, using):\n", "        elif False:\n",
+           "PROTECT checked by the database anyway: a push deleting a protected parent gets "
+           "a constraint error instead of Django's refusal", tests=T_MODELS),
+    Mutant("deletion-project-receivers-skipped", DELETION,
+           "    return all(receiver in own for signal in (signals.pre_delete, signals.post_delete)\n",
+           "    return True or all(receiver in own for signal in (signals.pre_delete, signals.post_delete)\n",
+           "this app's receivers are the only ones that matter: a project's post_delete "
+           "(a file removed, a cache cleared) no longer runs for pushed deletions",
+           tests=T_MODELS),
+    Mutant("deletion-cascade-one-level", DELETION,
+           "            if not _collect(child, _children(child, link, pks, using), using, own, "
+           "deletion, seen):\n"
+           "                return False\n",
+           "            deletion.deletes.append((child, _children(child, link, pks, using)))\n",
+           "a cascade's children deleted, not what they cascade to", tests=T_MODELS),
+    Mutant("models-cascade-no-tombstone", MODELS,
+           "        elif issubclass(victim, SyncableModel):\n"
+           "            _tombstones_of_cascade(victim, victim_pks, using)\n", "",
+           "the deleted model's tombstones written, not its cascade's: devices keep the children",
+           tests=T_MODELS),
 ]
