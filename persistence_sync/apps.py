@@ -14,7 +14,7 @@ class PersistenceSyncConfig(AppConfig):
         from django.core.checks import Tags, register
         from django.db.backends.signals import connection_created
 
-        from persistence_sync import checks, registry
+        from persistence_sync import checks, registry, setting_values
         from persistence_sync.db import use_wal
         from persistence_sync.models import (
             SyncableModel,
@@ -25,7 +25,7 @@ class PersistenceSyncConfig(AppConfig):
 
         # Under the app's own tag, so that commands can require them
         # (syncall does: it refuses to run with a broken registration).
-        register(checks.check_settings, checks.TAG)
+        register(setting_values.check_settings, checks.TAG)
         register(registry.check_registrations, checks.TAG)
         register(checks.check_sqlite_journal, checks.TAG, Tags.database)
         register(registry.address_keyed_throttle_problems, checks.TAG, Tags.security, deploy=True)

@@ -68,7 +68,7 @@ deployment check (``check --deploy`` only); W005 a database check
 The checks carry the tag ``"persistence_sync"`` (:data:`TAG`): ``manage.py
 check --tag persistence_sync`` runs only them, and ``manage.py syncall``
 requires them, so it refuses to run while one reports an error. The app's
-``ready()`` registers :func:`check_settings` and
+``ready()`` registers :func:`persistence_sync.setting_values.check_settings` and
 :func:`persistence_sync.registry.check_registrations`; the registry builds its
 messages from :data:`CHECKS` with :func:`message`, and a registration made by
 class is refused at the ``register()`` call with the same words.
@@ -76,17 +76,14 @@ class is refused at the ``register()`` call with the same words.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.core.checks import CheckMessage, Error
 from django.core.checks import Warning as CheckWarning
 from django.db import connections
 
-from persistence_sync import setting_values
 from persistence_sync.conf import DEFAULTS
 from persistence_sync.db import journal_mode
 
@@ -317,45 +314,6 @@ def message(check_id: str, obj: Any = None, **params: Any) -> CheckMessage:
         definition.msg.format(**params), hint=definition.hint.format(**params),
         obj=obj, id=check_id,
     )
-
-
-def check_settings(app_configs: Iterable[AppConfig] | None = None,
-                   **kwargs: Any) -> list[CheckMessage]:
-    """PERSISTENCE_SYNC is a dict of known keys (a misspelt key would be silently ignored),
-    each with a value its rule accepts (:mod:`persistence_sync.setting_values`)."""
-    user = getattr(settings, "PERSISTENCE_SYNC", None)
-    valid = ", ".join(DEFAULTS)
-    if user is None:
-        return []
-    if not isinstance(user, dict):
-        return [message("persistence_sync.E009", type=type(user).__name__, valid=valid)]
-    errors = []
-    for key in user:
-        if key in DEFAULTS:
-            continue
-        close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
-        suggestion = f"Did you mean {close[0]!r}? " if close else ""
-        errors.append(message("persistence_sync.E010", key=key, suggestion=suggestion,
-                              valid=valid))
-    ids = {key: check_id for check_id, key, _ in SETTING_VALUE_CHECKS}
-    for key, value, problem in setting_values.problems(user):
-        errors.append(message(ids[key], value=_shown(key, value), problem=problem))
-    return errors
-
-
-def _shown(key: str, value: Any) -> str:
-    """The value as the message quotes it: never a header's value (a token, a key)."""
-    if key == "HEADERS" and isinstance(value, dict):
-        return "{" + ", ".join(f"{name!r}: ..." for name in value) + "}"
-    if key in ("SERVER_URL", "ENDPOINTS"):
-        from persistence_sync.client.transport import redact
-
-        if isinstance(value, str):
-            return repr(redact(value))
-        if isinstance(value, dict):
-            return repr({label: redact(url) if isinstance(url, str) else url
-                         for label, url in value.items()})
-    return repr(value)
 
 
 def check_sqlite_journal(app_configs: Iterable[AppConfig] | None = None,

@@ -1,7 +1,7 @@
 """What each ``PERSISTENCE_SYNC`` value may be: one rule per key of :data:`~persistence_sync.conf.DEFAULTS`.
 
-:func:`persistence_sync.checks.check_settings` runs :func:`problems` at
-``manage.py check``: a value of the wrong type or out of range, which the
+:func:`check_settings`, registered by the app's ``ready()``, runs
+:func:`problems` at ``manage.py check``: a value of the wrong type or out of range, which the
 code would otherwise meet only at the first request or sync that reads it,
 is reported with the setting's own check id (``checks.SETTING_VALUE_CHECKS``)::
 
@@ -13,10 +13,20 @@ A rule returns what is wrong with a value, or None when it is fine.
 from __future__ import annotations
 
 import datetime
+import difflib
 import re
 import urllib.parse
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from persistence_sync.checks import SETTING_VALUE_CHECKS, message
+from persistence_sync.conf import DEFAULTS
+
+if TYPE_CHECKING:
+    from django.apps import AppConfig
+    from django.core.checks import CheckMessage
 
 # DRF's SimpleRateThrottle.parse_rate: "<requests>/<period>", the period read by its first letter.
 RATE_RE = re.compile(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)s?")
@@ -207,3 +217,42 @@ def problems(user: dict) -> list[tuple[str, Any, str]]:
             if problem:
                 found.append((key, user[key], problem))
     return found
+
+
+def check_settings(app_configs: Iterable[AppConfig] | None = None,
+                   **kwargs: Any) -> list[CheckMessage]:
+    """PERSISTENCE_SYNC is a dict of known keys (a misspelt key would be silently ignored),
+    each with a value its rule accepts (:mod:`persistence_sync.setting_values`)."""
+    user = getattr(settings, "PERSISTENCE_SYNC", None)
+    valid = ", ".join(DEFAULTS)
+    if user is None:
+        return []
+    if not isinstance(user, dict):
+        return [message("persistence_sync.E009", type=type(user).__name__, valid=valid)]
+    errors = []
+    for key in user:
+        if key in DEFAULTS:
+            continue
+        close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+        suggestion = f"Did you mean {close[0]!r}? " if close else ""
+        errors.append(message("persistence_sync.E010", key=key, suggestion=suggestion,
+                              valid=valid))
+    ids = {key: check_id for check_id, key, _ in SETTING_VALUE_CHECKS}
+    for key, value, problem in problems(user):
+        errors.append(message(ids[key], value=_shown(key, value), problem=problem))
+    return errors
+
+
+def _shown(key: str, value: Any) -> str:
+    """The value as the message quotes it: never a header's value (a token, a key)."""
+    if key == "HEADERS" and isinstance(value, dict):
+        return "{" + ", ".join(f"{name!r}: ..." for name in value) + "}"
+    if key in ("SERVER_URL", "ENDPOINTS"):
+        from persistence_sync.client.transport import redact
+
+        if isinstance(value, str):
+            return repr(redact(value))
+        if isinstance(value, dict):
+            return repr({label: redact(url) if isinstance(url, str) else url
+                         for label, url in value.items()})
+    return repr(value)

@@ -488,7 +488,7 @@ def test_the_feed_is_served_at_events_by_the_router():
 def test_good_feed_settings_pass_and_postgresql_needs_postgresql():
     from django.db import connection
 
-    from persistence_sync.checks import check_settings
+    from persistence_sync.setting_values import check_settings
 
     good = {"FEED_BACKEND": "poll", "FEED_INTERVAL": 0.01, "FEED_HEARTBEAT": 15, "FEED_RETRY": 0,
             "FEED_SEND_TIMEOUT": 2.5, "FEED_MAX_WAIT": 0, "FEED_SCOPE_REFRESH": 0}
