@@ -265,12 +265,12 @@
       })
       .then(function () {
         failSync = null;
-        app.syncing = false;
         return render();
       })
+      .then(applyWaitingEdits)
       .then(function () {
+        app.syncing = false;
         enable(true);
-        whenIdle.waiting.splice(0).forEach(function (edit) { edit(); });
         if (syncAgain) {
           syncAgain = false;
           return sync();
@@ -278,12 +278,21 @@
       });
   }
 
-  // Run ``edit`` now, or when the running sync has ended (see the top).
+  // Run ``edit`` (which returns a promise) now, or once the running sync has
+  // ended (see the top).
   function whenIdle(edit) {
     if (app.syncing) whenIdle.waiting.push(edit);
     else edit();
   }
   whenIdle.waiting = [];
+
+  // The edits made during the sync that just ended, stored before another sync
+  // may start (its push must find them).
+  function applyWaitingEdits() {
+    var edits = whenIdle.waiting.splice(0);
+    if (!edits.length) return;
+    return Promise.all(edits.map(function (edit) { return edit(); })).then(applyWaitingEdits);
+  }
 
   // --- live sync: the change feed says when ------------------------------------
 
@@ -409,7 +418,7 @@
         var done = box.checked;
         whenIdle(function () {
           task.done = done;
-          changed();
+          return changed();
         });
       });
       var name = document.createElement("span");
@@ -423,7 +432,7 @@
       remove.addEventListener("click", function () {
         whenIdle(function () {
           persistence.remove(task);
-          changed();
+          return changed();
         });
       });
       li.appendChild(box);
@@ -469,7 +478,7 @@
       $("new-task").value = "";
       whenIdle(function () {
         persistence.add(new Task({name: name, done: false, project: project}));
-        changed();
+        return changed();
       });
     });
     $("forget").addEventListener("click", function () {
