@@ -19,6 +19,11 @@ takes an evaluator per kind of block. Each kind:
 ``js`` blocks
     run under Node against a live example site (gunicorn on a scratch
     database), with the real WatermelonDB client (:func:`evaluate_js`).
+``<!-- watermelon-live: next "..." -->``
+    before a ``js`` block marks WatermelonDB's live-sync code: it runs with
+    the page's ``synchronize()`` block before it as ``sync()``, against the
+    site under uvicorn, which must reach the device by itself
+    (:func:`evaluate_js_following`).
 ``<!-- quickstart: ... -->`` blocks (the tutorial's)
     are replayed into a new project by :class:`tests.readme_quickstart.Replay`,
     its server included, as a reader would paste them.
@@ -32,10 +37,13 @@ Examples that start a server or Node are marked ``live`` (:func:`mark_live`).
 
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -65,6 +73,10 @@ QUICKSTART_REST_FRAMEWORK = {
 QUICKSTART_MARKER_BEFORE = re.compile(readme_quickstart.MARKER + r"\s*$")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 JS_HARNESS = Path(__file__).resolve().parent / "integration" / "docs_snippet.js"
+WATERMELON_LIVE_MARKER_BEFORE = re.compile(r'<!-- watermelon-live: next "[^"]*" -->\s*$')
+SKIP_BEFORE = re.compile(r'<!-- skip: next "[^"]*" -->\s*$')
+# The live-sync snippet reaches the device within this (the feed answers in ms).
+LIVE_SYNC_WITHIN_S = 10
 
 
 # --- a page's namespace ----------------------------------------------------
@@ -205,6 +217,81 @@ def evaluate_js(example):
     assert on_site == result["second"], (on_site, result)
 
 
+class JsBlocks(CodeBlockParser):
+    """``js`` blocks; one marked ``watermelon-live`` runs with the last runnable ``synchronize()`` block."""
+
+    def __init__(self):
+        super().__init__(language="js", evaluator=evaluate_js)
+
+    def __call__(self, document):
+        sync_block = None
+        for region in super().__call__(document):
+            if WATERMELON_LIVE_MARKER_BEFORE.search(document.text, 0, region.start):
+                assert sync_block is not None, f"{document.path}: no synchronize() block before the live one"
+                region.parsed = (sync_block, region.parsed)
+                region.evaluator = evaluate_js_following
+            elif "synchronize(" in region.parsed and not SKIP_BEFORE.search(document.text, 0, region.start):
+                sync_block = region.parsed  # the last one that runs (not a skipped fragment)
+            yield region
+
+
+def evaluate_js_following(example):
+    """Run the live-sync snippet under Node, ``sync()`` being the page's ``synchronize()`` block.
+
+    The device starts following with a task of its own; without being asked
+    again it must get the site's task and push its own (the feed's first
+    answer), then each change made on the site, and never run two syncs at
+    once.
+    """
+    from tests.integration.watermelon import modules_dir
+
+    live.require_uvicorn()
+    node_modules = modules_dir()  # skips without node and npm
+    sync_block, snippet = example.parsed
+    vendor = os.environ.get("PS_DB", "sqlite").lower()
+    with live.scratch_database(vendor, purpose="docs_feed") as env, live.uvicorn(env) as site:
+        token = demo_token(env)
+        headers = {"Authorization": f"Token {token}"}
+        classic_push(site.url, headers, [{"id": "FROM-SITE", "name": "made on the site"}])
+        config = {"url": site.url, "token": token, "sync": sync_block, "snippet": snippet}
+        log = tempfile.TemporaryFile("w+")  # WatermelonDB's console, for a failure's message
+        device = subprocess.Popen(["node", str(JS_HARNESS), str(node_modules), json.dumps(config)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+        reports = queue.Queue()
+        threading.Thread(target=lambda: [reports.put(json.loads(line)) for line in device.stdout],
+                         daemon=True).start()
+
+        def synced_until(done):
+            deadline = time.monotonic() + LIVE_SYNC_WITHIN_S
+            while True:
+                try:
+                    report = reports.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    log.seek(0)
+                    raise AssertionError(f"the device did not sync by itself within {LIVE_SYNC_WITHIN_S} s; "
+                                         f"its log: {log.read()[-2000:]}") from None
+                assert "error" not in report and report["overlaps"] == 0, report
+                if done(report["tasks"]):
+                    return report
+
+        try:
+            first = synced_until(lambda tasks: tasks.get("FROM-SITE") == "made on the site")
+            device_task = first["created"]
+            on_site = {item["id"]: item["name"] for item in classic_pull(site.url, headers)}
+            assert on_site == {"FROM-SITE": "made on the site", device_task: "made on the device"}, on_site
+            classic_push(site.url, headers, [{"id": "FROM-SITE", "name": "renamed on the site"}])
+            synced_until(lambda tasks: tasks.get("FROM-SITE") == "renamed on the site")
+            # A burst of pushes: all of them arrive, one sync at a time.
+            burst = [f"BURST-{n}" for n in range(5)]
+            for item_id in burst:
+                classic_push(site.url, headers, [{"id": item_id, "name": item_id}])
+            synced_until(lambda tasks: all(item_id in tasks for item_id in burst))
+        finally:
+            device.stdin.close()
+            device.wait(timeout=30)
+            log.close()
+
+
 def demo_token(env):
     """A DRF token of the example site's demo user, as the site's admin makes one."""
     answer = subprocess.run([sys.executable, "manage.py", "drf_create_token", "demo"], cwd=live.SITE,
@@ -252,7 +339,7 @@ def sybil():
     collector = Sybil(
         parsers=[
             CheckedPythonBlocks(),
-            CodeBlockParser(language="js", evaluator=evaluate_js),
+            JsBlocks(),
             quickstart_parser,
             SkipParser(),
         ],
@@ -264,7 +351,7 @@ def sybil():
     return collector
 
 
-LIVE_EVALUATORS = (evaluate_js, evaluate_quickstart_step)
+LIVE_EVALUATORS = (evaluate_js, evaluate_js_following, evaluate_quickstart_step)
 
 
 def is_live(item):

@@ -8,6 +8,12 @@
 // live site. The device makes a task, runs the snippet and prints
 // {"created": id, "first": {id: name}}; after a line on stdin it renames its
 // task, runs the snippet again and prints {"second": {id: name}}.
+//
+// With "sync": "<step 3's snippet>" in the config, the snippet is the live-sync
+// one (step 6): it gets `sync()`, step 3's snippet as a function, and runs on
+// by itself. The device makes a task and runs it; after each sync it prints
+// {"synced": n, "overlaps": k, "created": id, "tasks": {id: name}}, k counting
+// syncs that began while another ran. It ends when stdin closes.
 const path = require('path')
 const readline = require('readline')
 // WatermelonDB logs to the console: keep stdout for the reports.
@@ -38,10 +44,10 @@ const database = new Database({ adapter, modelClasses })
 
 // The snippet's ES imports, as this CommonJS program loads the same modules.
 const IMPORT = /^import\s*\{([^}]*)\}\s*from\s*'([^']+)'\s*;?\s*$/gm
-const body = config.snippet.replace(IMPORT, (_, names, module) => `const {${names}} = req('${module}')`)
+const commonJS = (code) => code.replace(IMPORT, (_, names, module) => `const {${names}} = req('${module}')`)
 const siteFetch = (url, options) => fetch(url.replace(/^https:\/\/example\.com/, config.url), options)
 const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor
-const snippet = new AsyncFunction('database', 'token', 'fetch', 'req', body)
+const snippet = new AsyncFunction('database', 'token', 'fetch', 'req', commonJS(config.snippet))
 
 async function tasks() {
   const out = {}
@@ -64,7 +70,33 @@ async function main() {
   process.stdout.write(JSON.stringify({ second: await tasks() }) + '\n')
 }
 
-main().then(() => process.exit(0), (error) => {
+async function follow() {
+  let task
+  await database.write(async () => {
+    task = await database.get('tasks').create((record) => { record._setRaw('name', 'made on the device') })
+  })
+  const synchronizeOnce = new AsyncFunction('database', 'token', 'fetch', 'req', commonJS(config.sync))
+  let running = 0
+  let synced = 0
+  let overlaps = 0
+  const sync = async () => {
+    running += 1
+    if (running > 1) overlaps += 1
+    try {
+      await synchronizeOnce(database, config.token, siteFetch, req)
+    } finally {
+      running -= 1
+    }
+    synced += 1
+    process.stdout.write(JSON.stringify({ synced, overlaps, created: task.id, tasks: await tasks() }) + '\n')
+  }
+  const live = new AsyncFunction('database', 'token', 'fetch', 'req', 'sync', commonJS(config.snippet))
+  await live(database, config.token, siteFetch, req, sync)
+  // The snippet's loop goes on by itself; stdin closing ends the device.
+  await new Promise((resolve) => readline.createInterface({ input: process.stdin }).once('close', resolve))
+}
+
+;(config.sync ? follow : main)().then(() => process.exit(0), (error) => {
   process.stderr.write(String(error && error.stack || error) + '\n')
   process.stdout.write(JSON.stringify({ error: String(error && error.message || error) }) + '\n')
   process.exit(1)

@@ -16,67 +16,24 @@ import pytest
 
 from tests.conftest import demo_user
 from tests.integration import browser
+from tests.integration.browser import TodoPage
 
 VIEWPORT = {"width": 900, "height": 600}
 
 @pytest.fixture
 def context(chromium, live_server):
-    """A browser signed in as the demo user (the to-do page needs a user)."""
+    """A browser signed in as the demo user (the to-do page needs a user), without EventSource.
+
+    These tests press Sync and count syncs; the change feed would start
+    syncs of its own. Without EventSource the page syncs only when asked, as
+    in a browser that lacks it (live sync: test_todo_page_live.py).
+    """
     context = chromium.new_context(viewport=VIEWPORT)
     context.set_default_timeout(10_000)
+    context.add_init_script("delete window.EventSource;")
     browser.log_in(context, live_server.url, demo_user())
     yield context
     context.close()
-
-
-class TodoPage:
-    """The to-do page in one browser tab, driven through its controls."""
-
-    def __init__(self, page):
-        self.page = page
-        self.errors = []
-        self.console = []  # console.log/debug/info lines (a 404 favicon is an "error")
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("console", lambda message: message.type in ("log", "debug", "info")
-                and self.console.append(message.text))
-
-    def wait_for_sync(self, number):
-        """Wait until the page has finished its ``number``-th sync; return its result."""
-        self.page.wait_for_selector(f"#sync-status[data-syncs='{number}']:not([data-state=syncing])")
-        result = self.page.evaluate("() => todoApp.lastSync")
-        assert result["ok"], result["error"]
-        return result
-
-    def sync(self):
-        done = self.page.evaluate("() => todoApp.syncs")
-        self.page.click("#sync")
-        return self.wait_for_sync(done + 1)
-
-    def add(self, name):
-        self.page.fill("#new-task", name)
-        self.page.press("#new-task", "Enter")
-        self.page.wait_for_selector(f"#tasks li:has-text('{name}')")
-
-    def row(self, name):
-        return self.page.locator("#tasks li", has_text=name)
-
-    def tick(self, name):
-        self.row(name).locator("input[type=checkbox]").check()
-        self.page.wait_for_selector(f"#tasks li.done:has-text('{name}')")
-
-    def delete(self, name):
-        self.row(name).locator("button.delete").click()
-        self.row(name).wait_for(state="detached")
-
-    def tasks(self):
-        """{name: done} as the page shows them."""
-        return self.page.evaluate(
-            """() => Object.fromEntries([...document.querySelectorAll("#tasks li[data-id]")]
-                .map((li) => [li.querySelector(".name").textContent, li.classList.contains("done")]))"""
-        )
-
-    def status(self):
-        return self.page.text_content("#sync-status")
 
 
 def open_page(context, url):

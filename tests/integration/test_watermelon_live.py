@@ -5,10 +5,18 @@ pytest-django's ``live_server`` on the suite's database, so a change made
 with the ORM or through persistence.sync's endpoints is seen by both. The
 example site's to-do models are per user: devices sign in with HTTP Basic,
 as the demo user unless a test says otherwise.
+
+Live sync needs the change feed, which pytest-django's server does not
+stream: its test serves the example site with uvicorn on a scratch
+database of its own (as ``./dev demo`` does), and writes from other
+processes.
 """
 
 import base64
 import json
+import subprocess
+import sys
+import time
 import urllib.request
 
 import pytest
@@ -16,8 +24,9 @@ from django.contrib.auth.models import User
 from todo.models import Project, Task
 
 from persistence_sync.models import Tombstone
+from tests import databases
 from tests.fakes import AnswerDroppingProxy
-from tests.integration import browser
+from tests.integration import browser, feed, live
 from tests.integration.watermelon import WatermelonDevice
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -208,3 +217,71 @@ def test_a_push_whose_answer_was_lost_never_overwrites_a_later_change(device, li
         assert device_tasks(phone)[task.pk]["name"] == "Dishes, by Bob"
     finally:
         proxy.close()
+
+
+# --- live sync: a device that syncs when the change feed says so -------------------
+
+ORM_RENAME = """
+import sys
+import django
+django.setup()
+from todo.models import Task
+Task.objects.filter(pk=sys.argv[1]).update(name=sys.argv[2])
+"""
+
+
+@pytest.fixture(scope="module")
+def feed_site():
+    """The example site under uvicorn (pages, endpoints and the feed) on a scratch database."""
+    live.require_uvicorn()
+    vendor = databases.vendor()
+    if vendor != "sqlite":
+        databases.require_server_db(vendor)
+    with live.scratch_database(vendor, purpose="watermelon_feed") as env:
+        tokens = feed.create_users(env, ["eve"])
+        with live.uvicorn(env) as site:
+            yield env, site, {"Authorization": f"Token {tokens['eve']}"}
+
+
+def eventually(check, timeout=10.0):
+    """``check()``'s first true value, asked every 50 ms; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            assert found, f"not within {timeout} s"
+            return found
+        time.sleep(0.05)
+
+
+def test_a_following_device_gets_other_writers_changes_without_being_asked(feed_site):
+    env, site, eve_headers = feed_site
+    follower = WatermelonDevice(site.url + "/watermelon", headers=DEMO)
+    other = WatermelonDevice(site.url + "/watermelon", headers=DEMO)
+    eve = WatermelonDevice(site.url + "/watermelon", headers=eve_headers)
+    try:
+        for device in (follower, eve):
+            device.follow(site.url + "/events")
+            # The feed's first answer names every table: one sync, then quiet.
+            eventually(lambda device=device: device.following()["syncs"] == 1)
+
+        # Another device's push (through the site) reaches the follower unasked.
+        made = other.create("tasks", name="From the other device", done=False)
+        assert other.sync()["ok"]
+        eventually(lambda: made in follower.dump()["tasks"])
+
+        # So does the ORM in another process (QuerySet.update(): no signal, a clock tick).
+        subprocess.run([sys.executable, "-c", ORM_RENAME, made, "Renamed by the ORM"], cwd=live.SITE,
+                       env=live.process_env(env), check=True)
+        eventually(lambda: follower.dump()["tasks"][made]["name"] == "Renamed by the ORM")
+
+        state = follower.following()
+        assert state["overlaps"] == 0 and state["errors"] == [], state
+        assert 3 <= state["syncs"] <= state["answers"], state  # at most a sync per answer
+        # Eve's device heard nothing of demo's changes, and never synced again.
+        time.sleep(0.5)
+        assert eve.following() == {"syncs": 1, "answers": 1, "overlaps": 0, "errors": []}
+        assert eve.dump()["tasks"] == {}
+    finally:
+        for device in (follower, other, eve):
+            device.close()

@@ -85,6 +85,14 @@ class WatermelonDevice:
     def dump(self):
         return self.command_answer(op="dump")
 
+    def follow(self, events_url):
+        """Sync on every notice of the change feed at ``events_url`` from now on (its long-poll)."""
+        self.command_answer(op="follow", eventsUrl=events_url)
+
+    def following(self):
+        """``{"syncs", "answers", "overlaps", "errors"}`` of the follow loop so far."""
+        return self.command_answer(op="following")
+
     def close(self):
         self.process.stdin.close()
         self.process.wait(timeout=10)

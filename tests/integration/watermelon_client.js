@@ -10,6 +10,8 @@
 //           {"op": "delete", "table": "tasks", "id": ...}
 //           {"op": "sync", "pageSize": null | N}                   -> {"ok": true} | {"ok": false, "error"}
 //           {"op": "dump"}      -> {"tasks": {id: raw record}, ...} (deleted ones left out)
+//           {"op": "follow", "eventsUrl": ".../events"}   -> {} (syncs on its own from then on)
+//           {"op": "following"} -> {"syncs", "answers", "overlaps", "errors"} of the follow loop
 // Each answer is one JSON line on stdout.
 const path = require('path')
 // WatermelonDB logs to the console: keep stdout for the answers.
@@ -94,6 +96,47 @@ async function sync(pageSize) {
   })
 }
 
+// Live sync, as docs/watermelon.md step 6 tells apps: the feed's long-poll
+// names the tables that changed; a notice naming one of ours syncs. One sync
+// at a time: a notice during a sync makes one more after it. A device that
+// follows is not sent "sync" commands by the tests (WatermelonDB refuses two
+// synchronize() at once).
+const following = { syncs: 0, answers: 0, overlaps: 0, errors: [] }
+let running = null
+let again = false
+let inSync = 0
+
+function syncNow() {
+  if (running) { again = true; return running }
+  running = (async () => {
+    try {
+      do {
+        again = false
+        inSync += 1
+        if (inSync > 1) following.overlaps += 1
+        try { await sync() } finally { inSync -= 1 }
+        following.syncs += 1
+      } while (again)
+    } finally { running = null }
+  })()
+  return running
+}
+
+async function follow(eventsUrl) {
+  let since = ''  // nothing known yet: the first answer names every table
+  for (;;) {
+    try {
+      const answer = await call(`${eventsUrl}?wait=30&since=${since}`, { signal: AbortSignal.timeout(45000) })
+      following.answers += 1
+      if (answer.tables.some((table) => tableNames.includes(table))) await syncNow()
+      since = answer.since  // only once synced: a failed sync is tried again at once
+    } catch (error) {
+      following.errors.push(String(error && error.message || error))
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+    }
+  }
+}
+
 const commands = {
   async create({ table, values }) {
     let id
@@ -123,6 +166,13 @@ const commands = {
     } catch (error) {
       return { ok: false, error: String(error && error.message || error) }
     }
+  },
+  async follow({ eventsUrl }) {
+    follow(eventsUrl)  // runs until the process ends
+    return {}
+  },
+  async following() {
+    return following
   },
   async dump() {
     const out = {}

@@ -26,9 +26,18 @@
  *    error callback, sync after sync.
  *  - persistence.js logs every SQL statement to the console unless
  *    persistence.debug is false: it is, unless the page's URL has ?debug=1.
+ *  - Live sync: an EventSource on the site's change feed (docs/events.md)
+ *    runs the same sync as the Sync button whenever a notice names one of
+ *    the page's endpoints. One sync at a time: notices during a sync make
+ *    one more sync after it, however many came. Without EventSource, or
+ *    when the feed refuses the page, the page syncs when asked, as before.
+ *  - Edits made while a sync runs wait for its end: the client pushes what
+ *    changed after its previous sync ended, so an edit made during a sync
+ *    would never be pushed.
  *
  * Options, as attributes of this script tag: data-project-uri,
- * data-task-uri (the sync endpoints), data-database (the local database).
+ * data-task-uri (the sync endpoints), data-events-uri (the change feed;
+ * absent: no live sync), data-database (the local database).
  * State for tests and curious users: window.todoApp.
  */
 (function () {
@@ -38,13 +47,18 @@
   var options = {
     projectUri: script.dataset.projectUri || "/projectUpdates",
     taskUri: script.dataset.taskUri || "/taskUpdates",
+    eventsUri: script.dataset.eventsUri || "",
     database: script.dataset.database || "todo",
   };
+  // Notices that come this close together make one sync (a push of many
+  // objects, a cascade of deletions, a script saving in a loop).
+  var NOTICE_BURST_MS = 100;
   var SELECTED_PROJECT_KEY = "todo:project";
 
   var $ = function (id) { return document.getElementById(id); };
   var statusLine = $("sync-status");
-  var app = (window.todoApp = {syncs: 0, lastSync: null, syncing: false});
+  var app = (window.todoApp = {syncs: 0, lastSync: null, syncing: false,
+                               live: {state: "off", notices: 0}});
   var Project, Task;
   var current = null; // the selected Project
 
@@ -251,17 +265,92 @@
       })
       .then(function () {
         failSync = null;
-        app.syncing = false;
         return render();
       })
-      .then(function () { enable(true); });
+      .then(applyWaitingEdits)
+      .then(function () {
+        app.syncing = false;
+        enable(true);
+        if (syncAgain) {
+          syncAgain = false;
+          return sync();
+        }
+      });
+  }
+
+  // Run ``edit`` (which returns a promise) now, or once the running sync has
+  // ended (see the top).
+  function whenIdle(edit) {
+    if (app.syncing) whenIdle.waiting.push(edit);
+    else edit();
+  }
+  whenIdle.waiting = [];
+
+  // The edits made during the sync that just ended, stored before another sync
+  // may start (its push must find them).
+  function applyWaitingEdits() {
+    var edits = whenIdle.waiting.splice(0);
+    if (!edits.length) return;
+    return Promise.all(edits.map(function (edit) { return edit(); })).then(applyWaitingEdits);
+  }
+
+  // --- live sync: the change feed says when ------------------------------------
+
+  var syncAgain = false; // a notice came during a sync: one more after it
+  var burst = null; // the timer that gathers a burst of notices into one sync
+
+  function syncSoon() {
+    if (burst) return;
+    burst = setTimeout(function () {
+      burst = null;
+      if (app.syncing) syncAgain = true;
+      else sync();
+    }, NOTICE_BURST_MS);
+  }
+
+  // Whether a notice's endpoint ("taskUpdates", as the router names it) is one of ours.
+  function isOurs(endpoint) {
+    return [options.projectUri, options.taskUri].some(function (uri) {
+      return uri.split("/").pop() === endpoint;
+    });
+  }
+
+  // The smallest `now` of the page's last pulls: the feed then tells at once
+  // of anything the page missed since, and of nothing else.
+  function lastPulled() {
+    return Promise.all([findSync(Project), findSync(Task)]).then(function (syncs) {
+      var dates = syncs.map(function (s) { return s ? s.serverDate : 0; });
+      return Math.min.apply(null, dates);
+    });
+  }
+
+  function followChanges() {
+    if (!options.eventsUri || typeof window.EventSource !== "function") return;
+    return lastPulled().then(function (since) {
+      var feed = new EventSource(options.eventsUri + (since ? "?since=" + since : ""));
+      app.live.state = "connecting";
+      feed.onopen = function () { app.live.state = "open"; };
+      // A cut connection: EventSource reconnects by itself (after the feed's
+      // retry:, with Last-Event-ID). A refusal (signed out, no feed) ends it.
+      feed.onerror = function () {
+        app.live.state = feed.readyState === EventSource.CLOSED ? "closed" : "connecting";
+      };
+      feed.addEventListener("change", function (event) {
+        if (!JSON.parse(event.data).endpoints.some(isOurs)) return;
+        app.live.notices += 1;
+        if (app.syncing) syncAgain = true;
+        else syncSoon();
+      });
+      app.live.feed = feed;
+    });
   }
 
   // --- the page ---------------------------------------------------------------
 
   function enable(on) {
     $("sync").disabled = !on;
-    $("new-task").disabled = !on || !current;
+    // Typing goes on during a sync (live syncs come unasked); adding waits for its end.
+    $("new-task").disabled = !current;
     $("add").disabled = !on || !current;
   }
 
@@ -326,8 +415,11 @@
       box.checked = !!task.done;
       box.title = "done";
       box.addEventListener("change", function () {
-        task.done = box.checked;
-        changed();
+        var done = box.checked;
+        whenIdle(function () {
+          task.done = done;
+          return changed();
+        });
       });
       var name = document.createElement("span");
       name.className = "name";
@@ -338,8 +430,10 @@
       remove.title = "delete";
       remove.textContent = "×";
       remove.addEventListener("click", function () {
-        persistence.remove(task);
-        changed();
+        whenIdle(function () {
+          persistence.remove(task);
+          return changed();
+        });
       });
       li.appendChild(box);
       li.appendChild(name);
@@ -379,11 +473,13 @@
     });
     $("add-task").addEventListener("submit", function (event) {
       event.preventDefault();
-      var name = $("new-task").value.trim();
-      if (!name || !current) return;
-      persistence.add(new Task({name: name, done: false, project: current}));
+      var name = $("new-task").value.trim(), project = current;
+      if (!name || !project) return;
       $("new-task").value = "";
-      changed();
+      whenIdle(function () {
+        persistence.add(new Task({name: name, done: false, project: project}));
+        return changed();
+      });
     });
     $("forget").addEventListener("click", function () {
       localStorage.removeItem("websql:" + options.database);
@@ -392,7 +488,8 @@
     });
     return new Promise(function (resolve) { persistence.schemaSync(resolve); })
       .then(render)
-      .then(sync); // the first visit finds the server's projects and tasks
+      .then(sync) // the first visit finds the server's projects and tasks
+      .then(followChanges);
   }
 
   app.ready = window.webSqlReady.then(start, function (error) {
