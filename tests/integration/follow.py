@@ -1,7 +1,8 @@
 """A ``syncall --follow`` replica for the live tests and ``benchmarks/follow_lag.py``.
 
-:class:`Replica` is the example site on a SQLite file of its own, with
-``manage.py syncall --follow`` running against a source site in a
+:class:`Replica` is the example site on a database of its own (a SQLite
+file by default, or a scratch database of :func:`tests.integration.live.scratch_database`),
+with ``manage.py syncall --follow`` running against a source site in a
 subprocess, signed in by a DRF token (``PERSISTENCE_SYNC_TOKEN``, as a
 deployment would). Like :mod:`tests.integration.live`, nothing here imports
 Django or pytest at module level.
@@ -25,15 +26,15 @@ MANAGE = live.SITE / "manage.py"
 
 
 class Replica:
-    """A replica site's database (SQLite) and, once :meth:`follow` runs, its follower process."""
+    """A replica site's database (``site_env``) and, once :meth:`start` ran, its follower process."""
 
-    def __init__(self, db: Path, source_url: str, token: str):
-        self.db, self.source_url, self.token = db, source_url, token
+    def __init__(self, site_env: dict, source_url: str, token: str, log_dir: Path):
+        self.site_env, self.source_url, self.token = site_env, source_url, token
         # process_env leaves a developer's token out; this one is the test's own.
-        self.env = {**live.process_env({**live.site_env("sqlite", db), "PYTHONWARNINGS": "ignore"}),
+        self.env = {**live.process_env({**site_env, "PYTHONWARNINGS": "ignore"}),
                     "PERSISTENCE_SYNC_TOKEN": token}
         self.process = None
-        self.log_path = db.with_suffix(".log")
+        self.log_path = log_dir / "follower.log"
 
     def syncall(self, *args, timeout=60):
         """A plain ``syncall`` run (or one with ``args``); the CompletedProcess."""
@@ -58,9 +59,9 @@ class Replica:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"the follower exited with {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(Exception):  # the tables are being created, locked
                 if self.query("SELECT count(*) FROM persistence_sync_syncstate "
-                              "WHERE model = 'todo.task' AND server_date > 0")[0][0]:
+                              "WHERE model = 'todo.task'")[0][0]:
                     return
             time.sleep(0.05)
         raise AssertionError(f"the follower never completed its first sync:\n{self.log()}")
@@ -77,8 +78,18 @@ class Replica:
             self.process.wait()
             raise AssertionError(f"the follower did not stop within {timeout} s:\n{self.log()}") from None
 
+    def connect(self):
+        """A connection to the replica's database, with ``%s`` parameters on either vendor."""
+        if self.site_env["PS_DB"] == "sqlite":
+            return SqliteConnection(self.site_env["PS_DB_NAME"])
+        import psycopg
+
+        host, port, user, password = live.server_address(self.site_env)
+        return psycopg.connect(host=host, port=port, user=user, password=password,
+                               dbname=self.site_env["PS_DB_NAME"], autocommit=True)
+
     def query(self, sql, params=()):
-        connection = sqlite3.connect(self.db, timeout=5)
+        connection = self.connect()
         try:
             return connection.execute(sql, params).fetchall()
         finally:
@@ -91,7 +102,7 @@ class Replica:
         """Seconds until ``task_id`` is in the replica's database; fails after ``timeout``."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            if self.query("SELECT 1 FROM todo_task WHERE id = ?", [task_id]):
+            if self.query("SELECT 1 FROM todo_task WHERE id = %s", [task_id]):
                 return time.monotonic() - started
             time.sleep(0.01)
         raise AssertionError(f"task {task_id} never reached the replica in {timeout} s:\n{self.log()}")
@@ -110,12 +121,25 @@ class Replica:
         return task_id
 
 
+class SqliteConnection:
+    """sqlite3 with ``%s`` parameters, as psycopg takes them."""
+
+    def __init__(self, path):
+        self.connection = sqlite3.connect(path, timeout=5)
+
+    def execute(self, sql, params=()):
+        return self.connection.execute(sql.replace("%s", "?"), params)
+
+    def close(self):
+        self.connection.close()
+
+
 @contextlib.contextmanager
-def replica_of(source_url, token):
-    """A migrated replica database (SQLite, in a temporary directory); yields a :class:`Replica`."""
-    with tempfile.TemporaryDirectory(prefix="ps_replica_") as directory:
-        replica = Replica(Path(directory) / "replica.sqlite3", source_url, token)
-        live.migrate(live.site_env("sqlite", replica.db))
+def replica_of(source_url, token, vendor="sqlite"):
+    """A migrated replica database of its own on ``vendor``; yields a :class:`Replica`."""
+    with tempfile.TemporaryDirectory(prefix="ps_replica_") as directory, \
+            live.scratch_database(vendor, purpose="replica") as env:
+        replica = Replica(env, source_url, token, Path(directory))
         try:
             yield replica
         finally:
