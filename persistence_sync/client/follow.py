@@ -152,10 +152,10 @@ class Stats:
 
     def summary(self, clock: Callable[[], float] = time.monotonic) -> str:
         seconds = round(clock() - self.started)
-        failed = f" ({self.failed} failed, last: {self.last_error})" if self.failed else ""
+        failed = f" ({self.failed:,} failed, last: {self.last_error})" if self.failed else ""
         return (f"followed for {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}: "
-                f"{self.syncs} syncs{failed}, {self.notices} notices, {self.written} objects "
-                f"written here, {self.pushed} pushed")
+                f"{self.syncs:,} syncs{failed}, {self.notices:,} notices, {self.written:,} objects "
+                f"written here, {self.pushed:,} pushed")
 
 
 def feed_url(server_url: str) -> str:
