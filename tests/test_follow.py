@@ -9,7 +9,11 @@ not the sync's own) making a model due. The whole command runs live in
 tests/integration/test_follow_live.py.
 """
 
+import base64
+import os
+import signal
 import threading
+import time
 
 import pytest
 from todo.models import Project, Task
@@ -25,7 +29,9 @@ from persistence_sync.client.follow import (
     feed_url,
 )
 from persistence_sync.client.sync import groups
+from persistence_sync.client.transport import HttpTransport
 from persistence_sync.exceptions import TransportError
+from persistence_sync.management.commands.syncall import AbandonSync, stopped_by_signals
 from tests.fakes import PROJECTS, SERVER, TASKS, FakeServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -240,3 +246,51 @@ def test_pending_hands_over_everything_at_once():
     pending.add_everything()
     assert pending.take() is None and not pending
     assert LOCAL_CHECK <= 0.5  # local writes go out within about a second
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="signal handlers: the main thread only")
+def test_a_signal_stops_after_the_sync_and_a_second_one_abandons_it():
+    stop, wake = threading.Event(), threading.Event()
+    before = signal.getsignal(signal.SIGTERM)
+    with stopped_by_signals(stop, wake):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5) and wake.is_set()  # the loop ends once the current sync is done
+        with pytest.raises(AbandonSync):
+            os.kill(os.getpid(), signal.SIGINT)
+            threading.Event().wait(5)  # the handler raises here, as it would inside a sync
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_long_poll_travels_like_a_pull_and_never_shows_the_password(recording_server):
+    """Over the real HttpTransport: HTTP Basic from the URL, the token header, wait/since,
+    a timeout longer than the wait; a 404 is said without the URL's password."""
+    secret = "s3cret-Pa55"
+    server_url = recording_server.url.replace("http://", f"http://demo:{secret}@") + "/"
+    transport = HttpTransport(headers={"X-Api-Key": "k"}, timeout=1, retries=1)
+    followed = [reg for group in groups(TODO) for reg in group]
+    logged = []
+    follower = Follower(lambda labels: [], followed, server_url, transport, "default",
+                        log=logged.append)
+    answers = [(200, {"now": 5, "since": "5.9", "endpoints": [], "tables": []}),
+               (200, {"now": 6, "since": "6.9", "endpoints": ["taskUpdates"], "tables": ["tasks"]}),
+               (404, b"<html>Not Found</html>")]
+
+    def answer(request):
+        if request.query.get("since"):
+            time.sleep(1.5)  # a long-poll that waited: longer than the transport's timeout
+        return answers.pop(0)
+
+    recording_server.answer = answer
+    assert follower.start_feed()
+    follower.ask_feed(2)
+    first, second = recording_server.requests[:2]
+    assert (first.path, first.query) == ("/events", {"wait": "0"})
+    assert (second.path, second.query) == ("/events", {"wait": "2", "since": "5.9"})
+    expected = "Basic " + base64.b64encode(f"demo:{secret}".encode()).decode()
+    assert second.headers["authorization"] == expected and second.headers["x-api-key"] == "k"
+    assert follower.pending.labels == {"todo.task"}
+    with pytest.raises(TransportError) as failure:
+        follower.ask_feed(2)
+    assert follower.on_feed_error(failure.value) is None and follower.feed_missing
+    assert secret not in " ".join(logged) and "/events (HTTP 404)" in logged[0]

@@ -371,6 +371,9 @@ class Follower:
                 if delay is None:
                     return
                 stop.wait(delay)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not end live sync silently
+                self.log(f"The change feed's client failed ({exc!r}): trying again.")
+                stop.wait(self.feed_backoff.failed())
 
     def run(self, stop: threading.Event) -> Stats:
         """Sync everything, then follow until ``stop`` is set; the :class:`Stats`.
