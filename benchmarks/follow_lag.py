@@ -59,9 +59,9 @@ def writer(url, token, rate, seconds):
     print(json.dumps(pushes))
 
 
-def observe(replica, writer_process, settle=10.0):
+def observe(replica, writer_process, expected, settle=10.0):
     """``{task id: time.time() it appeared}`` in the replica, until the writer ended and
-    its tasks arrived (or ``settle`` s passed after it ended)."""
+    its ``expected`` tasks arrived (or ``settle`` s passed after it ended)."""
     seen, newest, ended = {}, -1, None
     connection = replica.connect()
     try:
@@ -76,7 +76,7 @@ def observe(replica, writer_process, settle=10.0):
                 ended = time.monotonic()
             if ended is not None and time.monotonic() - ended > settle:
                 return seen
-            if ended is not None and len(seen) >= writer_process.expected:
+            if ended is not None and len(seen) >= expected:
                 return seen
             time.sleep(POLL)
     finally:
@@ -129,8 +129,7 @@ def main(argv=None):
                 process = subprocess.Popen(
                     [sys.executable, __file__, "--writer", f"{writer_site.url}/taskUpdates", token,
                      str(args.rate), str(args.seconds)], stdout=output, text=True)
-                process.expected = int(args.rate * args.seconds)
-                seen = observe(replica, process)
+                seen = observe(replica, process, int(args.rate * args.seconds))
                 process.wait()
                 output.seek(0)
                 pushes = json.loads(output.read())

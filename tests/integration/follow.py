@@ -109,16 +109,21 @@ class Replica:
 
     def create_task(self, name):
         """A task written on the replica by the ORM (as its admin or a view would); its id."""
-        task_id = uuid.uuid4().hex.upper()
-        script = textwrap.dedent(f"""
-            import django
-            django.setup()
-            from todo.models import Task
-            Task.objects.create(id={task_id!r}, name={name!r})
-        """)
-        subprocess.run([sys.executable, "-c", script], env=self.env, cwd=live.SITE, check=True,
-                       timeout=60)
-        return task_id
+        return create_task(self.env, name)
+
+
+def create_task(env, name):
+    """A task written by the ORM in another process on the site of ``env`` (the demo user's); its id."""
+    task_id = uuid.uuid4().hex.upper()
+    script = textwrap.dedent(f"""
+        import django
+        django.setup()
+        from todo.models import Task
+        Task.objects.create(id={task_id!r}, name={name!r})
+    """)
+    subprocess.run([sys.executable, "-c", script], env=live.process_env(env), cwd=live.SITE,
+                   check=True, timeout=60)
+    return task_id
 
 
 class SqliteConnection:

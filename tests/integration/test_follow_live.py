@@ -9,13 +9,15 @@ subprocess signed in by a DRF token (:mod:`tests.integration.follow`).
 * a task written on the replica (by the ORM, in another process) reaches
   the source within 2 s;
 * the source's process killed and started again (the feed forgets every
-  client): the follower reconnects and the task written meanwhile arrives;
+  client), a task written on its database meanwhile: the follower
+  reconnects and the task arrives (with the floor far away: by the feed);
 * on PostgreSQL, the source's database refusing connections for a while: the
   task written before and after arrives;
 * SIGTERM: exit 0 with a summary, and a plain ``syncall`` run afterwards has
   nothing to pull or push.
 """
 
+import json
 import signal
 import time
 
@@ -28,6 +30,8 @@ from tests.integration import feed, follow, live
 pytestmark = pytest.mark.live
 
 LIVE_WITHIN = 2.0  # seconds: "within about a second", with room for a shared machine
+# A floor far away: what arrives in time came by the feed or the local clocks.
+NO_FLOOR = ("--interval", "600")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +70,7 @@ def test_the_replica_follows_both_ways_and_stops_cleanly(source_db, session):
     env, token = source_db
     with live.uvicorn(env) as source, follow.replica_of(source.url, token) as replica:
         before, _, _ = follow.push_task(session, source.url, "before")
-        replica.start()
+        replica.start(*NO_FLOOR)
         replica.wait_until_synced()
         assert before in replica.task_ids()  # the first, full sync
 
@@ -82,8 +86,6 @@ def test_the_replica_follows_both_ways_and_stops_cleanly(source_db, session):
         # State saved: a plain run afterwards pulls nothing new and pushes nothing.
         after = replica.syncall("--json")
         assert after.returncode == 0, after.stderr
-        import json
-
         for result in json.loads(after.stdout):
             assert result["ok"] and result["pushed"] == 0, result
             assert result["created"] == result["updated"] == result["removed"] == 0, result
@@ -94,15 +96,18 @@ def test_the_follower_misses_nothing_across_a_restart_of_the_source(source_db, s
     env, token = source_db
     port = live.free_port()
     with live.uvicorn(env, port=port) as source, follow.replica_of(source.url, token) as replica:
-        replica.start()
+        replica.start(*NO_FLOOR)
         replica.wait_until_synced()
         task_id, _, _ = follow.push_task(session, source.url)
         replica.wait_for_task(task_id)
         source.process.kill()  # no goodbye: the feed and its memory of clients are gone
         source.process.wait()
+        missed = follow.create_task(env, "while away")  # on the source's database, by the ORM
+        time.sleep(1)  # the follower's long-poll and its retries fail meanwhile
         with live.uvicorn(env, port=port) as restarted:
-            missed, _, _ = follow.push_task(session, restarted.url, "while away")
-            replica.wait_for_task(missed, timeout=30)  # the reconnect backs off (capped)
+            # With the floor 600 s away, only the feed's reconnect can bring it: the
+            # transport's retries, then a capped backoff, and the new process's resync hint.
+            replica.wait_for_task(missed, timeout=20)
             task_id, _, _ = follow.push_task(session, restarted.url, "after")
             assert replica.wait_for_task(task_id) < LIVE_WITHIN, replica.log()
             assert replica.stop(signal.SIGINT) == 0, replica.log()
@@ -115,7 +120,7 @@ def test_the_follower_misses_nothing_while_postgresql_is_away(source_db, session
         pytest.skip("the database restart fault: PostgreSQL only (set PS_DB=postgresql)")
     name = env["PS_DB_NAME"]
     with live.uvicorn(env) as source, follow.replica_of(source.url, token) as replica:
-        replica.start()
+        replica.start(*NO_FLOOR)
         replica.wait_until_synced()
         written, _, _ = follow.push_task(session, source.url, "before the outage")
         # The database goes away, as in a restart: every connection ended and refused.
