@@ -4,8 +4,10 @@
   ``sync_all(transport=...)`` (no HTTP): it keeps objects per endpoint URL and
   follows docs/protocol.md (pulls answer what changed after ``since``, paged
   in id order when asked; every push gets a fresh stamp that its changed
-  objects carry; idempotent pushes; a pruned horizon answers 410). Tests edit
-  it directly to play "another client". :func:`run` syncs with it.
+  objects carry; idempotent pushes; a pruned horizon answers 410), and the
+  change feed's long-poll (``events?since=&wait=``, docs/events.md) through
+  ``request()``. Tests edit it directly to play "another client". :func:`run`
+  syncs with it.
 * :class:`RecordingServer` is a real HTTP server in a thread, for what only
   the wire shows: it records each request the client sends (method, path,
   query, headers, body) and answers what the test scripts, so a test checks
@@ -49,6 +51,8 @@ class FakeServer:
         self.receipts = {}  # push id -> stamp (None: abandoned)
         self.lose_answers = 0  # pushes to store and then fail, as a lost answer does
         self.user = "demo"  # the account paged answers name ("user"; None: an older server)
+        self.feed_requests = []  # the query of each long-poll, as a dict
+        self.fail_feed = None  # a TransportError (a status, say) every long-poll raises
 
     def tick(self):
         self.stamp += 10
@@ -132,6 +136,29 @@ class FakeServer:
             stored.update({k: v for k, v in item.items() if k != "_lastChange"})
             stored["_lastChange"] = stamp
         return stamp
+
+    def request(self, method, url, payload=None, headers=None, sized=False, timeout=None):
+        """The change feed's long-poll, ``GET <server>/events?wait=&since=`` (docs/events.md).
+
+        ``since`` is a stamp of this server: the answer names each endpoint
+        with a change stamped after it, at once (a fake does not wait);
+        without ``since``, every endpoint it has (a resync hint).
+        """
+        parts = urllib.parse.urlsplit(url)
+        assert method == "GET" and parts.path.endswith("/events"), url
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        self.feed_requests.append(query)
+        if self.fail_feed is not None:
+            raise self.fail_feed
+        since = int(query["since"]) if "since" in query else None
+        changed = set()
+        for url_of, stamps in [*((u, [o["_lastChange"] for o in objs.values()])
+                                 for u, objs in self.objects.items()),
+                               *((u, list(removed.values())) for u, removed in self.removed.items())]:
+            if since is None or any(stamp > since for stamp in stamps):
+                changed.add(url_of.rsplit("/", 1)[-1])
+        return {"now": self.stamp, "since": str(self.stamp), "endpoints": sorted(changed),
+                "tables": []}
 
     def values(self, url, obj_id):
         item = dict(self.objects[url][obj_id])

@@ -342,15 +342,17 @@ class HttpTransport:
                                  f"{_snippet(json.dumps(answer))}")
         return int(answer["now"])
 
-    def request(self, method, url, payload=None, headers=None, sized=False):
+    def request(self, method, url, payload=None, headers=None, sized=False, timeout=None):
         """One JSON request, retried after transient failures; returns the parsed body.
 
-        ``sized``: returns ``(body, its length in bytes)``.
+        ``sized``: returns ``(body, its length in bytes)``. ``timeout``: seconds
+        for this request instead of the transport's (a long-poll that waits
+        on purpose, :mod:`~persistence_sync.client.follow`).
         """
         self.warn_if_plain_http(url)
         for attempt in range(self.retries):
             try:
-                answer, size = self.request_once(method, url, payload, headers)
+                answer, size = self.request_once(method, url, payload, headers, timeout)
                 return (answer, size) if sized else answer
             except TransportError as exc:
                 if not exc.transient or attempt == self.retries - 1:
@@ -360,7 +362,8 @@ class HttpTransport:
             self.sleep(self.backoff * 2**attempt * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def request_once(self, method, url, payload=None, headers=None):
+    def request_once(self, method, url, payload=None, headers=None, timeout=None):
+        timeout = self.timeout if timeout is None else timeout
         headers = {"Accept": "application/json", "User-Agent": self.user_agent, **self.headers,
                    **(headers or {})}
         url = _basic_auth(url, headers)
@@ -371,7 +374,7 @@ class HttpTransport:
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         repeatable = is_repeatable(method, headers)
         try:
-            with self.opener().open(request, timeout=self.timeout) as response:
+            with self.opener().open(request, timeout=timeout) as response:
                 raw = self.read_answer(response, repeatable)
         except urllib.error.HTTPError as exc:
             body = _error_body(exc)
@@ -384,12 +387,12 @@ class HttpTransport:
             if isinstance(exc.reason, ssl.SSLError):
                 raise TransportError(f"TLS error: {exc.reason}") from None
             if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-                raise TransportError(f"timed out after {self.timeout}s", transient=True) from None
+                raise TransportError(f"timed out after {timeout}s", transient=True) from None
             raise TransportError(f"cannot connect: {exc.reason}", transient=True) from None
         except ssl.SSLError as exc:
             raise TransportError(f"TLS error: {exc}") from None
         except TimeoutError:
-            raise TransportError(f"timed out after {self.timeout}s", transient=True) from None
+            raise TransportError(f"timed out after {timeout}s", transient=True) from None
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
             raise TransportError(f"connection failed: {exc}", transient=True) from None
         if len(raw) > self.max_response_size:

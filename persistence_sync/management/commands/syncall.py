@@ -6,6 +6,7 @@ A thin command over :func:`persistence_sync.client.sync_all`::
     python manage.py syncall todo todo.Task --server https://central.example.com/
     python manage.py syncall --conflicts prefer-local --dry-run --json
     python manage.py syncall --as-user ann             # ann owns what owner= models pull
+    python manage.py syncall --follow --interval 30    # stay in sync until stopped
 
 Output: on a terminal, a progress bar per model for its pull and its push
 (:class:`ProgressBars`); otherwise a plain line per model and stage
@@ -18,14 +19,22 @@ out): another spelling of the same server (``localhost`` and ``127.0.0.1``,
 another port) starts afresh and takes every local row for a local change,
 so conflicts follow. The command warns when a model was last synced with
 another URL; use one spelling.
+
+``--follow`` runs a full sync, then keeps the replica in sync until SIGINT or
+SIGTERM (:mod:`persistence_sync.client.follow`): a sync whenever the remote's
+change feed names a followed model or a local write changes one, and every
+``--interval`` seconds as a floor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 import time
 from argparse import ArgumentParser
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from django.apps import apps
@@ -33,7 +42,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from persistence_sync import client, registry
+from persistence_sync.client.follow import Follower, FollowError
 from persistence_sync.client.results import ModelResult
+from persistence_sync.client.sync import groups
+from persistence_sync.client.transport import HttpTransport
+from persistence_sync.conf import sync_settings
 from persistence_sync.exceptions import ConflictHandlerError
 from persistence_sync.registry import Registration
 
@@ -89,6 +102,19 @@ class Command(BaseCommand):
                  "when it differs from this run's).",
         )
 
+        parser.add_argument(
+            "--follow", action="store_true",
+            help="After the sync, stay running and keep this replica in sync until SIGINT or "
+                 "SIGTERM: sync when the remote's change feed (<server>/events) names a followed "
+                 "model, when a local write changes one, and every --interval seconds. Exits 0 "
+                 "with a summary once the current sync is done (a second signal abandons it).",
+        )
+        parser.add_argument(
+            "--interval", type=float, default=30.0, metavar="SECONDS",
+            help="With --follow: sync every followed model at least this often (default: 30); "
+                 "the whole schedule when the remote has no change feed.",
+        )
+
     def handle(self, **options: Any) -> None:
         self.verbosity = options["verbosity"]
         models = self.get_models(options["labels"])
@@ -98,6 +124,9 @@ class Command(BaseCommand):
                 handler = client.get_conflict_handler(handler, "--conflicts")
             except ConflictHandlerError as exc:
                 raise CommandError(str(exc)) from None
+        if options["follow"]:
+            self.follow(models, handler, options)
+            return
         progress: ProgressBars | PlainProgress | None = None
         if self.verbosity >= 1 and not options["json"]:
             progress = (ProgressBars(self.stderr) if self.stderr.isatty()
@@ -121,6 +150,52 @@ class Command(BaseCommand):
                 f"{len(failed)} of {len(results)} models failed: "
                 + ", ".join(result.model for result in failed)
             )
+
+    def follow(self, models: list[Registration] | None, handler: Any, options: Any) -> None:
+        """``--follow``: a full sync, then one whenever something changes, until a signal."""
+        if options["dry_run"] or options["json"]:
+            raise CommandError("--follow cannot be combined with --dry-run or --json.")
+        if options["interval"] <= 0:
+            raise CommandError("--interval must be a positive number of seconds.")
+        transport = HttpTransport.from_settings()
+        followed = [reg for group in groups(models) for reg in group]
+        first = [True]
+
+        def sync(labels: set[str] | None) -> list[ModelResult]:
+            return client.sync_all(
+                server_url=options["server"], models=models if labels is None else sorted(labels),
+                conflict_handler=handler, using=options["database"], local_user=options["as_user"],
+                transport=transport)
+
+        def report(results: Sequence[ModelResult]) -> None:
+            if first[0]:  # the initial full sync, reported as a plain run is
+                first[0] = False
+                self.warn_of_other_urls(results)
+                self.report(results, as_json=False)
+            elif self.verbosity >= 2:
+                for result in results:
+                    if result.ok and (result.created or result.updated or result.removed
+                                      or result.pushed):
+                        self.stdout.write(f"{time.strftime('%H:%M:%S')} {result.summary()}")
+
+        try:
+            follower = Follower(sync, followed, options["server"] or sync_settings.SERVER_URL,
+                                transport, options["database"], interval=options["interval"],
+                                log=self.stderr.write, report=report)
+        except client.SyncClientError as exc:  # no server URL, a bad one
+            raise CommandError(str(exc)) from None
+        stop = threading.Event()
+        with stopped_by_signals(stop, follower.wake):
+            try:
+                stats = follower.run(stop)
+            except FollowError as exc:
+                raise CommandError(str(exc)) from None
+            except AbandonSync:
+                stats = follower.stats
+                self.stderr.write("Abandoned the sync in progress: nothing of it was applied "
+                                  "here; a push already sent is completed by the next run.")
+        if self.verbosity >= 1:
+            self.stdout.write(f"Stopped: {stats.summary()}.")
 
     def get_models(self, labels: Sequence[str]) -> list[Registration] | None:
         """Registrations named by ``app_label`` or ``app_label.Model``; None means all."""
@@ -204,6 +279,39 @@ class Command(BaseCommand):
                 if result.done_before_failing():
                     self.stderr.write(f"  {result.model}: {result.done_before_failing()} "
                                       "before failing")
+
+
+class AbandonSync(BaseException):
+    """A second SIGINT or SIGTERM: abandon the sync in progress (its transaction rolls back).
+
+    A BaseException, like KeyboardInterrupt, so no ``except Exception`` of a
+    sync takes it for a failure to report and go on from.
+    """
+
+
+@contextlib.contextmanager
+def stopped_by_signals(stop: threading.Event, wake: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (the current sync finishes); a second one abandons it.
+
+    Only the main thread may install signal handlers: elsewhere (a command
+    called from a thread) ``stop`` is the caller's to set.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise AbandonSync()
+        stop.set()
+        wake.set()
+
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class ProgressBars:
