@@ -261,7 +261,7 @@ class Watcher(threading.Thread):
     def recover(self, exc: Exception, failures: int) -> None:
         """Drop both connections and wait before trying again (0.1 s, doubling, at most 5 s)."""
         log = logger.warning if failures == 1 else logger.debug
-        log("The change feed of %r lost the database or Redis (%s: %s); reconnecting.",
+        log("The change feed of %r lost the database (%s: %s); reconnecting.",
             self.hub.using, type(exc).__name__, exc)
         self.trigger.close()
         try:
