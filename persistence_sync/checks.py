@@ -45,13 +45,14 @@ persistence_sync.E041      TOKEN_KEYWORD is not one word
 persistence_sync.E042      MAX_RESPONSE_SIZE is not a whole number above 0
 persistence_sync.E043      PULL_PAGE_SIZE is not a whole number above 0
 persistence_sync.E044      PUSH_BATCH_SIZE is not a whole number above 0
-persistence_sync.E045      FEED_BACKEND is not "auto", "postgresql" (on PostgreSQL) or "poll"
+persistence_sync.E045      FEED_BACKEND is not "auto", "postgresql" (on PostgreSQL), "redis" or "poll"
 persistence_sync.E046      FEED_INTERVAL is not a number of seconds above 0
 persistence_sync.E047      FEED_HEARTBEAT is not a number of seconds above 0
 persistence_sync.E048      FEED_RETRY is not a whole number of milliseconds, 0 or more
 persistence_sync.E049      FEED_SEND_TIMEOUT is not a number of seconds above 0
 persistence_sync.E050      FEED_MAX_WAIT is not a whole number of seconds, 0 or more
 persistence_sync.E051      FEED_SCOPE_REFRESH is not a number of seconds, 0 or more
+persistence_sync.E052      FEED_REDIS_URL is not None or a redis://, rediss:// or unix:// URL
 persistence_sync.W001      a registered model's default manager bypasses the clock
 persistence_sync.W002      a registered model is reachable by anonymous requests
 persistence_sync.W003      a model with a foreign key to the user model is synced unscoped
@@ -285,13 +286,17 @@ SETTING_VALUE_CHECKS: list[tuple[str, str, str]] = [
      'a whole number of objects above 0, e.g. 5000'),
     # The change feed's (docs/events.md).
     ("persistence_sync.E045", "FEED_BACKEND",
-     '"auto", "postgresql" (the default database must be PostgreSQL) or "poll"'),
+     '"auto", "postgresql" (the default database must be PostgreSQL), "redis" (with '
+     'FEED_REDIS_URL and the redis package: pip install "django-persistence-sync[redis]") or "poll"'),
     ("persistence_sync.E046", "FEED_INTERVAL", 'a number of seconds above 0, e.g. 0.025'),
     ("persistence_sync.E047", "FEED_HEARTBEAT", 'a number of seconds above 0, e.g. 20'),
     ("persistence_sync.E048", "FEED_RETRY", 'a whole number of milliseconds, 0 or more, e.g. 2000'),
     ("persistence_sync.E049", "FEED_SEND_TIMEOUT", 'a number of seconds above 0, e.g. 10'),
     ("persistence_sync.E050", "FEED_MAX_WAIT", 'a whole number of seconds, 0 or more, e.g. 60'),
     ("persistence_sync.E051", "FEED_SCOPE_REFRESH", 'a number of seconds, 0 or more, e.g. 60'),
+    ("persistence_sync.E052", "FEED_REDIS_URL",
+     'None, or the URL of the Redis server that carries the feed\'s wake-ups, '
+     '"redis://host:6379/0" (rediss:// for TLS, unix:///path/to/redis.sock)'),
 ]
 
 

@@ -108,8 +108,9 @@ DEFAULTS: dict[str, Any] = {
     # --- the change feed (``events``, docs/events.md) ---
     # How the feed learns that a model changed: "auto" (PostgreSQL's
     # LISTEN/NOTIFY on PostgreSQL, else reading the clock table every
-    # FEED_INTERVAL), "postgresql" or "poll". Writers send NOTIFY only when
-    # it resolves to "postgresql".
+    # FEED_INTERVAL), "postgresql", "redis" (Redis pub/sub, FEED_REDIS_URL)
+    # or "poll". Writers send NOTIFY only when it resolves to "postgresql",
+    # and publish to Redis only on "redis".
     "FEED_BACKEND": "auto",
     # Seconds between two reads of the clock table by one feed process when
     # polling (one small query per process, whatever the number of clients);
@@ -130,6 +131,9 @@ DEFAULTS: dict[str, Any] = {
     # (scope_values= registrations), so that a grant or revocation made by
     # the project reaches the user's open connections.
     "FEED_SCOPE_REFRESH": 60,
+    # The Redis server that carries the feed's wake-ups when FEED_BACKEND is
+    # "redis", e.g. "redis://127.0.0.1:6379/0" (needs the redis package).
+    "FEED_REDIS_URL": None,
 }
 
 # Keys whose value is a dotted path to import (callables).

@@ -161,13 +161,42 @@ def token_keyword(value: Any) -> str | None:
 
 
 def feed_backend(value: Any) -> str | None:
-    if value not in ("auto", "postgresql", "poll"):
-        return 'is not "auto", "postgresql" or "poll"'
+    if value not in ("auto", "postgresql", "redis", "poll"):
+        return 'is not "auto", "postgresql", "redis" or "poll"'
     if value == "postgresql":
         from django.db import connections
 
         if connections["default"].vendor != "postgresql":
             return "needs PostgreSQL as the default database (its LISTEN/NOTIFY)"
+    if value == "redis":
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            return ("needs the redis package, which is not installed "
+                    "(pip install \"django-persistence-sync[redis]\")")
+        user = getattr(settings, "PERSISTENCE_SYNC", None) or {}
+        if user.get("FEED_REDIS_URL") is None:
+            return "needs FEED_REDIS_URL, the Redis server's URL, which is not set"
+    return None
+
+
+def redis_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return "is not a string"
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme == "unix":
+        return None if parts.path else "is a unix:// URL without the socket's path"
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        return "is not a redis://, rediss:// or unix:// URL with a host"
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return "has a bad port (a password holding '/', '?', '#' or '@' must be percent-encoded)"
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        return f"names the database {database!r}, which is not a number (redis://host:6379/0)"
     return None
 
 
@@ -205,6 +234,7 @@ VALUE_RULES: dict[str, Callable[[Any], str | None]] = {
     "FEED_SEND_TIMEOUT": number(0),
     "FEED_MAX_WAIT": whole(0),
     "FEED_SCOPE_REFRESH": number(0, inclusive=True),
+    "FEED_REDIS_URL": redis_url,
 }
 
 
@@ -247,7 +277,7 @@ def _shown(key: str, value: Any) -> str:
     """The value as the message quotes it: never a header's value (a token, a key)."""
     if key == "HEADERS" and isinstance(value, dict):
         return "{" + ", ".join(f"{name!r}: ..." for name in value) + "}"
-    if key in ("SERVER_URL", "ENDPOINTS"):
+    if key in ("SERVER_URL", "ENDPOINTS", "FEED_REDIS_URL"):
         from persistence_sync.client.transport import redact
 
         if isinstance(value, str):

@@ -15,7 +15,9 @@ conftest hook, so the test settings swap in Django's dummy backend first::
     DATABASES = databases.without_missing_driver(DATABASES)
 
 Integration tests that need a server database (not SQLite) call
-:func:`require_server_db`.
+:func:`require_server_db`; those of the change feed's Redis backend call
+:func:`require_redis` (the server at ``PS_REDIS_URL``, default
+``redis://127.0.0.1:6379/0``).
 """
 
 import importlib
@@ -146,5 +148,38 @@ def require_server_db(*vendors):
         labels = " or ".join(SERVERS[v][0] for v in wanted)
         pytest.skip(f"needs {labels}; the suite runs on {name} (set PS_DB={wanted[0]})")
     problem = unavailable_reason()
+    if problem:
+        pytest.skip(problem)
+
+
+def redis_url():
+    """The Redis server the feed's Redis tests use (``PS_REDIS_URL``)."""
+    return os.environ.get("PS_REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def redis_unavailable_reason():
+    """Why the Redis tests cannot run (the package, or the server), or ``None`` when they can."""
+    try:
+        importlib.import_module("redis")
+    except ImportError:
+        return ("the redis package is not installed: pip install -e '.[redis]' "
+                "(the test extra has it)")
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redis_url())
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        why = exc.strerror or exc
+        return (f"Redis not reachable at {host}:{port} ({why}): start it (redis-server) "
+                "or set PS_REDIS_URL")
+    return None
+
+
+def require_redis():
+    """Skip the calling test unless the redis package and the Redis server are there."""
+    problem = redis_unavailable_reason()
     if problem:
         pytest.skip(problem)

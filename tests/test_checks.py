@@ -538,7 +538,9 @@ def test_e044_push_batch_size():
 
 
 def test_e045_feed_backend():
-    assert_values("FEED_BACKEND", ["redis", 1], ["is not \"auto\"", "is not \"auto\""],
+    # "redis" alone: its URL is missing (tests/test_feed_redis.py has it with the URL).
+    assert_values("FEED_BACKEND", ["kafka", 1, "redis"],
+                  ["is not \"auto\"", "is not \"auto\"", "needs FEED_REDIS_URL"],
                   good=["auto", "poll"])
 
 
@@ -565,3 +567,18 @@ def test_e050_feed_max_wait():
 
 def test_e051_feed_scope_refresh():
     assert_values("FEED_SCOPE_REFRESH", [None, -1], ["not a number", "below 0"], good=[0, 60])
+
+
+def test_e052_feed_redis_url():
+    assert_values("FEED_REDIS_URL",
+                  ["http://cache:6379/0", 6379, "redis://cache:6379/zero", "redis://cache:99999/0",
+                   "unix://", "redis:///0"],
+                  ["not a redis://", "not a string", "not a number", "bad port", "without the socket",
+                   "with a host"],
+                  good=[None, "redis://127.0.0.1:6379/0", "rediss://:pw@cache.example.com:6380/1",
+                        "redis://cache", "unix:///run/redis/redis.sock"])
+
+
+def test_e052_never_shows_the_redis_password():
+    [error] = setting_errors("FEED_REDIS_URL", "redis://:s3cret@cache:6379/db")
+    assert error.id == "persistence_sync.E052" and "s3cret" not in error.msg

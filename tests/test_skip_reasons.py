@@ -32,3 +32,27 @@ def test_a_server_that_does_not_answer_is_named_with_its_address(monkeypatch):
         return
     assert reason.startswith(f"PostgreSQL not reachable at 127.0.0.1:{port}")
     assert "start it or unset PS_DB" in reason
+
+
+def test_the_redis_tests_name_a_missing_package_or_an_unreachable_server(monkeypatch):
+    real_import = importlib.import_module
+
+    def without_redis(name):
+        if name.split(".")[0] == "redis":
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name)
+
+    monkeypatch.setattr(databases.importlib, "import_module", without_redis)
+    reason = databases.redis_unavailable_reason()
+    assert reason.startswith("the redis package is not installed") and "pip install" in reason
+    monkeypatch.undo()
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("PS_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    reason = databases.redis_unavailable_reason()
+    if reason.startswith("the redis package"):  # this machine lacks the package: said so instead
+        return
+    assert reason.startswith(f"Redis not reachable at 127.0.0.1:{port}")
+    assert "start it (redis-server) or set PS_REDIS_URL" in reason

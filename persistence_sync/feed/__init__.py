@@ -14,12 +14,13 @@ The client then pulls through its usual endpoints; notices carry no object
 data. ``GET events?since=<position>&wait=<seconds>`` is the long-poll form,
 for WSGI-only deployments. docs/events.md is the user's guide; the parts:
 
-* :mod:`~persistence_sync.feed.announce`: what a write sends (PostgreSQL NOTIFY);
+* :mod:`~persistence_sync.feed.announce`: what a write sends (PostgreSQL NOTIFY, or a
+  Redis message after commit);
 * :mod:`~persistence_sync.feed.changes`: who a window of a model's stamps concerns;
 * :mod:`~persistence_sync.feed.hub`: the process's subscribers, its
   snapshots of the clocks and the fan-out (and why no notice is missed);
 * :mod:`~persistence_sync.feed.watch`: the thread that reads the clocks
-  (polling, or LISTEN on PostgreSQL);
+  (polling, LISTEN on PostgreSQL, or a Redis subscription);
 * :mod:`~persistence_sync.feed.subscriptions`: what a connection may read
   (the endpoints' scoping), and what it missed while away;
 * :mod:`~persistence_sync.feed.views`: the ``events`` endpoint (SSE and

@@ -3,10 +3,12 @@
 :func:`hub_for` starts it with the first feed request of the process (so a
 forked worker starts its own). Each turn it waits for a reason to look --
 a PostgreSQL notification (``LISTEN persistence_sync``, sent by every tick at
-commit, :mod:`~persistence_sync.feed.announce`) or ``FEED_INTERVAL`` on
-other databases -- then :func:`advance` reads every clock in one statement
-and publishes what moved. That is one small query per interval per process,
-never one per connection, and on PostgreSQL none while nothing is written.
+commit, :mod:`~persistence_sync.feed.announce`), a Redis message on the same
+channel (``FEED_BACKEND`` "redis", published after every commit) or
+``FEED_INTERVAL`` on other databases -- then :func:`advance` reads every
+clock in one statement and publishes what moved. That is one small query per
+interval per process, never one per connection, and with LISTEN or Redis
+none while nothing is written.
 
 On PostgreSQL the listening connection is its own (psycopg 3, autocommit).
 When it breaks (PostgreSQL restarted, the connection terminated) the
@@ -14,7 +16,8 @@ watcher reconnects with a growing delay (up to 5 s), and reads the clocks
 as soon as it listens again: notifications sent while it was away are lost,
 but the clocks are not, and the windows since the last snapshot hold every
 change of that time. It also reads the clocks every 5 s when nothing came,
-in case the listening connection died silently.
+in case the listening connection died silently. The Redis subscriber
+(:class:`Subscribing`) does all of this the same way.
 """
 
 from __future__ import annotations
@@ -34,8 +37,13 @@ from persistence_sync.feed.hub import Hub, Snapshot, hubs, hubs_lock
 
 logger = logging.getLogger("persistence_sync.feed")
 
-# Seconds between two reads of the clocks on PostgreSQL when no notification came.
+# Seconds between two reads of the clocks when no notification (or Redis message) came.
 LISTEN_SAFETY_READ = 5.0
+# Seconds the Redis subscriber waits to connect, for SUBSCRIBE's answer, or for a
+# reply to its health-check PING (sent when its connection has been idle for
+# REDIS_HEALTH_CHECK seconds, so a connection cut without a word is noticed).
+REDIS_TIMEOUT = 2.0
+REDIS_HEALTH_CHECK = 15
 # Longest wait before a watcher that failed tries again, in seconds.
 MAX_BACKOFF = 5.0
 
@@ -120,8 +128,100 @@ class Listening:
                 pass
 
 
-def trigger_for(using: str) -> Polling | Listening:
+class Subscribing:
+    """Look when a Redis message comes (and every :data:`LISTEN_SAFETY_READ` seconds).
+
+    ``FEED_BACKEND`` "redis": writers publish on :data:`~announce.CHANNEL` after
+    each commit. Only the wake-up travels; the clocks tell what moved. Redis
+    away must not stop the feed (the database is still there): a failure is
+    handled here, not by the watcher, which would stop reading the clocks
+    until Redis came back. It reconnects with the watcher's growing delay and
+    lets the clocks be read after every attempt, so notices keep coming, within
+    :data:`MAX_BACKOFF` seconds, while Redis is away.
+    """
+
+    def __init__(self, url: str, using: str) -> None:
+        self.url = url
+        self.using = using
+        self.client: Any = None  # kept: redis-py closes its pool, the subscription's too, with it
+        self.pubsub: Any = None
+        self.failures = 0
+
+    def wait(self, stopping: threading.Event) -> None:
+        try:
+            if self.pubsub is None:
+                self.client, self.pubsub = self.connect()
+                if self.failures:
+                    logger.info("The change feed of %r is subscribed to Redis again.", self.using)
+                self.failures = 0
+                return  # read the clocks at once: what was published before SUBSCRIBE is lost
+            deadline = time.monotonic() + LISTEN_SAFETY_READ
+            while not stopping.is_set() and time.monotonic() < deadline:
+                if self.is_wake_up(self.pubsub.get_message(timeout=0.5)):
+                    # Fold whatever else arrived: one read of the clocks covers them all.
+                    while self.pubsub.get_message(timeout=0) is not None:
+                        pass
+                    return
+        except Exception as exc:  # noqa: BLE001  (Redis away: read the clocks anyway, try again)
+            self.close()
+            self.failures += 1
+            log = logger.warning if self.failures == 1 else logger.debug
+            log("The change feed of %r lost Redis (%s: %s); it reads the clocks every few "
+                "seconds until it is back.", self.using, type(exc).__name__, exc)
+            stopping.wait(min(MAX_BACKOFF, 0.1 * 2 ** (self.failures - 1)))
+
+    @staticmethod
+    def is_wake_up(message: dict | None) -> bool:
+        return message is not None and message.get("type") == "message"
+
+    def connect(self) -> tuple[Any, Any]:
+        """A Redis client and its subscription to the channel, confirmed by Redis."""
+        client = announce.redis_client(self.url, timeout=REDIS_TIMEOUT,
+                                       health_check_interval=REDIS_HEALTH_CHECK)
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(announce.CHANNEL)
+            # Wait for Redis to confirm: the clocks are read after that, so a
+            # write that commits later is published to this subscription.
+            deadline = time.monotonic() + REDIS_TIMEOUT
+            while True:
+                message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+                if message is not None and message.get("type") == "subscribe":
+                    return client, pubsub
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"Redis did not confirm SUBSCRIBE {announce.CHANNEL} "
+                                       f"within {REDIS_TIMEOUT:g} s")
+        except BaseException:
+            pubsub.close()
+            client.close()
+            raise
+
+    def close(self) -> None:
+        client, pubsub, self.client, self.pubsub = self.client, self.pubsub, None, None
+        for closing in (pubsub, client):
+            if closing is not None:
+                try:
+                    closing.close()
+                except Exception:  # noqa: BLE001  (a broken connection may fail to close)
+                    pass
+
+
+def trigger_for(using: str) -> Polling | Listening | Subscribing:
     """How the watcher of ``using`` learns that something moved (``FEED_BACKEND``)."""
+    if announce.publishes():
+        url = sync_settings.FEED_REDIS_URL
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            logger.warning("The change feed polls the clocks of %r: FEED_BACKEND \"redis\" needs "
+                           "the redis package (pip install \"django-persistence-sync[redis]\").",
+                           using)
+        else:
+            if url:
+                return Subscribing(url, using)
+            logger.warning("The change feed polls the clocks of %r: FEED_BACKEND \"redis\" "
+                           "needs FEED_REDIS_URL.", using)
+        return Polling()
     if announce.notifies(connections[using].vendor):
         try:
             import psycopg  # noqa: F401

@@ -152,3 +152,10 @@ PERSISTENCE_SYNC = {
     # The to-do page's classic client reads dates new to it as milliseconds.
     "DATES_IN_MILLISECONDS": True,
 }
+
+# The change feed over Redis pub/sub (docs/deployment.md), when PS_FEED_REDIS_URL
+# names the server: every process of the site, writers and feed, must say the same.
+if os.environ.get("PS_FEED_REDIS_URL"):
+    PERSISTENCE_SYNC.update(FEED_BACKEND="redis", FEED_REDIS_URL=os.environ["PS_FEED_REDIS_URL"])
+if os.environ.get("PS_FEED_INTERVAL"):
+    PERSISTENCE_SYNC["FEED_INTERVAL"] = float(os.environ["PS_FEED_INTERVAL"])
