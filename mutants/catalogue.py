@@ -16,7 +16,9 @@ Homes: the constants below name each core module once; a mutant's name
 starts with its area (``clock-``, ``pull-``, ``push-``, ``receipt-``,
 ``scope-``, ``wire-``, ``models-``, ``chunks-``, ``view-``, ``endpoint-``,
 ``classic-``, ``watermelon-``, ``deletion-``, ``limits-``, ``retention-``,
-``client-``, ``transport-``, ``resync-``). An area is the behaviour, not the
+``client-``, ``transport-``, ``resync-``, ``compiled-`` (queries compiled once),
+``auth-`` (token authentication), ``db-`` (lock timeouts), ``feed-`` (the change
+feed)). An area is the behaviour, not the
 file: a mutant keeps its name when its code moves (``watermelon-page-full-at-the-limit``
 now lives in pulls.py, which pages both protocols).
 """
@@ -57,6 +59,13 @@ LIMITS = "persistence_sync/limits.py"
 RETENTION = "persistence_sync/retention.py"
 TRANSPORT = "persistence_sync/client/transport.py"
 RESYNC = "persistence_sync/client/resync.py"
+COMPILED = "persistence_sync/compiled.py"
+AUTHENTICATION = "persistence_sync/authentication.py"
+FEED_ANNOUNCE = "persistence_sync/feed/announce.py"
+FEED_CHANGES = "persistence_sync/feed/changes.py"
+FEED_VIEWS = "persistence_sync/feed/views.py"
+FEED_HANDLER = "persistence_sync/feed/handler.py"
+FEED_SUBSCRIPTIONS = "persistence_sync/feed/subscriptions.py"
 
 T_CLOCK = ("tests/test_clock.py",)
 T_CLIENT = ("tests/test_client.py", "tests/test_lost_writes.py", "tests/test_split_push.py")
@@ -74,19 +83,45 @@ T_RETENTION = ("tests/test_retention.py",)
 T_WIRE = ("tests/test_client_wire.py", "tests/test_client_secrets.py", "tests/test_client.py")
 T_RESYNC = ("tests/test_resync.py",)
 T_HOSTILE = ("tests/test_hostile_input.py",)
+T_COMPILED = ("tests/test_compiled.py",)
+T_AUTH = ("tests/test_authentication.py",)
+T_DB = ("tests/test_db.py",)
+T_FEED = ("tests/test_feed.py",)
 
 MUTANTS = [
     # --- clock.py: stamps and the snapshot ---------------------------------------------
+    # The ORM's tick: the fallback of a database with no raw tick statement
+    # (tests run it through the `tick_by` fixture).
     Mutant("clock-tick-without-increment", CLOCK,
            'Greatest(F("value") + 1, Value(wall_ms()))', 'Greatest(F("value"), Value(wall_ms()))',
            "two writes in one millisecond share a stamp", tests=T_CLOCK),
     Mutant("clock-tick-wall-clock-only", CLOCK,
            'Greatest(F("value") + 1, Value(wall_ms()))', "Value(wall_ms())",
            "the wall clock going back (NTP) gives a stamp below an earlier one", tests=T_CLOCK),
+    # The raw tick (SQLite, PostgreSQL, MySQL): one UPDATE ... RETURNING, or UPDATE and SELECT.
+    Mutant("clock-raw-tick-without-increment", CLOCK,
+           "SET value = {greatest}(value + 1, %s) WHERE", "SET value = {greatest}(value, %s) WHERE",
+           "the tick does not advance past the committed value: two writes in one "
+           "millisecond share a stamp, and one client takes the other's batch for its echo",
+           tests=T_CLOCK),
+    Mutant("clock-raw-tick-wall-clock-only", CLOCK,
+           "SET value = {greatest}(value + 1, %s) WHERE", "SET value = %s WHERE",
+           "the wall clock taken as the stamp: NTP stepping back gives a stamp below an "
+           "earlier one, below a `now` some client already pulled", tests=T_CLOCK),
+    Mutant("clock-raw-first-tick-not-advanced", CLOCK,
+           "            Clock.objects.using(using).bulk_create([Clock(model=key, value=0)],\n"
+           "                                                   ignore_conflicts=True)\n",
+           "            Clock.objects.using(using).bulk_create([Clock(model=key, value=wall)],\n"
+           "                                                   ignore_conflicts=True)\n"
+           "            return wall\n",
+           "the row created at the wall clock looks like a first tick: a second first writer, "
+           "whose insert waited for the first's, returns its own wall clock without the "
+           "row's lock, and the counter stays below its stamp",
+           server_db=True, tests=("tests/test_concurrency.py",)),
     Mutant("clock-tick-outside-atomic-allowed", CLOCK,
            "if not connections[using].in_atomic_block:", "if False:",
            "forgetting that the lock only orders writers inside a transaction", tests=T_MODELS),
-    Mutant("clock-first-tick-not-advanced", CLOCK,
+    Mutant("clock-first-tick-not-advanced", CLOCK,  # the ORM's tick
            "Clock(model=key, value=0)], ignore_conflicts=True)\n        counter.update(**advance)",
            "Clock(model=key, value=wall_ms())], ignore_conflicts=True)",
            "the first write of a model takes the wall clock without the row lock",
@@ -1169,4 +1204,132 @@ MUTANTS = [
            "            _tombstones_of_cascade(victim, victim_pks, using)\n", "",
            "the deleted model's tombstones written, not its cascade's: devices keep the children",
            tests=T_MODELS),
+
+    # --- pulls.py: the stamp as an expression (by_id reads) ------------------------------
+    Mutant("pull-stamp-alias-32-bit", PULLS,
+           "output_field=models.BigIntegerField()))\n            stamp = \"ps_stamp_value\"",
+           "output_field=models.IntegerField()))\n            stamp = \"ps_stamp_value\"",
+           "Django types F() + Value(0) as an IntegerField, so leaving it so looks right: "
+           "PostgreSQL then drops `stamp > since` as always false for any real since "
+           "(beyond 32 bits), and a pull bringing a granted value skips the window's other "
+           "changes (SQLite cannot tell: any integer fits)",
+           server_db=True, tests=(*T_SCOPING, *T_PAGING)),
+
+    # --- compiled.py: queries compiled once per process -------------------------------------
+    Mutant("compiled-key-ignores-padded-length", COMPILED,
+           "cache_key = (using, tuple(map(_hashed, key)), shape)",
+           "cache_key = (using, tuple(map(_hashed, key)), tuple(kind for kind, _ in shape))",
+           "the kinds of the values look like the query's shape: a list of 3 ids then reads "
+           "with the template of a list of 2, and the third object is never found",
+           tests=T_COMPILED),
+    Mutant("compiled-padding-with-a-blank", COMPILED,
+           "padded.append([*value, *[value[-1]] * (size - len(value))])",
+           "padded.append([*value, *[item_kind()] * (size - len(value))])",
+           "a list padded with the kind's empty value (\"\" or 0) looks neutral: a row whose "
+           "value is empty is read for a list that does not name it",
+           tests=T_COMPILED),
+    Mutant("compiled-markers-swapped", COMPILED,
+           "    if kind is int:\n        return _INT_MARKER", "    if kind is str:\n        return _INT_MARKER",
+           "int and str markers confused: no marker comes out as it went in, so every hot "
+           "query is compiled again on every request (the poll's cost doubles)",
+           tests=T_COMPILED),
+    Mutant("compiled-int-marker-zero", COMPILED,
+           "_INT_MARKER = -2_100_000_000", "_INT_MARKER = 0",
+           "any integer looks fine as a marker: markers 0, 1, ... meet the query's own "
+           "constants (a pull's removed flag), which are then bound to the request's values",
+           tests=(*T_COMPILED, *T_PULL)),
+    Mutant("compiled-converters-skipped", COMPILED,
+           "        if not self.converters:\n            return list(rows)\n",
+           "        return list(rows)\n",
+           "the raw rows look like the ORM's: decimals, dates and JSON come back as the "
+           "database's strings", tests=T_COMPILED),
+    Mutant("compiled-every-marker-assumed-found", COMPILED,
+           "    if found != set(markers):  # a value went through a conversion, or was left out\n"
+           "        return None\n",
+           "",
+           "every marker assumed to come out as a parameter: one a lookup transformed "
+           "(contains wraps it in %) stays in the template as a constant, and the query "
+           "answers the first request's value for ever", tests=T_COMPILED),
+
+    # --- authentication.py: the token lookup, compiled ----------------------------------------
+    Mutant("auth-inactive-user-accepted", AUTHENTICATION,
+           "        if not user.is_active:\n"
+           "            raise exceptions.AuthenticationFailed(_(\"User inactive or deleted.\"))\n",
+           "",
+           "the token found looks enough: a deactivated user's devices keep syncing",
+           tests=T_AUTH),
+    Mutant("auth-unknown-token-anonymous", AUTHENTICATION,
+           "            raise exceptions.AuthenticationFailed(_(\"Invalid token.\"))\n",
+           "            return None  # type: ignore[return-value]\n",
+           "an unknown token answered like no header (anonymous) rather than DRF's 401: "
+           "a device whose token was revoked is served as anonymous", tests=T_AUTH),
+
+    # --- db.py: lock timeouts --------------------------------------------------------------
+    Mutant("db-timeout-cache-ignores-new-connection", DB,
+           "    if known is not None and known[0] is raw:\n", "    if known is not None:\n",
+           "the session's timeout cached per alias, not per connection: kept across a "
+           "reconnection",
+           equivalent="every connection of an alias opens with the same session timeout "
+           "(Django applies the alias's OPTIONS on each connect, lock_timeout always restores "
+           "it, PostgreSQL's is SET LOCAL and never read), so the old connection's value is "
+           "the new one's"),
+    Mutant("db-lock-timeout-outlives-the-transaction", DB,
+           "\"SELECT set_config('lock_timeout', %s, true)\"",
+           "\"SELECT set_config('lock_timeout', %s, false)\"",
+           "set_config's third argument read as 'apply now': the push's short lock timeout "
+           "stays on the connection, and the project's own later transactions on it give up "
+           "on locks after LOCK_TIMEOUT", server_db=True, tests=T_DB),
+
+    # --- feed/: the change feed ------------------------------------------------------------
+    Mutant("feed-scoped-model-followed-as-a-whole", FEED_SUBSCRIPTIONS,
+           "table_name(registration), access.values, registration))",
+           "table_name(registration), None, registration))",
+           "every model followed as a whole, as a get_queryset= one is: an owner='s change "
+           "is announced to every user, who learns that someone else's objects changed",
+           tests=T_FEED),
+    Mutant("feed-revocation-told-to-the-scope", FEED_CHANGES,
+           "        elif scope is not None:\n            found.scopes.add(scope)\n",
+           "        if scope is not None:\n            found.scopes.add(scope)\n",
+           "a removal's scope always counted: a user's revocation (leaving a team) is "
+           "announced to every member of the team, who learns of a change they cannot see",
+           tests=T_FEED),
+    Mutant("feed-window-since-inclusive", FEED_CHANGES,
+           "    return queryset.filter(last_change__gt=since, last_change__lte=until)\n",
+           "    return queryset.filter(last_change__gte=since, last_change__lte=until)\n",
+           "an off-by-one on the window: a client reconnecting at the current position is "
+           "told again of the change it heard last (and a notice follows every idle read)",
+           tests=T_FEED),
+    Mutant("feed-missed-removal-unreported", FEED_CHANGES,
+           "if rows.filter(**{f\"{model.scope_attname}__in\": values.raw}).exists() or "
+           "removals.filter(mine).exists():",
+           "if rows.filter(**{f\"{model.scope_attname}__in\": values.raw}).exists():",
+           "the rows looked like the whole change: a client away while its object was "
+           "deleted is not told on reconnecting, and keeps it until something else changes",
+           tests=T_FEED),
+    Mutant("feed-notice-id-is-the-sum", FEED_VIEWS,
+           "% (notice.snapshot.position, data)", "% (notice.snapshot.total, data)",
+           "the snapshot's sum names it exactly (the long-poll's since), so it looks like the "
+           "better id: the id is then no pull's now, and a client comparing it with its pulls "
+           "never catches up", tests=T_FEED),
+    Mutant("feed-long-poll-answers-at-once", FEED_VIEWS,
+           "            subscriber.wait(wait)\n            return self.answer()\n",
+           "            return self.answer()\n",
+           "the pending notice looks like the whole answer: a long-poll with nothing to tell "
+           "answers at once, and every WSGI client polls in a busy loop", tests=T_FEED),
+    Mutant("feed-stalled-client-not-dropped", FEED_HANDLER,
+           "                    await asyncio.wait_for(\n"
+           "                        send({\"type\": \"http.response.body\", \"body\": chunk, "
+           "\"more_body\": True}), timeout)\n",
+           "                    await send({\"type\": \"http.response.body\", \"body\": chunk, "
+           "\"more_body\": True})\n",
+           "send() looks non-blocking: a client that stops reading holds its connection, its "
+           "task and its subscriber for ever", tests=T_FEED),
+    Mutant("feed-announced-before-commit", FEED_ANNOUNCE,
+           "    connection = connections[using]\n    if notifies(connection.vendor):\n"
+           "        with connection.cursor() as cursor:\n",
+           "    connection = connections[using]\n    if notifies(connection.vendor):\n"
+           "        with connections.create_connection(using).cursor() as cursor:\n",
+           "NOTIFY sent on a connection of its own so that a long transaction does not delay it: "
+           "it goes out at once, before the rows are visible, and for a write that rolls back",
+           server_db=True, tests=T_FEED),
 ]

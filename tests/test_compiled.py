@@ -33,6 +33,7 @@ def test_a_compiled_query_reads_what_the_orm_reads(count):
     # Lists of every length share a few compiled shapes (padded to a power of
     # two); converted columns (decimals, dates, JSON) come back as the ORM's.
     due = timezone.now().replace(microsecond=0)
+    Gadget.objects.create(name="")  # an empty value, which no list below names
     for index in range(10):
         Gadget.objects.create(name=f"g{index}", price=decimal.Decimal("1.25") * index, due=due,
                               day=datetime.date(2026, 1, 1 + index), data={"n": [index]},
@@ -55,6 +56,19 @@ def test_values_that_cannot_be_marked_are_read_by_the_orm():
     earlier = timezone.now() - datetime.timedelta(days=1)
     assert compiled.fetch("default", ("due after",), due_after, earlier) == [("dated",)]
     assert compiled.fetch("default", ("due after",), due_after, timezone.now()) == []
+
+
+def test_a_value_that_a_lookup_transforms_is_read_afresh_each_time():
+    # contains wraps its value in % (escaped): it does not come out as it went
+    # in, so the query is built for each value, as the ORM would.
+    for name in ("apple", "banana"):
+        Gadget.objects.create(name=name)
+
+    def containing(part):
+        return Gadget.objects.filter(name__contains=part).values_list("name")
+
+    assert compiled.fetch("default", ("containing",), containing, "pp") == [("apple",)]
+    assert compiled.fetch("default", ("containing",), containing, "nan") == [("banana",)]
 
 
 # The shop a request serves, as a multi-tenant project keeps it: read by the
