@@ -518,8 +518,8 @@ MUTANTS = [
            'kwargs["update_fields"] = [*kwargs["update_fields"], "last_change"]', "pass",
            "an upsert's update_fields list only the synced fields", tests=T_PUSH),
     Mutant("models-prepared-upsert-keeps-tombstone", MODELS,
-           "            Tombstone.forget(self.model, [pk for pk in pks if stored is None or pk not in stored],\n"
-           "                             self.using)\n",
+           "            Tombstone.forget(self.model, [pk for pk in pks if stored is None or pk not in "
+           "stored],\n                             self.using)\n",
            "            pass\n",
            "a push re-creating a deleted id keeps its tombstone: pulls carry both",
            tests=T_PUSH),
@@ -1229,7 +1229,8 @@ MUTANTS = [
            "value is empty is read for a list that does not name it",
            tests=T_COMPILED),
     Mutant("compiled-markers-swapped", COMPILED,
-           "    if kind is int:\n        return _INT_MARKER", "    if kind is str:\n        return _INT_MARKER",
+           "    if kind is int:\n        return _INT_MARKER",
+           "    if kind is str:\n        return _INT_MARKER",
            "int and str markers confused: no marker comes out as it went in, so every hot "
            "query is compiled again on every request (the poll's cost doubles)",
            tests=T_COMPILED),
