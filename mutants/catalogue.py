@@ -1216,6 +1216,12 @@ MUTANTS = [
            server_db=True, tests=(*T_SCOPING, *T_PAGING)),
 
     # --- compiled.py: queries compiled once per process -------------------------------------
+    Mutant("compiled-key-ignores-database", COMPILED,
+           "cache_key = (using, tuple(map(_hashed, key)), shape)",
+           "cache_key = (tuple(map(_hashed, key)), shape)",
+           "the key names the query, so the database looks implied: a project with two "
+           "databases of different kinds reads the second with the first's SQL and converters",
+           server_db=True, tests=T_COMPILED),
     Mutant("compiled-key-ignores-padded-length", COMPILED,
            "cache_key = (using, tuple(map(_hashed, key)), shape)",
            "cache_key = (using, tuple(map(_hashed, key)), tuple(kind for kind, _ in shape))",
