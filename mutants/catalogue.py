@@ -1324,9 +1324,9 @@ MUTANTS = [
            "the pending notice looks like the whole answer: a long-poll with nothing to tell "
            "answers at once, and every WSGI client polls in a busy loop", tests=T_FEED),
     Mutant("feed-stalled-client-not-dropped", FEED_HANDLER,
-           "                    await asyncio.wait_for(\n"
-           "                        send({\"type\": \"http.response.body\", \"body\": chunk, "
-           "\"more_body\": True}), timeout)\n",
+           "                    await send_within(\n"
+           "                        send, {\"type\": \"http.response.body\", \"body\": chunk, "
+           "\"more_body\": True}, timeout)\n",
            "                    await send({\"type\": \"http.response.body\", \"body\": chunk, "
            "\"more_body\": True})\n",
            "send() looks non-blocking: a client that stops reading holds its connection, its "
