@@ -1303,8 +1303,9 @@ MUTANTS = [
     Mutant("feed-window-since-inclusive", FEED_CHANGES,
            "    return queryset.filter(last_change__gt=since, last_change__lte=until)\n",
            "    return queryset.filter(last_change__gte=since, last_change__lte=until)\n",
-           "an off-by-one on the window: a client reconnecting at the current position is "
-           "told again of the change it heard last (and a notice follows every idle read)",
+           "an off-by-one on the window: the change a client heard last is announced again "
+           "with the next change of the model, whoever's (the client learns that someone "
+           "else's object changed), and again when it reconnects from that position",
            tests=T_FEED),
     Mutant("feed-missed-removal-unreported", FEED_CHANGES,
            "if rows.filter(**{f\"{model.scope_attname}__in\": values.raw}).exists() or "

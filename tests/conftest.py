@@ -97,7 +97,7 @@ def sync():
     return SyncClient()
 
 
-@pytest.fixture(params=["raw statement", "ORM statements"])
+@pytest.fixture(params=["raw statement", "ORM statements"], ids=["raw-tick", "orm-tick"])
 def tick_by(request, monkeypatch):
     """Each way the clock ticks: SQLite, PostgreSQL and MySQL run one raw
     statement; any other database backend (Oracle, a third-party one) the

@@ -120,6 +120,19 @@ def test_a_change_reaches_its_owner_only(devices, feed, people):
     assert ann.notice() is None
 
 
+def test_a_later_change_of_the_same_model_is_not_told_again(devices, feed, people):
+    """Windows are (previous, current]: what a client heard of is not announced again,
+    live or on reconnecting, when someone else's object of that model changes."""
+    memo(people["ann"])
+    heard = advance(feed)
+    ann, bob = devices("ann"), devices("bob")
+    memo(people["bob"], pk="M2")
+    advance(feed)
+    assert bob.notice() == ({"memos"}, {"memos"})
+    assert ann.notice() is None
+    assert devices("ann", since=heard.token).notice() is None
+
+
 def test_an_unscoped_model_concerns_everyone_who_may_read_it(devices, feed):
     ann, bob, nobody = devices("ann"), devices("bob"), devices(None)
     Gadget.objects.create(id="G1", name="g")
