@@ -392,8 +392,9 @@ MUTANTS = [
     Mutant("receipt-abandoned-copy-accepted", RECEIPTS,
            "            if stamp is None and not self.replay:\n", "            if False:\n",
            "a late copy of an abandoned push answered like a repeat", tests=T_RECEIPTS),
-    Mutant("receipt-per-server-not-per-model", RECEIPTS,
-           "filter(endpoint=self.endpoint, user=self.user)", "filter(user=self.user)",
+    Mutant("receipt-per-server-not-per-model", RECEIPTS,  # the lookup that answers a repeat
+           "PushReceipt.objects.filter(endpoint=endpoint, user=user,",
+           "PushReceipt.objects.filter(user=user,",
            "push ids taken as global: one model's push answered with another's stamp",
            tests=T_RECEIPTS),
 
@@ -1160,8 +1161,9 @@ MUTANTS = [
            server_db="mysql", tests=T_HOSTILE),
 
     # --- receipts.py: idempotent pushes (issue 22) ------------------------------------------
-    Mutant("receipt-per-endpoint-not-per-user", RECEIPTS,
-           "filter(endpoint=self.endpoint, user=self.user)", "filter(endpoint=self.endpoint)",
+    Mutant("receipt-per-endpoint-not-per-user", RECEIPTS,  # the lookup that answers a repeat
+           "PushReceipt.objects.filter(endpoint=endpoint, user=user,",
+           "PushReceipt.objects.filter(endpoint=endpoint,",
            "push ids taken as the client's: another user's push with the same id is "
            "answered as a repeat and never stored (issue 22)",
            tests=(*T_RECEIPTS, "tests/test_protocols.py")),
