@@ -16,7 +16,9 @@ Homes: the constants below name each core module once; a mutant's name
 starts with its area (``clock-``, ``pull-``, ``push-``, ``receipt-``,
 ``scope-``, ``wire-``, ``models-``, ``chunks-``, ``view-``, ``endpoint-``,
 ``classic-``, ``watermelon-``, ``deletion-``, ``limits-``, ``retention-``,
-``client-``, ``transport-``, ``resync-``). An area is the behaviour, not the
+``client-``, ``transport-``, ``resync-``, ``compiled-`` (queries compiled once),
+``auth-`` (token authentication), ``db-`` (lock timeouts), ``feed-`` (the change
+feed)). An area is the behaviour, not the
 file: a mutant keeps its name when its code moves (``watermelon-page-full-at-the-limit``
 now lives in pulls.py, which pages both protocols).
 """
@@ -57,6 +59,13 @@ LIMITS = "persistence_sync/limits.py"
 RETENTION = "persistence_sync/retention.py"
 TRANSPORT = "persistence_sync/client/transport.py"
 RESYNC = "persistence_sync/client/resync.py"
+COMPILED = "persistence_sync/compiled.py"
+AUTHENTICATION = "persistence_sync/authentication.py"
+FEED_ANNOUNCE = "persistence_sync/feed/announce.py"
+FEED_CHANGES = "persistence_sync/feed/changes.py"
+FEED_VIEWS = "persistence_sync/feed/views.py"
+FEED_HANDLER = "persistence_sync/feed/handler.py"
+FEED_SUBSCRIPTIONS = "persistence_sync/feed/subscriptions.py"
 
 T_CLOCK = ("tests/test_clock.py",)
 T_CLIENT = ("tests/test_client.py", "tests/test_lost_writes.py", "tests/test_split_push.py")
@@ -74,19 +83,45 @@ T_RETENTION = ("tests/test_retention.py",)
 T_WIRE = ("tests/test_client_wire.py", "tests/test_client_secrets.py", "tests/test_client.py")
 T_RESYNC = ("tests/test_resync.py",)
 T_HOSTILE = ("tests/test_hostile_input.py",)
+T_COMPILED = ("tests/test_compiled.py",)
+T_AUTH = ("tests/test_authentication.py",)
+T_DB = ("tests/test_db.py",)
+T_FEED = ("tests/test_feed.py",)
 
 MUTANTS = [
     # --- clock.py: stamps and the snapshot ---------------------------------------------
+    # The ORM's tick: the fallback of a database with no raw tick statement
+    # (tests run it through the `tick_by` fixture).
     Mutant("clock-tick-without-increment", CLOCK,
            'Greatest(F("value") + 1, Value(wall_ms()))', 'Greatest(F("value"), Value(wall_ms()))',
            "two writes in one millisecond share a stamp", tests=T_CLOCK),
     Mutant("clock-tick-wall-clock-only", CLOCK,
            'Greatest(F("value") + 1, Value(wall_ms()))', "Value(wall_ms())",
            "the wall clock going back (NTP) gives a stamp below an earlier one", tests=T_CLOCK),
+    # The raw tick (SQLite, PostgreSQL, MySQL): one UPDATE ... RETURNING, or UPDATE and SELECT.
+    Mutant("clock-raw-tick-without-increment", CLOCK,
+           "SET value = {greatest}(value + 1, %s) WHERE", "SET value = {greatest}(value, %s) WHERE",
+           "the tick does not advance past the committed value: two writes in one "
+           "millisecond share a stamp, and one client takes the other's batch for its echo",
+           tests=T_CLOCK),
+    Mutant("clock-raw-tick-wall-clock-only", CLOCK,
+           "SET value = {greatest}(value + 1, %s) WHERE", "SET value = %s WHERE",
+           "the wall clock taken as the stamp: NTP stepping back gives a stamp below an "
+           "earlier one, below a `now` some client already pulled", tests=T_CLOCK),
+    Mutant("clock-raw-first-tick-not-advanced", CLOCK,
+           "            Clock.objects.using(using).bulk_create([Clock(model=key, value=0)],\n"
+           "                                                   ignore_conflicts=True)\n",
+           "            Clock.objects.using(using).bulk_create([Clock(model=key, value=wall)],\n"
+           "                                                   ignore_conflicts=True)\n"
+           "            return wall\n",
+           "the row created at the wall clock looks like a first tick: a second first writer, "
+           "whose insert waited for the first's, returns its own wall clock without the "
+           "row's lock, and the counter stays below its stamp",
+           server_db=True, tests=("tests/test_concurrency.py",)),
     Mutant("clock-tick-outside-atomic-allowed", CLOCK,
            "if not connections[using].in_atomic_block:", "if False:",
            "forgetting that the lock only orders writers inside a transaction", tests=T_MODELS),
-    Mutant("clock-first-tick-not-advanced", CLOCK,
+    Mutant("clock-first-tick-not-advanced", CLOCK,  # the ORM's tick
            "Clock(model=key, value=0)], ignore_conflicts=True)\n        counter.update(**advance)",
            "Clock(model=key, value=wall_ms())], ignore_conflicts=True)",
            "the first write of a model takes the wall clock without the row lock",
@@ -96,9 +131,8 @@ MUTANTS = [
            "a proxy model gets a counter of its own, so its writes and the concrete "
            "model's no longer wait for each other", tests=T_CLOCK),
     Mutant("clock-committed-now-latest-row", CLOCK,
-           '.values_list("value", "tombstones_pruned_to")\n        .first()',
-           '.values_list("value", "tombstones_pruned_to")\n        .last()',
-           "first()/last() look interchangeable on a one-row filter",
+           "return rows[0] if rows else (0, 0)", "return rows[-1] if rows else (0, 0)",
+           "the first and the last row look interchangeable on a one-row filter",
            equivalent="the filter is on the primary key: at most one row"),
     Mutant("clock-snapshot-read-committed-postgresql", CLOCK,
            '"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"',
@@ -137,30 +171,29 @@ MUTANTS = [
            "the snapshot is in neither this pull nor the next one's window",
            server_db=True, tests=T_PULL),
     Mutant("pull-tombstones-since-inclusive", PULLS,
-           "model=self.registration.label, last_change__gt=since, last_change__lte=self.now)",
-           "model=self.registration.label, last_change__gte=since, last_change__lte=self.now)",
+           "model=self.registration.label, last_change__gt=self.since, last_change__lte=self.now)",
+           "model=self.registration.label, last_change__gte=self.since, last_change__lte=self.now)",
            "an off-by-one on the window's lower bound", tests=T_PULL),
     Mutant("pull-rows-since-inclusive", PULLS,
-           "joined = models.Q(last_change__gt=since)", "joined = models.Q(last_change__gte=since)",
+           'joined = models.Q(**{f"{stamp}__gt": since})', 'joined = models.Q(**{f"{stamp}__gte": since})',
            "an off-by-one on the window's lower bound", tests=T_PULL),
     Mutant("pull-zero-stamps-skipped", PULLS,
-           "        since = self.source.since if self.source.since > 0 else -1\n"
-           "        queryset = self.access.queryset.using(self.using)\n",
-           "        since = self.source.since\n"
-           "        queryset = self.access.queryset.using(self.using)\n",
+           "self.since = source.since if source.since > 0 else -1",
+           "self.since = source.since",
            "forgetting rows written past the clock (fixtures) keep stamp 0", tests=T_PULL),
     Mutant("pull-rows-above-now", PULLS,
-           "return queryset.filter(joined, last_change__lte=self.now)", "return queryset.filter(joined)",
+           'return queryset.filter(joined, **{f"{stamp}__lte": self.now})',
+           "return queryset.filter(joined)",
            "the upper bound looks redundant: it is not for a page, whose `now` is the "
            "first page's", tests=T_PULL),
     Mutant("pull-tombstones-above-now", PULLS,
-           "model=self.registration.label, last_change__gt=since, last_change__lte=self.now)",
-           "model=self.registration.label, last_change__gt=since)",
+           "model=self.registration.label, last_change__gt=self.since, last_change__lte=self.now)",
+           "model=self.registration.label, last_change__gt=self.since)",
            "the upper bound looks redundant: it is not for a page, whose `now` is the "
            "first page's", tests=T_PULL),
     Mutant("pull-ignores-visibility", PULLS,
-           "        queryset = self.access.queryset.using(self.using)\n        joined",
-           "        queryset = self.registration.model._base_manager.using(self.using)\n        joined",
+           "        queryset = self.access.queryset.using(self.using)\n        stamp = ",
+           "        queryset = self.registration.model._base_manager.using(self.using)\n        stamp = ",
            "the model's table read directly, past get_queryset and the scope",
            tests=("tests/test_registry.py",)),
     Mutant("pull-order-by-stamp", PULLS,
@@ -357,10 +390,11 @@ MUTANTS = [
            "a replay of an unknown id answers 'never stored' but leaves the id open: a "
            "late copy is then stored after the client decided it again", tests=T_RECEIPTS),
     Mutant("receipt-abandoned-copy-accepted", RECEIPTS,
-           "            if found.stamp is None and not self.replay:\n", "            if False:\n",
+           "            if stamp is None and not self.replay:\n", "            if False:\n",
            "a late copy of an abandoned push answered like a repeat", tests=T_RECEIPTS),
-    Mutant("receipt-per-server-not-per-model", RECEIPTS,
-           "filter(endpoint=self.endpoint, user=self.user)", "filter(user=self.user)",
+    Mutant("receipt-per-server-not-per-model", RECEIPTS,  # the lookup that answers a repeat
+           "PushReceipt.objects.filter(endpoint=endpoint, user=user,",
+           "PushReceipt.objects.filter(user=user,",
            "push ids taken as global: one model's push answered with another's stamp",
            tests=T_RECEIPTS),
 
@@ -485,8 +519,9 @@ MUTANTS = [
            'kwargs["update_fields"] = [*kwargs["update_fields"], "last_change"]', "pass",
            "an upsert's update_fields list only the synced fields", tests=T_PUSH),
     Mutant("models-prepared-upsert-keeps-tombstone", MODELS,
-           "        if attname is None:\n            Tombstone.forget(self.model, pks, self.using)\n",
-           "        if attname is None:\n            pass\n",
+           "            Tombstone.forget(self.model, [pk for pk in pks if stored is None or pk not in "
+           "stored],\n                             self.using)\n",
+           "            pass\n",
            "a push re-creating a deleted id keeps its tombstone: pulls carry both",
            tests=T_PUSH),
     Mutant("models-queryset-update-unstamped", MODELS,
@@ -503,7 +538,7 @@ MUTANTS = [
            tests=T_MODELS),
     Mutant("models-delete-no-tombstone", MODELS,
            "        if victim is model:\n"
-           "            Tombstone.record(model, pks, stamp, using, scopes=scopes)\n",
+           "            Tombstone.record(model, pks, stamp, using, scopes=scopes, live=True)\n",
            "        if victim is model:\n            pass\n",
            "a set-based delete sends no post_delete for the tombstone", tests=T_MODELS),
     Mutant("models-tombstoned-never-reset", MODELS,
@@ -524,8 +559,8 @@ MUTANTS = [
            "for chunk in list(chunks([str(pk) for pk in pks]))[:1]:",
            "forgetting the tombstones of the first BATCH_SIZE ids only", tests=T_MODELS),
     Mutant("models-record-keeps-old-tombstone", MODELS,
-           "        cls.forget(model, pks, using, scopes=scopes, user=user)\n",
-           "",
+           "            cls.forget(model, pks, using, scopes=scopes, user=user)\n",
+           "            pass\n",
            "a fresh deletion looks like it cannot have a tombstone yet",
            equivalent="every way of re-creating an id forgets its tombstone (save, "
            "bulk_create_at, upserts, insert_at); a regained value's revocations are deleted "
@@ -711,8 +746,10 @@ MUTANTS = [
            "a page that stops inside the deletions starts them over: more tombstones than "
            "`limit` bring the same page for ever", tests=T_WATERMELON),
     Mutant("watermelon-batch-not-reset", PULLS,
-           "            yield batch\n            batch = []\n", "            yield batch\n",
-           "the batch list reused: more deletions than BATCH_SIZE send earlier ids again",
+           "    for rows in compiled.batches(using, query, sync_settings.BATCH_SIZE):\n        items = []\n",
+           "    items = []\n    for rows in compiled.batches(using, query, sync_settings.BATCH_SIZE):\n",
+           "the batch list made once, outside the loop: more records than BATCH_SIZE send "
+           "earlier ones again with every batch",
            tests=T_WATERMELON),
     Mutant("watermelon-max-items-counts-tables", LIMITS,
            "                    if count == max_items:\n", "                    if position == max_items:\n",
@@ -1100,8 +1137,10 @@ MUTANTS = [
            equivalent="run_with_retries itself runs the step in a savepoint inside a caller's "
            "atomic block (db.py): in_savepoint nests a second one"),
     Mutant("push-relation-to-hidden-object", PUSHES,
-           "        targets = access.related(target, using)\n",
-           "        targets = target._base_manager.db_manager(using).all()\n",
+           "        found = access.related(target, codec.field.target_field.attname, list(wanted), using)\n",
+           "        found = set(target._base_manager.db_manager(using).filter(**{\n"
+           "            f\"{codec.field.target_field.attname}__in\": list(wanted)}).values_list(\n"
+           "            codec.field.target_field.attname, flat=True))\n",
            "a foreign key checked for existence only: a push may link to an object it may "
            "not see, and learn that it exists", tests=(*T_SCOPING, "tests/test_protocols.py")),
     Mutant("push-unanswered-values-written", PUSHES,
@@ -1122,8 +1161,9 @@ MUTANTS = [
            server_db="mysql", tests=T_HOSTILE),
 
     # --- receipts.py: idempotent pushes (issue 22) ------------------------------------------
-    Mutant("receipt-per-endpoint-not-per-user", RECEIPTS,
-           "filter(endpoint=self.endpoint, user=self.user)", "filter(endpoint=self.endpoint)",
+    Mutant("receipt-per-endpoint-not-per-user", RECEIPTS,  # the lookup that answers a repeat
+           "PushReceipt.objects.filter(endpoint=endpoint, user=user,",
+           "PushReceipt.objects.filter(endpoint=endpoint,",
            "push ids taken as the client's: another user's push with the same id is "
            "answered as a repeat and never stored (issue 22)",
            tests=(*T_RECEIPTS, "tests/test_protocols.py")),
@@ -1166,4 +1206,140 @@ MUTANTS = [
            "            _tombstones_of_cascade(victim, victim_pks, using)\n", "",
            "the deleted model's tombstones written, not its cascade's: devices keep the children",
            tests=T_MODELS),
+
+    # --- pulls.py: the stamp as an expression (by_id reads) ------------------------------
+    Mutant("pull-stamp-alias-32-bit", PULLS,
+           "output_field=models.BigIntegerField()))\n            stamp = \"ps_stamp_value\"",
+           "output_field=models.IntegerField()))\n            stamp = \"ps_stamp_value\"",
+           "Django types F() + Value(0) as an IntegerField, so leaving it so looks right: "
+           "PostgreSQL then drops `stamp > since` as always false for any real since "
+           "(beyond 32 bits), and a pull bringing a granted value skips the window's other "
+           "changes (SQLite cannot tell: any integer fits)",
+           server_db=True, tests=(*T_SCOPING, *T_PAGING)),
+
+    # --- compiled.py: queries compiled once per process -------------------------------------
+    Mutant("compiled-key-ignores-database", COMPILED,
+           "cache_key = (using, tuple(map(_hashed, key)), shape)",
+           "cache_key = (tuple(map(_hashed, key)), shape)",
+           "the key names the query, so the database looks implied: a project with two "
+           "databases of different kinds reads the second with the first's SQL and converters",
+           server_db=True, tests=T_COMPILED),
+    Mutant("compiled-key-ignores-padded-length", COMPILED,
+           "cache_key = (using, tuple(map(_hashed, key)), shape)",
+           "cache_key = (using, tuple(map(_hashed, key)), tuple(kind for kind, _ in shape))",
+           "the kinds of the values look like the query's shape: a list of 3 ids then reads "
+           "with the template of a list of 2, and the third object is never found",
+           tests=T_COMPILED),
+    Mutant("compiled-padding-with-a-blank", COMPILED,
+           "padded.append([*value, *[value[-1]] * (size - len(value))])",
+           "padded.append([*value, *[item_kind()] * (size - len(value))])",
+           "a list padded with the kind's empty value (\"\" or 0) looks neutral: a row whose "
+           "value is empty is read for a list that does not name it",
+           tests=T_COMPILED),
+    Mutant("compiled-markers-swapped", COMPILED,
+           "    if kind is int:\n        return _INT_MARKER",
+           "    if kind is str:\n        return _INT_MARKER",
+           "int and str markers confused: no marker comes out as it went in, so every hot "
+           "query is compiled again on every request (the poll's cost doubles)",
+           tests=T_COMPILED),
+    Mutant("compiled-int-marker-zero", COMPILED,
+           "_INT_MARKER = -2_100_000_000", "_INT_MARKER = 0",
+           "any integer looks fine as a marker: markers 0, 1, ... meet the query's own "
+           "constants (a pull's removed flag), which are then bound to the request's values",
+           tests=(*T_COMPILED, *T_PULL)),
+    Mutant("compiled-converters-skipped", COMPILED,
+           "        if not self.converters:\n            return list(rows)\n",
+           "        return list(rows)\n",
+           "the raw rows look like the ORM's: decimals, dates and JSON come back as the "
+           "database's strings", tests=T_COMPILED),
+    Mutant("compiled-every-marker-assumed-found", COMPILED,
+           "    if found != set(markers):  # a value went through a conversion, or was left out\n"
+           "        return None\n",
+           "",
+           "every marker assumed to come out as a parameter: one a lookup transformed "
+           "(contains wraps it in %) stays in the template as a constant, and the query "
+           "answers the first request's value for ever", tests=T_COMPILED),
+
+    # --- authentication.py: the token lookup, compiled ----------------------------------------
+    Mutant("auth-inactive-user-accepted", AUTHENTICATION,
+           "        if not user.is_active:\n"
+           "            raise exceptions.AuthenticationFailed(_(\"User inactive or deleted.\"))\n",
+           "",
+           "the token found looks enough: a deactivated user's devices keep syncing",
+           tests=T_AUTH),
+    Mutant("auth-unknown-token-anonymous", AUTHENTICATION,
+           "            raise exceptions.AuthenticationFailed(_(\"Invalid token.\"))\n",
+           "            return None  # type: ignore[return-value]\n",
+           "an unknown token answered like no header (anonymous) rather than DRF's 401: "
+           "a device whose token was revoked is served as anonymous", tests=T_AUTH),
+
+    # --- db.py: lock timeouts --------------------------------------------------------------
+    Mutant("db-timeout-cache-ignores-new-connection", DB,
+           "    if known is not None and known[0] is raw:\n", "    if known is not None:\n",
+           "the session's timeout cached per alias, not per connection: kept across a "
+           "reconnection",
+           equivalent="every connection of an alias opens with the same session timeout "
+           "(Django applies the alias's OPTIONS on each connect, lock_timeout always restores "
+           "it, PostgreSQL's is SET LOCAL and never read), so the old connection's value is "
+           "the new one's"),
+    Mutant("db-lock-timeout-outlives-the-transaction", DB,
+           "\"SELECT set_config('lock_timeout', %s, true)\"",
+           "\"SELECT set_config('lock_timeout', %s, false)\"",
+           "set_config's third argument read as 'apply now': the push's short lock timeout "
+           "stays on the connection, and the project's own later transactions on it give up "
+           "on locks after LOCK_TIMEOUT", server_db=True, tests=T_DB),
+
+    # --- feed/: the change feed ------------------------------------------------------------
+    Mutant("feed-scoped-model-followed-as-a-whole", FEED_SUBSCRIPTIONS,
+           "table_name(registration), access.values, registration))",
+           "table_name(registration), None, registration))",
+           "every model followed as a whole, as a get_queryset= one is: an owner='s change "
+           "is announced to every user, who learns that someone else's objects changed",
+           tests=T_FEED),
+    Mutant("feed-revocation-told-to-the-scope", FEED_CHANGES,
+           "        elif scope is not None:\n            found.scopes.add(scope)\n",
+           "        if scope is not None:\n            found.scopes.add(scope)\n",
+           "a removal's scope always counted: a user's revocation (leaving a team) is "
+           "announced to every member of the team, who learns of a change they cannot see",
+           tests=T_FEED),
+    Mutant("feed-window-since-inclusive", FEED_CHANGES,
+           "    return queryset.filter(last_change__gt=since, last_change__lte=until)\n",
+           "    return queryset.filter(last_change__gte=since, last_change__lte=until)\n",
+           "an off-by-one on the window: the change a client heard last is announced again "
+           "with the next change of the model, whoever's (the client learns that someone "
+           "else's object changed), and again when it reconnects from that position",
+           tests=T_FEED),
+    Mutant("feed-missed-removal-unreported", FEED_CHANGES,
+           "if rows.filter(**{f\"{model.scope_attname}__in\": values.raw}).exists() or "
+           "removals.filter(mine).exists():",
+           "if rows.filter(**{f\"{model.scope_attname}__in\": values.raw}).exists():",
+           "the rows looked like the whole change: a client away while its object was "
+           "deleted is not told on reconnecting, and keeps it until something else changes",
+           tests=T_FEED),
+    Mutant("feed-notice-id-is-the-sum", FEED_VIEWS,
+           "% (notice.snapshot.position, data)", "% (notice.snapshot.total, data)",
+           "the snapshot's sum names it exactly (the long-poll's since), so it looks like the "
+           "better id: the id is then no pull's now, and a client comparing it with its pulls "
+           "never catches up", tests=T_FEED),
+    Mutant("feed-long-poll-answers-at-once", FEED_VIEWS,
+           "            subscriber.wait(wait)\n            return self.answer()\n",
+           "            return self.answer()\n",
+           "the pending notice looks like the whole answer: a long-poll with nothing to tell "
+           "answers at once, and every WSGI client polls in a busy loop", tests=T_FEED),
+    Mutant("feed-stalled-client-not-dropped", FEED_HANDLER,
+           "                    await send_within(\n"
+           "                        send, {\"type\": \"http.response.body\", \"body\": chunk, "
+           "\"more_body\": True}, timeout)\n",
+           "                    await send({\"type\": \"http.response.body\", \"body\": chunk, "
+           "\"more_body\": True})\n",
+           "send() looks non-blocking: a client that stops reading holds its connection, its "
+           "task and its subscriber for ever", tests=T_FEED),
+    Mutant("feed-announced-before-commit", FEED_ANNOUNCE,
+           "    connection = connections[using]\n    if notifies(connection.vendor):\n"
+           "        with connection.cursor() as cursor:\n",
+           "    connection = connections[using]\n    if notifies(connection.vendor):\n"
+           "        with connections.create_connection(using).cursor() as cursor:\n",
+           "NOTIFY sent on a connection of its own so that a long transaction does not delay it: "
+           "it goes out at once, before the rows are visible, and for a write that rolls back",
+           server_db=True, tests=T_FEED),
 ]

@@ -97,6 +97,18 @@ def sync():
     return SyncClient()
 
 
+@pytest.fixture(params=["raw statement", "ORM statements"], ids=["raw-tick", "orm-tick"])
+def tick_by(request, monkeypatch):
+    """Each way the clock ticks: SQLite, PostgreSQL and MySQL run one raw
+    statement; any other database backend (Oracle, a third-party one) the
+    ORM's statements, which must give the same stamps."""
+    from persistence_sync import clock
+
+    if request.param == "ORM statements":
+        monkeypatch.setattr(clock, "_tick_statements", lambda connection: None)
+    return request.param
+
+
 @pytest.fixture
 def fresh_registry():
     """A copy of the default registry, swapped in for the test to change at will.

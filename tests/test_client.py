@@ -463,3 +463,21 @@ def test_a_run_with_another_url_than_the_last_is_warned_of(server, monkeypatch):
     assert "were last synced" not in syncall_command(server, monkeypatch, "--server", other)[1]
     results = run(server)  # back to the first URL: warned of in the results too
     assert results["todo.project"].previous_url == "http://remote.example:8000/projectUpdates"
+
+
+def test_an_object_moved_to_another_scope_here_is_pushed_as_a_move_not_a_deletion(server):
+    """A scope= model's object moved between scopes here leaves a removal for its old scope
+    (for this site's own clients), yet it lives on: the sync pushes the move, no deletion."""
+    from django.contrib.auth.models import Group
+
+    from tests.testapp.models import Board
+
+    red, blue = Group.objects.create(name="red"), Group.objects.create(name="blue")
+    Board.objects.create(id="B1", team=red, title="t")
+    run(server, models=["testapp.board"])
+    Board.objects.filter(pk="B1").update(team=blue)
+    assert Tombstone.objects.filter(object_id="B1").exists()  # the departure from red
+    result = run(server, models=["testapp.board"])["testapp.board"]
+    assert (result.pushed, result.removed) == (1, 0)
+    assert server.objects[SERVER + "boards"]["B1"]["team"] == blue.pk
+    assert Board.objects.get(pk="B1").team == blue

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 LATER = 5_000_000_000_000  # ms, far above any real stamp, so the wall clock leads
 
 
-def test_stamps_increase_when_the_wall_clock_stands_still_or_goes_back(monkeypatch, sync):
+def test_stamps_increase_when_the_wall_clock_stands_still_or_goes_back(monkeypatch, sync, tick_by):
     walls = iter([LATER, LATER, LATER - 10**12, LATER + 1000])
     monkeypatch.setattr(clock, "wall_ms", lambda: next(walls))
     stamps = [Task.objects.create(name=str(i)).last_change for i in range(4)]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import models
+from django.db import connection, connections, models
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -33,6 +33,7 @@ def test_a_compiled_query_reads_what_the_orm_reads(count):
     # Lists of every length share a few compiled shapes (padded to a power of
     # two); converted columns (decimals, dates, JSON) come back as the ORM's.
     due = timezone.now().replace(microsecond=0)
+    Gadget.objects.create(name="")  # an empty value, which no list below names
     for index in range(10):
         Gadget.objects.create(name=f"g{index}", price=decimal.Decimal("1.25") * index, due=due,
                               day=datetime.date(2026, 1, 1 + index), data={"n": [index]},
@@ -55,6 +56,54 @@ def test_values_that_cannot_be_marked_are_read_by_the_orm():
     earlier = timezone.now() - datetime.timedelta(days=1)
     assert compiled.fetch("default", ("due after",), due_after, earlier) == [("dated",)]
     assert compiled.fetch("default", ("due after",), due_after, timezone.now()) == []
+
+
+def test_a_value_that_a_lookup_transforms_is_read_afresh_each_time():
+    # contains wraps its value in % (escaped): it does not come out as it went
+    # in, so the query is built for each value, as the ORM would.
+    for name in ("apple", "banana"):
+        Gadget.objects.create(name=name)
+
+    def containing(part):
+        return Gadget.objects.filter(name__contains=part).values_list("name")
+
+    assert compiled.fetch("default", ("containing",), containing, "pp") == [("apple",)]
+    assert compiled.fetch("default", ("containing",), containing, "nan") == [("banana",)]
+
+
+@pytest.fixture
+def sqlite_alias():
+    """A second database of another kind, as a project may add one (a PostgreSQL primary
+    and a SQLite store, say): made for the test, with the users' table only."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    if connection.vendor == "sqlite":
+        pytest.skip("the default database is SQLite already (PS_DB=postgresql or mysql)")
+    configured = connections.configure_settings(
+        {"default": {}, "side": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})
+    connections["side"] = side = DatabaseWrapper(configured["side"], alias="side")
+    with side.schema_editor() as editor:
+        editor.create_model(get_user_model())
+    try:
+        yield "side"
+    finally:
+        side.close()
+        del connections["side"]
+
+
+def test_each_database_reads_with_its_own_compiled_query(sqlite_alias):
+    # The same key on two databases: each its own SQL and converters (SQLite's
+    # dates come back as text without them).
+    users = get_user_model()
+
+    def named(names):
+        return users.objects.filter(username__in=names).values_list("username", "is_active",
+                                                                     "date_joined")
+
+    for alias in ("default", sqlite_alias):
+        users.objects.db_manager(alias).create_user("ann", password="unused")
+        expected = list(named(["ann", "bob"]).using(alias))
+        assert compiled.fetch(alias, ("named",), named, ["ann", "bob"]) == expected
 
 
 # The shop a request serves, as a multi-tenant project keeps it: read by the

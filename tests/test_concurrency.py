@@ -188,7 +188,7 @@ def test_a_pull_reads_the_clock_and_the_rows_in_one_snapshot(sync, monkeypatch):
         (kept.pk, "after the snapshot", None), (other.pk, None, True)]
 
 
-def test_the_first_writes_of_a_model_get_distinct_stamps():
+def test_the_first_writes_of_a_model_get_distinct_stamps(tick_by):
     """Two writers meet a model's clock row missing: the second waits for the first's row.
 
     The second must still advance the counter once the first commits, or

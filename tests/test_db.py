@@ -81,3 +81,26 @@ def test_is_in_filters_by_a_batch_of_values_as_in_does():
     Task.objects.create(name="his", owner=bob)
     assert list(Task.objects.filter(db.is_in("owner", [alice.pk])).values_list(
         "name", flat=True)) == ["hers"]
+
+
+def session_lock_timeout():
+    """The connection's own lock wait setting, as the project configured it."""
+    statement = {"postgresql": "SHOW lock_timeout",
+                 "mysql": "SELECT @@SESSION.innodb_lock_wait_timeout"}.get(
+        connection.vendor, "PRAGMA busy_timeout")
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+        return cursor.fetchone()[0]
+
+
+def test_a_lock_timeout_ends_with_its_transaction():
+    """A push's LOCK_TIMEOUT is its own: the project's later transactions on the same
+    connection wait for locks as the project configured, not LOCK_TIMEOUT."""
+    from django.db import transaction
+
+    configured = session_lock_timeout()
+    with transaction.atomic(), db.lock_timeout("default", 3.0):
+        assert session_lock_timeout() != configured
+    assert session_lock_timeout() == configured
+    with transaction.atomic():  # the next transaction too
+        assert session_lock_timeout() == configured

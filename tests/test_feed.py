@@ -9,6 +9,7 @@ processes and faults are tests/integration/test_feed_live.py's.
 """
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -17,6 +18,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client, override_settings
 from todo.models import Task
 
+from persistence_sync import clock
 from persistence_sync.feed import hub as hubs
 from persistence_sync.feed import watch
 from persistence_sync.feed.handler import FeedASGIHandler
@@ -118,6 +120,19 @@ def test_a_change_reaches_its_owner_only(devices, feed, people):
     assert ann.notice() is None
 
 
+def test_a_later_change_of_the_same_model_is_not_told_again(devices, feed, people):
+    """Windows are (previous, current]: what a client heard of is not announced again,
+    live or on reconnecting, when someone else's object of that model changes."""
+    memo(people["ann"])
+    heard = advance(feed)
+    ann, bob = devices("ann"), devices("bob")
+    memo(people["bob"], pk="M2")
+    advance(feed)
+    assert bob.notice() == ({"memos"}, {"memos"})
+    assert ann.notice() is None
+    assert devices("ann", since=heard.token).notice() is None
+
+
 def test_an_unscoped_model_concerns_everyone_who_may_read_it(devices, feed):
     ann, bob, nobody = devices("ann"), devices("bob"), devices(None)
     Gadget.objects.create(id="G1", name="g")
@@ -142,6 +157,26 @@ def test_a_team_change_reaches_the_team_only(devices, feed, people):
     advance(feed)
     assert ann.notice() == ({"boards"}, {"boards"})
     assert bob.notice() is None, "bob is not in red: he learns nothing of its boards"
+
+
+def test_a_notices_id_is_the_now_a_pull_answers(devices, feed, people):
+    """The SSE bytes as an EventSource reads them: a client whose pull answered a now at
+    or above the id has the change already."""
+    device = devices("ann")
+    Gadget.objects.create(id="G1", name="older")  # another clock, so that ids are not sums
+    memo(people["ann"])
+    advance(feed)
+    chunks = iter(device.response.streaming_content)
+    assert next(chunks).startswith(b"retry: ")
+    event = next(chunks).decode()
+    lines = event.rstrip("\n").split("\n")
+    assert lines[0] == "event: change" and event.endswith("\n\n")
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    pull = Client()
+    pull.force_login(people["ann"])
+    assert int(fields["id"]) == pull.get("/memos", {"since": 0}).json()["now"]
+    assert json.loads(fields["data"]) == {"endpoints": ["gadgets", "memos"],
+                                          "tables": ["gadgets", "memos"]}
 
 
 def test_changes_of_one_snapshot_come_as_one_notice(devices, feed, people):
@@ -265,6 +300,25 @@ def test_a_grant_and_a_revocation_reach_the_user(devices, feed, people):
     assert bob.notice() is None
 
 
+def test_a_revocation_reaches_only_the_user_who_lost_the_value(devices, feed, people):
+    red = Group.objects.create(name="red")
+    for person in people.values():
+        person.groups.add(red)
+    Board.objects.create(id="B1", team=red)
+    bob = Client()
+    bob.force_login(people["bob"])
+    for name in ("ann", "bob"):  # each pull records its user's grant of red
+        client = Client()
+        client.force_login(people[name])
+        assert client.get("/boards", {"since": 0}).status_code == 200
+    advance(feed)
+    ann = devices("ann")
+    people["bob"].groups.remove(red)
+    assert bob.get("/boards", {"since": 1}).status_code == 200  # records his revocation
+    assert advance(feed).total > feed.history.snapshots[-2].total  # the revocation moved the clock
+    assert ann.notice() is None, "ann, still in red, learns nothing of bob leaving it"
+
+
 def test_a_grant_recorded_by_one_device_reaches_the_users_other_devices(devices, feed, people):
     red = Group.objects.create(name="red")
     Board.objects.create(id="B1", team=red)
@@ -304,6 +358,14 @@ def test_a_long_poll_answers_what_changed_after_since(feed, people):
     assert long_poll(people["bob"], since=before, wait=0)["endpoints"] == []
     # The answer's since names that snapshot: nothing more to tell, no loop.
     assert long_poll(people["ann"], since=answer["since"], wait=0)["endpoints"] == []
+
+
+def test_a_long_poll_with_nothing_to_tell_waits_before_answering(feed, people):
+    # Answering at once would make every WSGI client poll in a busy loop.
+    started = time.monotonic()
+    answer = long_poll(people["ann"], since=feed.current.token, wait=1)
+    assert time.monotonic() - started >= 0.9
+    assert answer["endpoints"] == [] and answer["since"] == feed.current.token
 
 
 def test_a_long_poll_with_a_pulls_now_as_since(feed, people):
@@ -362,7 +424,10 @@ def test_last_event_id_of_a_notice_tells_only_what_was_missed(devices, feed, peo
 
 
 def test_last_event_id_wins_over_the_since_an_event_source_first_connected_with(devices, feed,
-                                                                               people):
+                                                                               people, monkeypatch):
+    # A wall clock that moves between the two writes: two models written in one
+    # millisecond share a position, which (rightly) names the earlier snapshot too.
+    monkeypatch.setattr(clock, "wall_ms", itertools.count(clock.wall_ms()).__next__)
     first = feed.current.token
     memo(people["ann"])
     after_memo = advance(feed)
@@ -377,6 +442,15 @@ def test_last_event_id_wins_over_the_since_an_event_source_first_connected_with(
     device = devices("ann", since=first, HTTP_LAST_EVENT_ID=str(heard.position))
     endpoints, _ = device.notice()
     assert "memos" not in endpoints  # since= alone would announce the memo again
+
+
+def test_a_deletion_missed_while_away_is_told_on_reconnecting(devices, feed, people):
+    memo(people["ann"])
+    heard = advance(feed)  # the client's last notice
+    Memo.objects.get(id="M1").delete()
+    advance(feed)
+    assert devices("ann", since=heard.token).notice() == ({"memos"}, {"memos"})
+    assert devices("bob", since=heard.token).notice() is None
 
 
 @pytest.mark.parametrize("last_event_id", ["garbage", "0", "12"])

@@ -255,6 +255,18 @@ class TestTeams:
         bob.push("boards", [{"id": "R1", "_removed": True}])  # a no-op, not refused for ever
         assert Board.objects.get(id="R1").title == "t"
 
+    def test_a_board_edited_after_moving_still_leaves_the_old_teams_devices(self, ann, bob, teams):
+        # The edit (the admin's save()) writes the board where it is: the removal
+        # from the team it left stays until that team's devices have pulled it.
+        red, blue = teams
+        ann.push("boards", [{"id": "R1", "team": red.pk, "title": "t"}])
+        assert ids(bob.pull("boards")) == ["R1"]
+        ann.push("boards", [{"id": "R1", "team": blue.pk}])
+        board = Board.objects.get(id="R1")
+        board.title = "edited in the admin"
+        board.save()
+        assert [(u["id"], u.get("_removed")) for u in bob.pull("boards")] == [("R1", True)]
+
     def test_a_deleted_id_of_another_team_cannot_be_recreated(self, ann, bob, cid, teams):
         red, blue = teams
         cid.push("boards", [{"id": "U1", "team": blue.pk}])

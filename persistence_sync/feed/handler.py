@@ -109,12 +109,12 @@ class FeedASGIHandler(ASGIHandler):
     async def stream(self, response: FeedResponse, send: Any) -> None:
         timeout = sync_settings.FEED_SEND_TIMEOUT
         try:
-            await asyncio.wait_for(send(start_message(response)), timeout)
+            await send_within(send, start_message(response), timeout)
             async with contextlib.aclosing(response.chunks) as chunks:
                 async for chunk in chunks:
-                    await asyncio.wait_for(
-                        send({"type": "http.response.body", "body": chunk, "more_body": True}), timeout)
-            await asyncio.wait_for(send({"type": "http.response.body", "more_body": False}), timeout)
+                    await send_within(
+                        send, {"type": "http.response.body", "body": chunk, "more_body": True}, timeout)
+            await send_within(send, {"type": "http.response.body", "more_body": False}, timeout)
         except asyncio.TimeoutError:
             # The client stopped reading: its connection goes, and with it all it held.
             logger.info("A feed client read nothing for %s s; its connection was dropped.", timeout)
@@ -125,6 +125,25 @@ def start_message(response: HttpResponseBase) -> dict:
     headers += [(b"Set-Cookie", cookie.output(header="").encode("ascii").strip())
                 for cookie in response.cookies.values()]
     return {"type": "http.response.start", "status": response.status_code, "headers": headers}
+
+
+async def send_within(send: Any, message: dict, timeout: float) -> None:
+    """``await send(message)``, giving up after ``timeout`` seconds (``asyncio.TimeoutError``).
+
+    Not ``asyncio.wait_for``: before Python 3.12 it swallows a cancellation that
+    lands as the send completes, so a stream whose client had left went on
+    streaming, and the handler awaiting it hung for ever.
+    """
+    sending = asyncio.ensure_future(send(message))
+    try:
+        done, _ = await asyncio.wait({sending}, timeout=timeout)
+    except asyncio.CancelledError:
+        sending.cancel()
+        raise
+    if not done:
+        sending.cancel()
+        raise asyncio.TimeoutError
+    sending.result()
 
 
 async def wait_for_disconnect(receive: Any) -> None:
