@@ -261,10 +261,13 @@ class AsyncSubscriber(Subscriber):
         """Wait at most ``timeout`` seconds for a notice (a long-poll); whether one is pending."""
         event = self._bind()
         if not self._pending():
+            # asyncio.wait, not wait_for: before Python 3.12 wait_for can swallow a
+            # cancellation (the client gone), as handler.send_within explains.
+            waiting = asyncio.ensure_future(event.wait())
             try:
-                await asyncio.wait_for(event.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait({waiting}, timeout=timeout)
+            finally:
+                waiting.cancel()
         event.clear()
         return self._pending()
 
