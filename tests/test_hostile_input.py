@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.test import override_settings
 from todo.models import Task
 
-from persistence_sync import models, pulls, pushes
+from persistence_sync import compiled, models, pulls, pushes
 from tests.testapp.models import Gadget
 
 pytestmark = pytest.mark.django_db
@@ -423,8 +423,7 @@ def task_id_collation(collation):
         [(foreign_key,)] = cursor.fetchall()
         cursor.execute(f"ALTER TABLE todo_task_tags DROP FOREIGN KEY {foreign_key}")
         cursor.execute(f"ALTER TABLE todo_task MODIFY id varchar(32) COLLATE {collation} NOT NULL")
-    pushes._exact_ids.clear()
-    pulls._collations.clear()
+    forget_schema()
     try:
         yield
     finally:
@@ -433,8 +432,16 @@ def task_id_collation(collation):
             cursor.execute("ALTER TABLE todo_task MODIFY id varchar(32) COLLATE utf8mb4_bin NOT NULL")
             cursor.execute(f"ALTER TABLE todo_task_tags ADD CONSTRAINT {foreign_key} "
                            "FOREIGN KEY (task_id) REFERENCES todo_task (id)")
-        pushes._exact_ids.clear()
-        pulls._collations.clear()
+        forget_schema()
+
+
+def forget_schema():
+    """What a process learns of the schema once (docs: restart the workers after a
+    collation change), as a restart would forget it: the id comparisons and the
+    compiled statements built for the old collation."""
+    pushes._exact_ids.clear()
+    pulls._collations.clear()
+    compiled._templates.clear()
 
 
 @pytest.mark.skipif(not MYSQL, reason="collations of MariaDB/MySQL")
