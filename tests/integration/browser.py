@@ -147,9 +147,13 @@ class TodoPage:
                 and self.console.append(message.text))
 
     def wait_for_sync(self, number):
-        """Wait until the page has finished its ``number``-th sync; return its result."""
-        self.page.wait_for_selector(f"#sync-status[data-syncs='{number}']:not([data-state=syncing])")
-        result = self.page.evaluate("() => todoApp.lastSync")
+        """Wait until the page has finished its ``number``-th sync and is idle; return its result.
+
+        Idle, and that sync's own result: with the change feed, the page may sync
+        again right after (its own push's notice), before a test looks.
+        """
+        self.page.wait_for_function("n => todoApp.syncs >= n && !todoApp.syncing", arg=number)
+        result = self.page.evaluate("n => todoApp.results[n]", number)
         assert result["ok"], result["error"]
         return result
 

@@ -57,8 +57,16 @@
 
   var $ = function (id) { return document.getElementById(id); };
   var statusLine = $("sync-status");
-  var app = (window.todoApp = {syncs: 0, lastSync: null, syncing: false,
+  // results: the last syncs' results by number, for scripts (and the tests) that
+  // must tell their own sync from one the change feed started right after it.
+  var app = (window.todoApp = {syncs: 0, lastSync: null, results: {}, syncing: false,
                                live: {state: "off", notices: 0}});
+
+  function recordSync(result) {
+    app.syncs += 1;
+    app.lastSync = app.results[app.syncs] = result;
+    delete app.results[app.syncs - 20];
+  }
   var Project, Task;
   var current = null; // the selected Project
 
@@ -246,8 +254,7 @@
         result.ms = Math.round(performance.now() - started);
         result.at = new Date();
         result.ok = true;
-        app.syncs += 1;
-        app.lastSync = result;
+        recordSync(result);
         $("pending").textContent = "";
         setStatus(
           "Synced at " + result.at.toLocaleTimeString() + " in " + result.ms + " ms: tasks " +
@@ -259,8 +266,7 @@
             ": the server had pruned older deletions." : ""),
           "ok");
       }, function (error) {
-        app.syncs += 1;
-        app.lastSync = {ok: false, error: String(error)};
+        recordSync({ok: false, error: String(error)});
         setStatus("Sync failed. " + String(error), "error");
       })
       .then(function () {
