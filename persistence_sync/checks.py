@@ -64,7 +64,10 @@ persistence_sync.W006      a throttle keys anonymous syncs on their address, NUM
 W002 and W003 carry the tag too but are not deployment checks: ``manage.py
 check`` and ``manage.py check --deploy`` both report them. W006 is a
 deployment check (``check --deploy`` only); W005 a database check
-(``check --database``, and ``migrate``).
+(``check --database``, and ``migrate``), tagged ``database`` only: Django 6.1
+runs a database check that also carries a named tag against every database
+whenever that tag is asked for, so ``check --tag persistence_sync`` (and
+``syncall``'s own check) would open a connection to each.
 
 The checks carry the tag ``"persistence_sync"`` (:data:`TAG`): ``manage.py
 check --tag persistence_sync`` runs only them, and ``manage.py syncall``
