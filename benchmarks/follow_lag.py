@@ -23,8 +23,6 @@ Exits with 1 when a write never reached the replica.
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# The machine line is live_feed's, so that the two benchmarks print the same one.
+from live_feed import machine  # noqa: E402  (benchmarks/ is the script's own directory)
 
 from tests.integration import feed, follow, live  # noqa: E402
 
@@ -86,21 +87,6 @@ def observe(replica, writer_process, expected, settle=10.0):
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
-
-
-def machine(db, env):
-    import django
-
-    lines = [f"machine: {os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}",
-             f"Python {platform.python_version()}, Django {django.get_version()}"]
-    if db == "postgresql":
-        with live.admin_connection(env) as connection:
-            lines.append(connection.execute("SHOW server_version").fetchone()[0].join(["PostgreSQL ", ""]))
-    else:
-        import sqlite3
-
-        lines.append(f"SQLite {sqlite3.sqlite_version}")
-    return ", ".join(lines)
 
 
 def main(argv=None):
